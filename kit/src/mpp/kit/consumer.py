@@ -1,0 +1,415 @@
+"""Reliable batch consumption: inbox, consumed offsets and effects in one transaction.
+
+For each batch fetched from Kafka:
+
+1. every record is parsed through the contracts; records that are not valid events (malformed,
+   unknown type or version) go to the group's dead-letter topic at once, with the reason in headers;
+2. in one database transaction, the batch's event ids are claimed in the inbox (duplicates are
+   skipped), the handler applies the effects of the new events, and the consumed offsets are stored;
+3. only then are the offsets committed to Kafka.
+
+A handler error that is deterministic (a bug, a bad value) is isolated by replaying the batch one
+event at a time; the failing event goes to the dead-letter topic and the others are applied.
+Transient errors (the database or the broker unavailable) are retried with backoff and never
+dead-lettered: the consumer pauses its partitions while it waits, keeping its group membership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mpp.contracts.envelope import Envelope, UnknownEventType
+from mpp.contracts.kafka import MalformedEvent, from_record
+from mpp.kit.db import dialect_insert, is_transient
+from mpp.kit.observability import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+DLQ_PREFIX = "dlq_"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """An event as consumed: the envelope and where it was read from."""
+
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+    raw: Any = None
+
+
+BatchHandler = Callable[[AsyncSession, Sequence[ReceivedEvent]], Awaitable[None]]
+"""Applies the effects of a batch of new events inside the consumer's transaction. Never commits."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: EventConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._owner._on_assigned(list(assigned))
+
+
+def dead_letter_headers(
+    record: Any, *, group_id: str, reason: str, error: str, attempts: int
+) -> list[tuple[str, bytes]]:
+    """The original headers plus the reason a record was dead-lettered."""
+    original = [(k, v) for k, v in (record.headers or []) if not k.startswith(DLQ_PREFIX)]
+    return [
+        *original,
+        ("dlq_origin_topic", record.topic.encode()),
+        ("dlq_origin_partition", str(record.partition).encode()),
+        ("dlq_origin_offset", str(record.offset).encode()),
+        ("dlq_consumer_group", group_id.encode()),
+        ("dlq_reason", reason.encode()),
+        ("dlq_error", error[:2000].encode("utf-8", "replace")),
+        ("dlq_attempts", str(attempts).encode()),
+        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+class EventConsumer:
+    """One consumer group member that applies events exactly once to the service's database."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        bootstrap: str,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        offsets: Table,
+        handler: BatchHandler,
+        producer: AIOKafkaProducer,
+        metrics: ServiceMetrics | None = None,
+        max_records: int = 2000,
+        max_attempts: int = 3,
+        dead_letter_topic: str | None = None,
+        client_id: str | None = None,
+        max_backoff_s: float = 5.0,
+        event_types: frozenset[str] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self._bootstrap = bootstrap
+        self._sessions = sessions
+        self._inbox = inbox
+        self._offsets = offsets
+        self._handler = handler
+        self._producer = producer
+        self._metrics = metrics
+        self._max_records = max_records
+        self._max_attempts = max_attempts
+        self.dead_letter_topic = dead_letter_topic or f"{group_id}.dlq"
+        self._client_id = client_id or group_id
+        self._max_backoff = max_backoff_s
+        self._event_types = event_types
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stored: dict[TopicPartition, int] = {}
+        self.paused = False
+        self.processed = 0
+        self.dead_lettered = 0
+        self.duplicates = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group_id,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=20_000,
+            heartbeat_interval_ms=3_000,
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_Rebalance(self))
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("consumer not started")
+        return self._consumer
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; the batch in flight is finished and committed first."""
+        last_lag = 0.0
+        while not stop.is_set():
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=self._max_records)
+            except KafkaError as exc:
+                log.warning("kit.consumer.fetch_failed", extra={"group": self.group_id, "error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            if batches:
+                await self.process(batches)
+            if self._metrics is not None and time.monotonic() - last_lag > 2:
+                last_lag = time.monotonic()
+                self._export_lag()
+
+    # -- processing ----------------------------------------------------------------------------
+
+    async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        events: list[ReceivedEvent] = []
+        poison: list[tuple[Any, str, str]] = []
+        last: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            floor = self._stored.get(tp, -1)
+            for record in records:
+                last[tp] = record.offset
+                if record.offset <= floor:
+                    continue
+                try:
+                    envelope = from_record(record.value, record.headers or ())
+                except UnknownEventType as exc:
+                    poison.append((record, "unknown_type", str(exc)))
+                    continue
+                except MalformedEvent as exc:
+                    poison.append((record, "malformed", str(exc)))
+                    continue
+                if self._event_types is not None and envelope.type not in self._event_types:
+                    continue
+                events.append(ReceivedEvent(envelope, record.topic, record.partition, record.offset, record))
+        for record, reason, error in poison:
+            await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
+        if events or last:
+            await self._retrying(lambda: self._apply(events, last))
+        for tp, offset in last.items():
+            self._stored[tp] = max(self._stored.get(tp, -1), offset)
+        await self._commit(last)
+        if self._metrics is not None:
+            self._metrics.consumer_batch_seconds.labels(group=self.group_id).observe(
+                time.perf_counter() - started
+            )
+            for ev in events:
+                self._metrics.events_consumed_total.labels(group=self.group_id, topic=ev.topic).inc()
+
+    async def _apply(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
+        try:
+            async with self._sessions() as session, session.begin():
+                fresh = await self._claim(session, events)
+                if fresh:
+                    await self._handler(session, fresh)
+                await self._store_offsets(session, last)
+            self.processed += len(fresh)
+        except Exception as exc:
+            if is_transient(exc) or len(events) == 0:
+                raise
+            log.warning(
+                "kit.consumer.batch_failed_isolating",
+                extra={"group": self.group_id, "events": len(events), "error": type(exc).__name__},
+            )
+            await self._apply_one_by_one(events, last)
+
+    async def _apply_one_by_one(
+        self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]
+    ) -> None:
+        for ev in events:
+            error: Exception | None = None
+            for _attempt in range(self._max_attempts):
+                try:
+                    async with self._sessions() as session, session.begin():
+                        fresh = await self._claim(session, [ev])
+                        if fresh:
+                            await self._handler(session, fresh)
+                    self.processed += len(fresh)
+                    error = None
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    error = exc
+            if error is not None:
+                await self._dead_letter(
+                    ev.raw, "handler_error", f"{type(error).__name__}: {error}", self._max_attempts
+                )
+        async with self._sessions() as session, session.begin():
+            await self._store_offsets(session, last)
+
+    async def _claim(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
+        """Record the events' ids in the inbox and return the events not seen before, in order."""
+        if not events:
+            return []
+        unique: dict[str, ReceivedEvent] = {}
+        for ev in events:
+            unique.setdefault(str(ev.envelope.id), ev)
+        now = datetime.now(UTC)
+        stmt = (
+            dialect_insert(session, self._inbox)
+            .values([{"consumer": self.group_id, "event_id": eid, "processed_at": now} for eid in unique])
+            .on_conflict_do_nothing()
+            .returning(self._inbox.c.event_id)
+        )
+        claimed = set((await session.execute(stmt)).scalars().all())
+        fresh = [ev for eid, ev in unique.items() if eid in claimed]
+        dup = len(events) - len(fresh)
+        if dup:
+            self.duplicates += dup
+            if self._metrics is not None:
+                self._metrics.events_duplicate_total.labels(group=self.group_id).inc(dup)
+        return fresh
+
+    async def _store_offsets(self, session: AsyncSession, last: dict[TopicPartition, int]) -> None:
+        if not last:
+            return
+        table = self._offsets
+        rows = [
+            {"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition, "offset": off}
+            for tp, off in last.items()
+        ]
+        stmt = dialect_insert(session, table).values(rows)
+        # Never move a stored offset backwards (another member may have gone further during a rebalance).
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.consumer, table.c.topic, table.c.partition],
+            set_={"offset": _greatest(session, table.c.offset, stmt.excluded.offset)},
+        )
+        await session.execute(stmt)
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        if not assigned:
+            return
+        t = self._offsets
+        try:
+            async with self._sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(t.c.topic, t.c.partition, t.c.offset).where(t.c.consumer == self.group_id)
+                    )
+                ).all()
+        except Exception as exc:
+            log.warning(
+                "kit.consumer.offsets_unavailable", extra={"group": self.group_id, "error": repr(exc)}
+            )
+            return
+        stored = {TopicPartition(r.topic, r.partition): int(r.offset) for r in rows}
+        for tp in assigned:
+            if tp in stored:
+                self._stored[tp] = stored[tp]
+                self.consumer.seek(tp, stored[tp] + 1)
+
+    async def _dead_letter(self, record: Any, reason: str, error: str, attempts: int) -> None:
+        headers = dead_letter_headers(
+            record, group_id=self.group_id, reason=reason, error=error, attempts=attempts
+        )
+        fut = await self._producer.send(
+            self.dead_letter_topic, value=record.value, key=record.key, headers=headers
+        )
+        await fut
+        self.dead_lettered += 1
+        log.warning(
+            "kit.consumer.dead_lettered",
+            extra={
+                "group": self.group_id,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+                "error": error[:300],
+            },
+        )
+        if self._metrics is not None:
+            self._metrics.dead_letters_total.labels(
+                group=self.group_id, topic=record.topic, reason=reason
+            ).inc()
+
+    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` until it succeeds; transient failures pause the partitions meanwhile."""
+        backoff = 0.1
+        while True:
+            try:
+                await action()
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._pause()
+                log.warning(
+                    "kit.consumer.transient_error",
+                    extra={
+                        "group": self.group_id,
+                        "error": type(exc).__name__,
+                        "backoff_s": round(backoff, 2),
+                    },
+                )
+                # Polling with every partition paused returns nothing but keeps the group membership alive.
+                try:
+                    await self.consumer.getmany(timeout_ms=int(backoff * 1000))
+                except KafkaError:
+                    await asyncio.sleep(backoff)
+                backoff = min(self._max_backoff, backoff * 2) * random.uniform(0.8, 1.2)
+        self._resume()
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.consumer.pause(*self.consumer.assignment())
+            if self._metrics is not None:
+                self._metrics.consumer_paused.labels(group=self.group_id).set(1)
+
+    def _resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.consumer.resume(*self.consumer.assignment())
+            if self._metrics is not None:
+                self._metrics.consumer_paused.labels(group=self.group_id).set(0)
+
+    async def _commit(self, last: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()
+        offsets = {tp: off + 1 for tp, off in last.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # Effects and offsets are already in the database; the next owner seeks past them.
+            log.warning("kit.consumer.commit_failed", extra={"group": self.group_id, "error": repr(exc)})
+
+    def _export_lag(self) -> None:
+        assert self._metrics is not None
+        consumer = self.consumer
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            done = self._stored.get(tp)
+            position = (done + 1) if done is not None else 0
+            self._metrics.consumer_lag.labels(
+                group=self.group_id, topic=tp.topic, partition=str(tp.partition)
+            ).set(max(0, high - position))
+
+
+def _greatest(session: AsyncSession, a: Any, b: Any) -> Any:
+    from sqlalchemy import func
+
+    if session.get_bind().dialect.name == "sqlite":
+        return func.max(a, b)
+    return func.greatest(a, b)

@@ -1,0 +1,167 @@
+"""Async SQLAlchemy engines for PostgreSQL (asyncpg) and SQLite (aiosqlite), and the runtime's own tables.
+
+Every service's metadata gets the runtime tables (outbox, inbox, consumer offsets) through
+:func:`add_runtime_tables`, so state changes, outbox rows, processed event ids and consumed offsets
+live in the service's own database and commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    event,
+    exc,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite://`` URLs and pick the async drivers."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An async engine; SQLite gets WAL mode and a busy timeout so readers never block the writer."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def dialect_insert(
+    session_or_engine: AsyncSession | AsyncEngine, table: Table
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with the dialect's ON CONFLICT support (PostgreSQL and SQLite both have it)."""
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, AsyncSession) else session_or_engine
+    name = bind.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {name}")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying: the database or the network is unavailable, a deadlock, a timeout.
+
+    Anything else (a constraint violation, a bug, a bad value) is deterministic: retrying gives the
+    same result, so the message goes to the dead-letter topic instead.
+    """
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        if isinstance(error, exc.OperationalError | exc.InterfaceError):
+            return True
+        orig = error.orig
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if code and str(code)[:2] in {"08", "40", "53", "57"}:
+            return True
+        return isinstance(orig, sqlite3.OperationalError)
+    if isinstance(error, exc.TimeoutError | exc.DisconnectionError):
+        return True
+    if isinstance(error, ConnectionError | OSError | asyncio.TimeoutError):
+        return True
+    name = type(error).__name__
+    # asyncpg raises its own connection errors when PostgreSQL goes away mid-query.
+    return name in {
+        "ConnectionDoesNotExistError",
+        "CannotConnectNowError",
+        "ConnectionFailureError",
+        "InterfaceError",
+        "KafkaConnectionError",
+        "KafkaTimeoutError",
+        "NodeNotReadyError",
+        "RequestTimedOutError",
+        "NotLeaderForPartitionError",
+        "LeaderNotAvailableError",
+    }
+
+
+def add_runtime_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
+    """Define the outbox, inbox and consumer-offset tables on a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", Id, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False),
+        Column("topic", String(200), nullable=False),
+        Column("key", LargeBinary, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("sent_at", DateTime(timezone=True), nullable=True),
+    )
+    Index(
+        "ix_outbox_unsent",
+        outbox.c.seq,
+        postgresql_where=outbox.c.sent_at.is_(None),
+        sqlite_where=outbox.c.sent_at.is_(None),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    offsets = Table(
+        "consumer_offsets",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("topic", String(249), primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("offset", BigInteger, nullable=False),
+    )
+    return outbox, inbox, offsets
+
+
+async def ping(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,172 @@
+"""The outbox relay: publishes committed outbox rows in order, batched, then marks them sent.
+
+At-least-once: a crash between publishing and marking republishes the batch after restart, and
+consumers deduplicate by event id. Order per key holds because rows are read in commit-sequence
+order and sent through one idempotent producer (``acks=all``), which keeps per-partition order.
+On PostgreSQL only one relay per database is active at a time (an advisory lock); the others wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mpp.kit.db import is_transient
+from mpp.kit.observability import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        outbox: Table,
+        producer: AIOKafkaProducer,
+        metrics: ServiceMetrics | None = None,
+        batch_size: int = 2000,
+        poll_interval_s: float = 0.05,
+        wakeup: asyncio.Event | None = None,
+        lock_name: str = "mpp-outbox-relay",
+        retain_sent: timedelta = timedelta(hours=24),
+    ) -> None:
+        self._engine = engine
+        self._outbox = outbox
+        self._producer = producer
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll = poll_interval_s
+        self.wakeup = wakeup or asyncio.Event()
+        self._lock_key = zlib.crc32(lock_name.encode())
+        self._retain_sent = retain_sent
+        self._lock_conn: AsyncConnection | None = None
+        self.published = 0
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of unsent rows; returns how many were published."""
+        o = self._outbox
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(o.c.seq, o.c.topic, o.c.key, o.c.value, o.c.headers)
+                    .where(o.c.sent_at.is_(None))
+                    .order_by(o.c.seq)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        started = time.perf_counter()
+        futures = []
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in row.headers]
+            futures.append(
+                await self._producer.send(row.topic, value=row.value, key=row.key, headers=headers)
+            )
+        await asyncio.gather(*futures)
+        seqs = [row.seq for row in rows]
+        now = datetime.now(UTC)
+        async with self._engine.begin() as conn:
+            await conn.execute(update(o).where(o.c.seq.in_(seqs)).values(sent_at=now))
+        self.published += len(rows)
+        if self._metrics is not None:
+            self._metrics.outbox_relay_batch_seconds.observe(time.perf_counter() - started)
+            for row in rows:
+                self._metrics.events_published_total.labels(topic=row.topic).inc()
+        return len(rows)
+
+    async def backlog(self) -> int:
+        o = self._outbox
+        async with self._engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).where(o.c.sent_at.is_(None)))).scalar_one()
+        return int(count)
+
+    async def purge_sent(self) -> None:
+        """Delete rows sent longer ago than the retention (they are on Kafka)."""
+        o = self._outbox
+        cutoff = datetime.now(UTC) - self._retain_sent
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(o).where(o.c.sent_at.is_not(None), o.c.sent_at < cutoff))
+
+    async def drain(self, deadline_s: float = 10.0) -> None:
+        """Publish everything pending (used on graceful shutdown)."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and await self.publish_batch() > 0:
+            pass
+
+    async def _acquire_leadership(self, stop: asyncio.Event) -> bool:
+        if self._engine.dialect.name != "postgresql":
+            return True
+        while not stop.is_set():
+            try:
+                conn = await self._engine.connect()
+                got = (
+                    await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
+                ).scalar()
+                if got:
+                    await conn.commit()
+                    self._lock_conn = conn
+                    log.info("kit.relay.leader")
+                    return True
+                await conn.close()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5)
+        return False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set, then drain what is left."""
+        if not await self._acquire_leadership(stop):
+            return
+        backoff = 0.1
+        last_purge = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    self.wakeup.clear()
+                    n = await self.publish_batch()
+                    backoff = 0.1
+                    if self._metrics is not None and n < self._batch_size:
+                        self._metrics.outbox_backlog.set(await self.backlog())
+                    if time.monotonic() - last_purge > 600:
+                        last_purge = time.monotonic()
+                        await self.purge_sent()
+                    if n == 0:
+                        wake = asyncio.ensure_future(self.wakeup.wait())
+                        halt = asyncio.ensure_future(stop.wait())
+                        await asyncio.wait(
+                            {wake, halt}, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        wake.cancel()
+                        halt.cancel()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        log.exception("kit.relay.failed")
+                    else:
+                        log.warning(
+                            "kit.relay.retrying", extra={"error": type(exc).__name__, "backoff_s": backoff}
+                        )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("kit.relay.drain_failed")
+        finally:
+            if self._lock_conn is not None:
+                try:
+                    await self._lock_conn.close()
+                except Exception:
+                    log.debug("kit.relay.lock_close_failed")
+                self._lock_conn = None

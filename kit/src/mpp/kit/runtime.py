@@ -1,0 +1,193 @@
+"""A service process: migrations, Kafka producer, outbox relay and consumers around the HTTP app.
+
+The runtime starts inside the FastAPI lifespan and stops there, so SIGTERM (handled by uvicorn)
+first stops HTTP, then lets every consumer finish and commit its in-flight batch, drains the outbox
+relay, and only then exits. A background task that dies terminates the process, so the orchestrator
+restarts it instead of leaving a half-working service behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mpp.kit.consumer import BatchHandler, EventConsumer
+from mpp.kit.db import is_transient, ping
+from mpp.kit.kafka import create_producer, ensure_topics
+from mpp.kit.migrations import upgrade
+from mpp.kit.observability import ServiceMetrics
+from mpp.kit.relay import OutboxRelay
+from mpp.kit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    group_id: str
+    topics: Sequence[str]
+    handler: BatchHandler
+    event_types: frozenset[str] | None = None
+
+
+async def retry_startup(what: str, action: Callable[[], Awaitable[T]], timeout_s: float = 120.0) -> T:
+    """Retry a startup step while its dependency (database, broker) is not reachable yet."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.2
+    while True:
+        try:
+            return await action()
+        except Exception as exc:
+            transient = is_transient(exc) or type(exc).__name__.startswith("Kafka")
+            if not transient or time.monotonic() > deadline:
+                raise
+            log.warning("kit.runtime.waiting", extra={"step": what, "error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3.0)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        metrics: ServiceMetrics,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Table,
+        inbox: Table,
+        offsets: Table,
+        migrations: Path,
+        consumers: Sequence[ConsumerSpec] = (),
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.engine = engine
+        self.sessions = sessions
+        self.outbox = outbox
+        self.inbox = inbox
+        self.offsets = offsets
+        self.migrations = migrations
+        self.consumer_specs = list(consumers)
+        self.relay_wakeup = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: list[EventConsumer] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kafka_started = False
+
+    async def migrate(self) -> None:
+        await retry_startup("migrations", lambda: upgrade(self.engine, self.migrations))
+
+    async def start(self) -> None:
+        await self.migrate()
+        needs_kafka = self.settings.relay_enabled or (self.settings.consumer_enabled and self.consumer_specs)
+        if not needs_kafka:
+            return
+        name = self.settings.service_name
+        bootstrap = self.settings.kafka_bootstrap_servers
+
+        async def start_producer() -> AIOKafkaProducer:
+            producer = create_producer(bootstrap, client_id=name)
+            try:
+                await producer.start()
+            except Exception:
+                await producer.stop()
+                raise
+            return producer
+
+        self.producer = await retry_startup("kafka", start_producer)
+        self._kafka_started = True
+        await retry_startup("topics", lambda: ensure_topics(bootstrap))
+        if self.settings.relay_enabled:
+            self.relay = OutboxRelay(
+                engine=self.engine,
+                outbox=self.outbox,
+                producer=self.producer,
+                metrics=self.metrics,
+                batch_size=self.settings.outbox_batch_size,
+                poll_interval_s=self.settings.outbox_poll_interval_s,
+                wakeup=self.relay_wakeup,
+                lock_name=f"{name}-outbox-relay",
+            )
+            self._spawn("relay", self.relay.run(self._stop))
+        if self.settings.consumer_enabled:
+            for spec in self.consumer_specs:
+                consumer = EventConsumer(
+                    group_id=spec.group_id,
+                    topics=spec.topics,
+                    bootstrap=bootstrap,
+                    sessions=self.sessions,
+                    inbox=self.inbox,
+                    offsets=self.offsets,
+                    handler=spec.handler,
+                    producer=self.producer,
+                    metrics=self.metrics,
+                    max_records=self.settings.consumer_max_records,
+                    client_id=f"{name}-{os.getpid()}",
+                    event_types=spec.event_types,
+                )
+                await retry_startup(f"consumer {spec.group_id}", consumer.start)
+                self.consumers.append(consumer)
+                self._spawn(f"consumer {spec.group_id}", consumer.run(self._stop))
+        log.info("kit.runtime.started", extra={"service": name, "consumers": len(self.consumers)})
+
+    def _spawn(self, name: str, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._on_task_done)
+        self._tasks.append(task)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stop.is_set():
+            return
+        exc = task.exception()
+        log.critical(
+            "kit.runtime.task_died",
+            extra={"task": task.get_name(), "error": repr(exc) if exc else "returned"},
+        )
+        # Crash-only: let the orchestrator (or make run) restart a process whose worker died.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=30)
+            for task in pending:
+                task.cancel()
+        for consumer in self.consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        await self.engine.dispose()
+        log.info("kit.runtime.stopped", extra={"service": self.settings.service_name})
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"database": await ping(self.engine)}
+        if self.settings.relay_enabled or self.consumer_specs:
+            checks["kafka"] = self._kafka_started
+            checks["workers"] = all(not t.done() for t in self._tasks)
+        return checks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()

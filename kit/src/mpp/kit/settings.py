@@ -1,0 +1,56 @@
+"""Settings shared by every service. Each service subclasses :class:`ServiceSettings` once.
+
+Shared infrastructure is read from unprefixed variables (``KAFKA_BOOTSTRAP_SERVERS``,
+``OTEL_EXPORTER_OTLP_ENDPOINT``, ``MPP_JWT_*``); service-specific values use the service's prefix,
+e.g. ``MPP_LICENSING_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Common settings; subclasses set ``model_config = SettingsConfigDict(env_prefix="MPP_<NAME>_")``."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "mpp"
+    site: str = Field(default="mpp-demo", description="Default MPP site code of this deployment.")
+    database_url: str = Field(default="sqlite+aiosqlite:///./.local/mpp.db")
+    database_pool_size: int = 10
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    http_max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
+    )
+    jwt_hs256_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MPP_JWT_HS256_SECRET", "jwt_hs256_secret"),
+        description="Shared secret for development tokens (HS256). Leave unset in production.",
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MPP_JWT_JWKS_FILE", "jwt_jwks_file"),
+        description="JSON Web Key Set of the OIDC provider (RS256/ES256 public keys).",
+    )
+    jwt_issuer: str = Field(default="mpp-dev", validation_alias=AliasChoices("MPP_JWT_ISSUER", "jwt_issuer"))
+    jwt_audience: str = Field(
+        default="mpp", validation_alias=AliasChoices("MPP_JWT_AUDIENCE", "jwt_audience")
+    )
+    outbox_batch_size: int = 2000
+    outbox_poll_interval_s: float = 0.05
+    consumer_max_records: int = 2000
+    consumer_enabled: bool = True
+    relay_enabled: bool = True

@@ -1,0 +1,4 @@
+from mpp.identity.persistence.tables import metadata
+from mpp.kit.migrations import run_env
+
+run_env(metadata)

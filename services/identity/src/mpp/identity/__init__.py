@@ -1,0 +1,1 @@
+"""Identity (civil registry) service of the MPP platform: citizens, documents, NIK verification."""

@@ -1,0 +1,9 @@
+"""``python -m mpp.identity`` runs the identity service."""
+
+from mpp.identity.app import create_app
+from mpp.identity.config import IdentitySettings
+from mpp.kit.serve import serve
+
+if __name__ == "__main__":
+    settings = IdentitySettings()
+    serve(create_app(settings), settings)

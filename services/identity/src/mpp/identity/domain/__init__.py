@@ -1,0 +1,1 @@
+"""Pure identity domain logic. No I/O."""

@@ -1,0 +1,1 @@
+"""Licensing service (DPMPTSP): permit applications, approvals and permits."""

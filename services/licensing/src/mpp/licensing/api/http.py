@@ -1,0 +1,250 @@
+"""Licensing HTTP API: translate requests into commands, dispatch, translate results. Nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.exc import IntegrityError
+
+from mpp.contracts.events.common import Channel
+from mpp.contracts.nik import ValidNik
+from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
+from mpp.kit.http import DomainError
+from mpp.kit.observability import correlation_id
+from mpp.licensing.domain.model import Application, InvalidTransition
+from mpp.licensing.handlers import (
+    HANDLERS,
+    ApplicationNotFound,
+    ApproveApplication,
+    DocumentMeta,
+    SubmitApplication,
+    UnknownServiceType,
+)
+from mpp.licensing.persistence.repository import ConcurrentUpdate
+
+router = APIRouter(prefix="/v1")
+
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+DOCUMENT_TYPES = ("application/pdf", "image/jpeg", "image/png")
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    message = "Permohonan tidak ditemukan"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "invalid_transition"
+    message = "Tindakan tidak dapat dilakukan pada status permohonan saat ini"
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+    code = "unprocessable"
+    message = "Permintaan tidak dapat diproses"
+
+
+class IdempotencyKeyReused(DomainError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    message = "Idempotency-Key sudah dipakai untuk permintaan yang berbeda"
+
+
+class ConcurrentChange(DomainError):
+    status_code = 409
+    code = "concurrent_update"
+    message = "Permohonan sedang diubah oleh petugas lain; muat ulang dan coba lagi"
+
+
+class ApplicantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nik: ValidNik
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requirement: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_type: Annotated[str, StringConstraints(pattern=r"^(application/pdf|image/jpeg|image/png)$")]
+    size_bytes: int = Field(gt=0, le=MAX_DOCUMENT_BYTES)
+
+
+class SubmitApplicationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    site: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    channel: Channel = Channel.WALK_IN
+    applicant: ApplicantIn
+    documents: list[DocumentIn] = Field(default_factory=list, max_length=30)
+
+
+class ApplicationOut(BaseModel):
+    id: str
+    tracking_code: str
+    service_type: str
+    agency: str
+    site: str
+    channel: str
+    status: str
+    submitted_at: datetime
+    approved_at: datetime | None
+    permit_number: str | None
+    allowed_actions: list[str]
+
+
+def _out(app: Application) -> dict[str, Any]:
+    return ApplicationOut(
+        id=app.id,
+        tracking_code=app.tracking_code,
+        service_type=app.service_type,
+        agency=app.agency,
+        site=app.site,
+        channel=app.channel,
+        status=app.status.value,
+        submitted_at=app.submitted_at,
+        approved_at=app.approved_at,
+        permit_number=app.permit_number,
+        allowed_actions=app.allowed_actions(),
+    ).model_dump(mode="json")
+
+
+def _corr() -> str:
+    return correlation_id.get() or ""
+
+
+COUNTER_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.CITIZEN)
+APPROVER_ROLES = (Role.OFFICER, Role.SUPERVISOR)
+READER_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR, Role.MINISTRY)
+
+
+@router.post("/applications", status_code=201, summary="Submit a permit application")
+async def submit(
+    body: SubmitApplicationIn,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(*COUNTER_ROLES))],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=8, max_length=128)
+    ] = None,
+) -> JSONResponse:
+    svc = request.app.state.licensing
+    site = body.site or principal.site
+    if site is None:
+        raise Unprocessable(details={"field": "site", "problem": "lokasi MPP wajib diisi"})
+    service = svc.ports.catalogue.licensing_service(body.service_type)
+    if service is None:
+        raise Unprocessable(
+            message="Jenis layanan perizinan tidak dikenal",
+            details={"field": "service_type", "problem": f"unknown service type {body.service_type!r}"},
+        )
+    if not principal.has_any(Role.CITIZEN):
+        principal.ensure_scope(service.agency, site)
+    elif body.channel is Channel.WALK_IN:
+        raise ForbiddenError()
+    request_hash = hashlib.sha256(
+        orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
+    if idempotency_key is not None:
+        replay = await _replay(svc, principal, idempotency_key, request_hash)
+        if replay is not None:
+            return replay
+    cmd = SubmitApplication(
+        service_type=body.service_type,
+        site=site,
+        channel=body.channel,
+        applicant_nik=body.applicant.nik,
+        applicant_name=body.applicant.name,
+        documents=tuple(DocumentMeta(**d.model_dump()) for d in body.documents),
+        correlation_id=_corr(),
+        actor=principal.subject,
+    )
+    try:
+        async with svc.uow() as uow:
+            try:
+                app = await HANDLERS[SubmitApplication](cmd, uow, svc.ports)
+            except UnknownServiceType as exc:
+                raise Unprocessable(details={"field": "service_type", "problem": str(exc)}) from exc
+            payload = _out(app)
+            if idempotency_key is not None:
+                await uow.idempotency.remember(
+                    principal.subject, idempotency_key, request_hash, 201, payload, app.submitted_at
+                )
+            await uow.commit()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # A concurrent request with the same key won the race: answer with its result.
+        replay = await _replay(svc, principal, idempotency_key, request_hash)
+        if replay is None:
+            raise
+        return replay
+    return JSONResponse(payload, status_code=201, headers={"Location": f"/v1/applications/{app.id}"})
+
+
+async def _replay(svc: Any, principal: Principal, key: str, request_hash: str) -> JSONResponse | None:
+    async with svc.uow() as uow:
+        found = await uow.idempotency.find(principal.subject, key)
+    if found is None:
+        return None
+    stored_hash, status_code, response = found
+    if stored_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
+
+
+async def _load_scoped(svc: Any, principal: Principal, application_id: str) -> Application:
+    async with svc.uow() as uow:
+        app: Application | None = await uow.applications.get(application_id)
+    # Out of scope answers exactly like "not found", so the response never reveals that a record exists.
+    if app is None:
+        raise NotFound()
+    try:
+        principal.ensure_scope(app.agency, app.site)
+    except ForbiddenError:
+        raise NotFound() from None
+    return app
+
+
+@router.get("/applications/{application_id}", summary="Read one application")
+async def get_application(
+    application_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(*READER_ROLES))],
+) -> dict[str, Any]:
+    return _out(await _load_scoped(request.app.state.licensing, principal, application_id))
+
+
+@router.post("/applications/{application_id}/approve", summary="Approve and issue the permit")
+async def approve(
+    application_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(*APPROVER_ROLES))],
+) -> dict[str, Any]:
+    svc = request.app.state.licensing
+    await _load_scoped(svc, principal, application_id)
+    cmd = ApproveApplication(application_id=application_id, officer=principal.subject, correlation_id=_corr())
+    try:
+        async with svc.uow() as uow:
+            app = await HANDLERS[ApproveApplication](cmd, uow, svc.ports)
+            await uow.commit()
+    except ApplicationNotFound as exc:
+        raise NotFound() from exc
+    except InvalidTransition as exc:
+        raise Conflict(
+            message=f"Permohonan berstatus '{exc.status.value}'; tindakan '{exc.action}' tidak diizinkan",
+            details={"current_state": exc.status.value, "allowed_actions": exc.allowed},
+        ) from exc
+    except (ConcurrentUpdate, IntegrityError) as exc:
+        raise ConcurrentChange() from exc
+    return _out(app)

@@ -1,0 +1,110 @@
+"""Composition root: ``create_app(settings)`` wires database, Kafka runtime, routes and telemetry."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
+from mpp.kit.db import create_engine, session_factory
+from mpp.kit.http import create_http_app
+from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
+from mpp.kit.runtime import ServiceRuntime
+from mpp.licensing.api.http import router
+from mpp.licensing.config import LicensingSettings
+from mpp.licensing.handlers import Ports
+from mpp.licensing.persistence.tables import consumer_offsets, inbox, outbox
+from mpp.licensing.persistence.uow import LicensingUnitOfWork
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LicensingServiceInfo:
+    code: str
+    agency: str
+    short_code: str
+
+
+class CatalogueAdapter:
+    """Looks up licensing service types in the site's service catalogue."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._by_code: dict[str, LicensingServiceInfo] = {}
+        for st in catalogue.service_types:
+            self._by_code[st.code] = LicensingServiceInfo(
+                code=st.code, agency=st.agency, short_code=st.code.rsplit(".", 1)[-1].replace("-", "")[:12]
+            )
+
+    def licensing_service(self, code: str) -> LicensingServiceInfo | None:
+        return self._by_code.get(code)
+
+
+class KeyedPseudonymiser:
+    """HMAC-SHA256 of the NIK under a secret key: stable per citizen, meaningless without the key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def citizen_ref(self, nik: str) -> str:
+        return "c_" + hmac.new(self._key, nik.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class LicensingService:
+    """What the HTTP edge needs: a unit-of-work factory and the ports."""
+
+    def __init__(self, runtime: ServiceRuntime, ports: Ports) -> None:
+        self.runtime = runtime
+        self.ports = ports
+
+    def uow(self) -> LicensingUnitOfWork:
+        return LicensingUnitOfWork(self.runtime.sessions, self.runtime.relay_wakeup)
+
+
+def create_app(settings: LicensingSettings | None = None) -> FastAPI:
+    settings = settings or LicensingSettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    setup_tracing(settings.service_name, settings.otlp_endpoint)
+    metrics = ServiceMetrics(settings.service_name)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    runtime = ServiceRuntime(
+        settings=settings,
+        metrics=metrics,
+        engine=engine,
+        sessions=session_factory(engine),
+        outbox=outbox,
+        inbox=inbox,
+        offsets=consumer_offsets,
+        migrations=MIGRATIONS,
+    )
+    catalogue = (
+        load_catalogue(settings.catalogue_file.read_text())
+        if settings.catalogue_file
+        else load_demo_catalogue()
+    )
+    ports = Ports(
+        clock=SystemClock(),
+        catalogue=CatalogueAdapter(catalogue),
+        pseudonymiser=KeyedPseudonymiser(settings.citizen_ref_key.get_secret_value().encode()),
+    )
+    app = create_http_app(
+        settings=settings,
+        metrics=metrics,
+        title="MPP Licensing",
+        version="0.1.0",
+        lifespan=runtime.lifespan,
+        readiness=runtime.readiness,
+    )
+    app.state.licensing = LicensingService(runtime, ports)
+    app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Pure licensing domain: the application aggregate and its rules. No I/O."""

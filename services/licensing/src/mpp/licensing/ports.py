@@ -1,0 +1,39 @@
+"""What the licensing use cases need from the outside world."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from mpp.licensing.persistence.uow import LicensingUnitOfWork
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class ServiceTypeInfo(Protocol):
+    @property
+    def code(self) -> str: ...
+    @property
+    def agency(self) -> str: ...
+    @property
+    def short_code(self) -> str: ...
+
+
+class ServiceCatalogue(Protocol):
+    def licensing_service(self, code: str) -> ServiceTypeInfo | None:
+        """The licensing service type with this code at this site, or None."""
+        ...
+
+
+class Pseudonymiser(Protocol):
+    def citizen_ref(self, nik: str) -> str:
+        """The pseudonymous citizen reference for a NIK (a keyed hash)."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> LicensingUnitOfWork: ...

@@ -1,0 +1,1 @@
+"""Notification service of the MPP platform: WhatsApp, SMS and email to citizens."""

@@ -1,0 +1,9 @@
+"""``python -m mpp.notification`` runs the notification service."""
+
+from mpp.kit.serve import serve
+from mpp.notification.app import create_app
+from mpp.notification.config import NotificationSettings
+
+if __name__ == "__main__":
+    settings = NotificationSettings()
+    serve(create_app(settings), settings)

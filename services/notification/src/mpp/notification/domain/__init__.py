@@ -1,0 +1,1 @@
+"""Pure notification domain logic. No I/O."""

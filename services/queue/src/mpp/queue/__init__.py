@@ -1,0 +1,1 @@
+"""Queue service of the MPP platform: visits, tickets, counters, appointments, surveys."""

@@ -1,0 +1,1 @@
+"""Pure queue domain logic. No I/O."""

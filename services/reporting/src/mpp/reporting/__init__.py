@@ -1,0 +1,1 @@
+"""Reporting service: projects every event into the figures the ministry reads."""

@@ -1,0 +1,191 @@
+"""``make run``: the whole platform on one machine with the embedded defaults.
+
+Starts the local Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` points at one), runs every service
+as its own process on SQLite files under ``.local/``, feeds a small stream of demo applications so the
+figures move, prints the URLs, and on Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from mpp.contracts.masterdata import load_demo_catalogue
+from mpp.contracts.nik import generate_test_nik
+from mpp.kit.auth import issue_token
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / ".local"
+SERVICES = {"identity": 8101, "licensing": 8102, "queue": 8103, "notification": 8104, "reporting": 8105}
+
+
+def _kafka(*args: str) -> str:
+    out = subprocess.run(
+        ["bash", "deploy/local/kafka.sh", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+
+
+def _secret() -> str:
+    path = LOCAL / "dev-jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+async def _wait_ready(client: httpx.AsyncClient, name: str, port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see .local/logs/{name}.log")
+        with contextlib.suppress(httpx.HTTPError):
+            if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.3)
+    raise RuntimeError(f"{name} did not become ready; see .local/logs/{name}.log")
+
+
+async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 2.0) -> None:
+    """Submit demo applications at the licensing counters and approve most of them."""
+    catalogue = load_demo_catalogue()
+    services = [st for st in catalogue.service_types if st.licensing]
+    rng = random.Random(2026)
+    tokens = {
+        st.agency: issue_token(
+            secret, subject=f"demo-officer-{st.agency}", roles=["officer"], agency=st.agency, site=site
+        )
+        for st in services
+    }
+    base = f"http://127.0.0.1:{SERVICES['licensing']}/v1/applications"
+    async with httpx.AsyncClient(timeout=10) as client:
+        while not stop.is_set():
+            st = rng.choice(services)
+            headers = {
+                "Authorization": f"Bearer {tokens[st.agency]}",
+                "Idempotency-Key": secrets.token_hex(12),
+            }
+            body = {
+                "service_type": st.code,
+                "channel": rng.choice(["walk_in", "walk_in", "online"]),
+                "applicant": {"nik": generate_test_nik(rng), "name": "Warga Contoh"},
+                "documents": [
+                    {
+                        "requirement": "ktp",
+                        "file_name": "ktp.pdf",
+                        "content_type": "application/pdf",
+                        "size_bytes": 120_000,
+                    }
+                ],
+            }
+            with contextlib.suppress(httpx.HTTPError):
+                r = await client.post(base, json=body, headers=headers)
+                if r.status_code == 201 and rng.random() < 0.7:
+                    await client.post(
+                        f"{base}/{r.json()['id']}/approve",
+                        headers={"Authorization": headers["Authorization"]},
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1 / rate_per_s)
+
+
+async def main() -> int:
+    LOCAL.mkdir(exist_ok=True)
+    (LOCAL / "logs").mkdir(exist_ok=True)
+    started_kafka = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if started_kafka:
+        print("[run] starting the local Kafka broker ...", flush=True)
+        _kafka("start")
+        bootstrap = _kafka("bootstrap")
+    else:
+        bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    secret = _secret()
+    site = load_demo_catalogue().sites[0].code
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "MPP_JWT_HS256_SECRET": secret,
+        "PYTHONPATH": str(ROOT),
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for name, port in SERVICES.items():
+            log = (LOCAL / "logs" / f"{name}.log").open("ab")
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"mpp.{name}"],
+                cwd=ROOT,
+                env={**env, f"MPP_{name.upper()}_HTTP_PORT": str(port), f"MPP_{name.upper()}_SITE": site},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        async with httpx.AsyncClient(timeout=2) as client:
+            for name, port in SERVICES.items():
+                await _wait_ready(client, name, port, procs[name])
+        ministry = issue_token(secret, subject="demo-ministry", roles=["ministry"], ttl_seconds=8 * 3600)
+        print(
+            f"\n[run] MPP platform is up (Kafka at {bootstrap}, SQLite files in .local/, logs in .local/logs/)"
+        )
+        for name, port in SERVICES.items():
+            print(f"  {name:<13} http://127.0.0.1:{port}/docs   health: /healthz  metrics: /metrics")
+        print(
+            f"\n  figures:  curl -H 'Authorization: Bearer {ministry}' \\\n           http://127.0.0.1:{SERVICES['reporting']}/v1/figures/totals"
+        )
+        print(
+            "\n[run] feeding demo applications at the licensing counters; Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        feeder = asyncio.create_task(feed(stop, secret, site))
+        last = 0.0
+        async with httpx.AsyncClient(timeout=5) as client:
+            while not stop.is_set():
+                for name, proc in procs.items():
+                    if proc.poll() is not None:
+                        print(
+                            f"[run] {name} exited with {proc.returncode}; see .local/logs/{name}.log",
+                            flush=True,
+                        )
+                        stop.set()
+                if time.monotonic() - last > 10:
+                    last = time.monotonic()
+                    with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                        r = await client.get(
+                            f"http://127.0.0.1:{SERVICES['reporting']}/v1/figures/totals",
+                            headers={"Authorization": f"Bearer {ministry}"},
+                        )
+                        print(f"[run] reporting totals: {r.json()['totals']}", flush=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1)
+        await feeder
+        return 0
+    finally:
+        print("\n[run] stopping services ...", flush=True)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"[run] {name} did not stop in time; killing it", flush=True)
+                proc.kill()
+        if started_kafka:
+            print("[run] stopping the local Kafka broker ...", flush=True)
+            _kafka("stop")
+        print("[run] stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
