@@ -10,15 +10,20 @@ cleanup() {
   if [ "$started_pg" = 1 ]; then bash deploy/local/postgres.sh stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
+# Stop on exit only what this run started: a broker or database already running stays up.
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  if ! KAFKA_STATE_DIR="$root/.local/kafka-test" bash deploy/local/kafka.sh status >/dev/null 2>&1; then
+    started_kafka=1
+  fi
   KAFKA_STATE_DIR="$root/.local/kafka-test" bash deploy/local/kafka.sh start
-  started_kafka=1
   KAFKA_BOOTSTRAP_SERVERS="$(KAFKA_STATE_DIR="$root/.local/kafka-test" bash deploy/local/kafka.sh bootstrap)"
   export KAFKA_BOOTSTRAP_SERVERS
 fi
 if [ -z "${POSTGRES_URL:-}" ]; then
+  if ! bash deploy/local/postgres.sh status >/dev/null 2>&1; then
+    started_pg=1
+  fi
   bash deploy/local/postgres.sh start
-  started_pg=1
 fi
 MPP_TEST_POSTGRES_URL="$(bash deploy/local/postgres.sh url mpp_test)"
 export MPP_TEST_POSTGRES_URL

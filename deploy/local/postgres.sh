@@ -189,6 +189,9 @@ port_free() {
     python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+# Servers bind with SO_REUSEADDR, so connections of a previous run lingering in TIME_WAIT
+# do not make the port unusable; check the same way.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

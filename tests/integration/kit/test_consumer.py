@@ -4,12 +4,16 @@ replay, and a database outage under load."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope
@@ -55,11 +59,8 @@ class Harness:
             return await applied_counts(s)
 
 
-@pytest.fixture
-async def harness(
-    kafka_bootstrap: str, fresh_database: Callable[[], Awaitable[str]]
-) -> AsyncIterator[Harness]:
-    url = await fresh_database()
+@contextlib.asynccontextmanager
+async def running_harness(url: str, kafka_bootstrap: str) -> AsyncIterator[Harness]:
     topic = unique_topic("consumer")
     group = f"{topic}.group"
     await make_topics(kafka_bootstrap, topic, f"{group}.dlq", partitions=3)
@@ -85,12 +86,22 @@ async def harness(
     await consumer.start()
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
-    yield Harness(topic, group, engine, sessions, producer, handler, consumer, kafka_bootstrap)
-    stop.set()
-    await asyncio.wait_for(task, timeout=60)
-    await consumer.stop()
-    await producer.stop()
-    await engine.dispose()
+    try:
+        yield Harness(topic, group, engine, sessions, producer, handler, consumer, kafka_bootstrap)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+        await consumer.stop()
+        await producer.stop()
+        await engine.dispose()
+
+
+@pytest.fixture
+async def harness(
+    kafka_bootstrap: str, fresh_database: Callable[[], Awaitable[str]]
+) -> AsyncIterator[Harness]:
+    async with running_harness(await fresh_database(), kafka_bootstrap) as h:
+        yield h
 
 
 class TestInbox:
@@ -174,12 +185,45 @@ class TestPoisonMessages:
         assert set((await harness.applied()).values()) == {1}
 
 
-def _postgres(action: str) -> None:
-    subprocess.run(["bash", "deploy/local/postgres.sh", action], cwd=ROOT, check=True, capture_output=True)
+OUTAGE_PG = {"PG_STATE_DIR": str(ROOT / ".local" / "postgres-outage")}
+
+
+def _postgres(*args: str) -> str:
+    """Drive a PostgreSQL instance of this test's own, so stopping it disturbs no other test."""
+    out = subprocess.run(
+        ["bash", "deploy/local/postgres.sh", *args],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **OUTAGE_PG},
+    )
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+
+
+@pytest.fixture
+async def outage_harness(kafka_bootstrap: str) -> AsyncIterator[Harness]:
+    if os.environ.get("POSTGRES_URL"):
+        pytest.fail("the outage test needs a local PostgreSQL it may stop; unset POSTGRES_URL")
+    _postgres("start")
+    try:
+        name = f"outage_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(_postgres("url", "mpp_test"))
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        async with running_harness(_postgres("url", name), kafka_bootstrap) as h:
+            yield h
+    finally:
+        _postgres("stop")
 
 
 class TestDatabaseOutage:
-    async def test_consumer_pauses_while_postgres_is_down_and_loses_nothing(self, harness: Harness) -> None:
+    async def test_consumer_pauses_while_postgres_is_down_and_loses_nothing(
+        self, outage_harness: Harness
+    ) -> None:
+        harness = outage_harness
         total = 3000
         sent: list[str] = []
 

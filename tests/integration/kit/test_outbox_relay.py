@@ -168,3 +168,30 @@ class TestRelayKilledWhilePublishing:
         assert set(counts) == set(expected)
         assert set(counts.values()) == {1}, "no effect applied twice"
         assert consumer.duplicates == len(records) - EVENTS
+
+
+class TestRelayStoppedGracefully:
+    async def test_sigterm_flushes_the_outbox_before_exiting(
+        self, kafka_bootstrap: str, fresh_database: Callable[[], Awaitable[str]], relays: Relays
+    ) -> None:
+        url = await fresh_database()
+        topic = unique_topic("relay-term")
+        await make_topics(kafka_bootstrap, topic, partitions=3)
+        engine = create_engine(url)
+        expected = await fill_outbox(engine, topic)
+        relay = relays.start(url, kafka_bootstrap)
+
+        async def started_publishing() -> bool:
+            return await end_offset_total(kafka_bootstrap, topic) > 0
+
+        await wait_for(
+            started_publishing, timeout_s=120, interval_s=0.05, what="the relay to start publishing"
+        )
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=60) == 0
+        async with engine.connect() as conn:
+            unsent = (await conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None)))).scalar_one()
+        await engine.dispose()
+        assert unsent == 0, "the relay drained the outbox before it exited"
+        records = await read_all(kafka_bootstrap, topic)
+        assert {header_map(r.headers)["ce_id"] for r in records} == set(expected)

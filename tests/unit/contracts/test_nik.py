@@ -127,7 +127,7 @@ class TestValidNikType:
         assert Applicant(nik=f" {MAN} ").nik == MAN
 
     def test_rejects_with_a_clear_message(self) -> None:
-        with pytest.raises(ValidationError, match="not a province code"):
+        with pytest.raises(ValidationError, match="bukan kode provinsi"):
             Applicant(nik="9973010506900001")
 
     def test_is_marked_personal_in_the_json_schema(self) -> None:

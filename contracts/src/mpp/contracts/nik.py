@@ -182,8 +182,8 @@ def parse_nik(nik: str, *, today: date | None = None) -> ParsedNik:
     if born is None:
         raise InvalidNik(
             "birth_date_invalid",
-            f"NIK digits 7-12 ({nik[6:12]}) are not a real birth date DDMMYY (women add 40 to the day)",
-            f"Digit 7-12 NIK ({nik[6:12]}) bukan tanggal lahir yang valid (DDMMYY, perempuan +40 pada tanggal)",
+            "NIK digits 7-12 are not a real birth date DDMMYY (women add 40 to the day)",
+            "Digit 7-12 NIK bukan tanggal lahir yang valid (DDMMYY, perempuan +40 pada tanggal)",
         )
     return ParsedNik(
         province_code=nik[:2],
@@ -265,7 +265,11 @@ def _strip(value: object) -> object:
 
 
 def _validate_nik(value: str) -> str:
-    parse_nik(value)
+    try:
+        parse_nik(value)
+    except InvalidNik as exc:
+        # Request models answer officers and citizens: the Indonesian text, never the number itself.
+        raise ValueError(exc.message_id) from None
     return value
 
 

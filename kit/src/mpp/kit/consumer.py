@@ -28,15 +28,19 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry import trace
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope, UnknownEventType
 from mpp.contracts.kafka import MalformedEvent, from_record
 from mpp.kit.db import dialect_insert, is_transient
-from mpp.kit.observability import ServiceMetrics
+from mpp.kit.observability import ServiceMetrics, context_from_traceparent
+
+MAX_SPAN_LINKS = 128
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("mpp.kit.consumer")
 
 DLQ_PREFIX = "dlq_"
 
@@ -106,6 +110,7 @@ class EventConsumer:
         client_id: str | None = None,
         max_backoff_s: float = 5.0,
         event_types: frozenset[str] | None = None,
+        offsets_from_database_only: bool = False,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -122,6 +127,10 @@ class EventConsumer:
         self._client_id = client_id or group_id
         self._max_backoff = max_backoff_s
         self._event_types = event_types
+        # A projection's database is the source of truth for what it has consumed: when it has no offset
+        # for a partition (a new or dropped read model) it starts from the beginning of the log rather than
+        # from the group's last Kafka commit.
+        self._db_only = offsets_from_database_only
         self._consumer: AIOKafkaConsumer | None = None
         self._stored: dict[TopicPartition, int] = {}
         self.paused = False
@@ -202,7 +211,8 @@ class EventConsumer:
         for record, reason, error in poison:
             await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
         if events or last:
-            await self._retrying(lambda: self._apply(events, last))
+            with self._batch_span(events):
+                await self._retrying(lambda: self._apply(events, last))
         for tp, offset in last.items():
             self._stored[tp] = max(self._stored.get(tp, -1), offset)
         await self._commit(last)
@@ -212,6 +222,26 @@ class EventConsumer:
             )
             for ev in events:
                 self._metrics.events_consumed_total.labels(group=self.group_id, topic=ev.topic).inc()
+
+    def _batch_span(self, events: Sequence[ReceivedEvent]) -> Any:
+        """One span per batch, linked to the producing span of (up to 128 of) its events."""
+        links = []
+        for ev in events[:MAX_SPAN_LINKS]:
+            span_context = trace.get_current_span(
+                context_from_traceparent(ev.envelope.traceparent)
+            ).get_span_context()
+            if span_context.is_valid:
+                links.append(trace.Link(span_context))
+        return _tracer.start_as_current_span(
+            f"{self.group_id} process",
+            kind=trace.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.batch.message_count": len(events),
+            },
+        )
 
     async def _apply(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
         try:
@@ -311,10 +341,16 @@ class EventConsumer:
             )
             return
         stored = {TopicPartition(r.topic, r.partition): int(r.offset) for r in rows}
+        from_start = []
         for tp in assigned:
             if tp in stored:
                 self._stored[tp] = stored[tp]
                 self.consumer.seek(tp, stored[tp] + 1)
+            elif self._db_only:
+                self._stored.pop(tp, None)
+                from_start.append(tp)
+        if from_start:
+            await self.consumer.seek_to_beginning(*from_start)
 
     async def _dead_letter(self, record: Any, reason: str, error: str, attempts: int) -> None:
         headers = dead_letter_headers(

@@ -41,6 +41,7 @@ class ConsumerSpec:
     topics: Sequence[str]
     handler: BatchHandler
     event_types: frozenset[str] | None = None
+    offsets_from_database_only: bool = False
 
 
 async def retry_startup(what: str, action: Callable[[], Awaitable[T]], timeout_s: float = 120.0) -> T:
@@ -112,7 +113,9 @@ class ServiceRuntime:
 
         self.producer = await retry_startup("kafka", start_producer)
         self._kafka_started = True
-        await retry_startup("topics", lambda: ensure_topics(bootstrap))
+        if self.settings.kafka_create_topics:
+            replication = self.settings.kafka_replication_factor
+            await retry_startup("topics", lambda: ensure_topics(bootstrap, replication_factor=replication))
         if self.settings.relay_enabled:
             self.relay = OutboxRelay(
                 engine=self.engine,
@@ -140,6 +143,7 @@ class ServiceRuntime:
                     max_records=self.settings.consumer_max_records,
                     client_id=f"{name}-{os.getpid()}",
                     event_types=spec.event_types,
+                    offsets_from_database_only=spec.offsets_from_database_only,
                 )
                 await retry_startup(f"consumer {spec.group_id}", consumer.start)
                 self.consumers.append(consumer)

@@ -26,6 +26,17 @@ class ServiceSettings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
     )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        validation_alias=AliasChoices("KAFKA_REPLICATION_FACTOR", "kafka_replication_factor"),
+        description="Replication factor of topics this service creates (3 in production).",
+    )
+    kafka_create_topics: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("KAFKA_CREATE_TOPICS", "kafka_create_topics"),
+        description="Create missing registry topics at startup; turn off where topics are provisioned.",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_max_body_bytes: int = 1_048_576

@@ -37,11 +37,13 @@ class LicensingServiceInfo:
 
 
 class CatalogueAdapter:
-    """Looks up licensing service types in the site's service catalogue."""
+    """Looks up licensing service types in the site's catalogue; other service types are unknown here."""
 
     def __init__(self, catalogue: Catalogue) -> None:
         self._by_code: dict[str, LicensingServiceInfo] = {}
         for st in catalogue.service_types:
+            if not st.licensing:
+                continue
             self._by_code[st.code] = LicensingServiceInfo(
                 code=st.code, agency=st.agency, short_code=st.code.rsplit(".", 1)[-1].replace("-", "")[:12]
             )

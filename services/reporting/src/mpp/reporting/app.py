@@ -68,6 +68,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
                 topics=group.topics,
                 handler=projector(site_tz),
                 event_types=PROJECTED_TYPES,
+                offsets_from_database_only=True,
             )
         ],
     )

@@ -200,7 +200,11 @@ async def _replay(svc: Any, principal: Principal, key: str, request_hash: str) -
     stored_hash, status_code, response = found
     if stored_hash != request_hash:
         raise IdempotencyKeyReused()
-    return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
+    headers = {"Idempotent-Replayed": "true"}
+    if status_code == 201 and "id" in response:
+        # A replay is the same response as the original, Location included.
+        headers["Location"] = f"/v1/applications/{response['id']}"
+    return JSONResponse(response, status_code=status_code, headers=headers)
 
 
 async def _load_scoped(svc: Any, principal: Principal, application_id: str) -> Application:

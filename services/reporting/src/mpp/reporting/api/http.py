@@ -19,10 +19,13 @@ def _scope(principal: Principal, site: str | None, agency: str | None) -> tuple[
     site, an agency's staff their agency at their site."""
     if principal.has_any(Role.MINISTRY):
         return site, agency
+    # A missing scope claim must narrow the view, never widen it to every site or agency.
     if principal.has_any(Role.OPERATOR):
-        if site is not None and site != principal.site:
+        if principal.site is None or (site is not None and site != principal.site):
             raise ForbiddenError()
         return principal.site, agency
+    if principal.site is None or principal.agency is None:
+        raise ForbiddenError()
     if agency is not None and agency != principal.agency:
         raise ForbiddenError()
     if site is not None and site != principal.site:

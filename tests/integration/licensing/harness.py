@@ -1,0 +1,142 @@
+"""The licensing service on a PostgreSQL database (migrations applied), driven over HTTP without Kafka."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mpp.contracts.nik import generate_test_nik
+from mpp.kit.auth import Role, issue_token
+from mpp.licensing.app import create_app
+from mpp.licensing.config import LicensingSettings
+from mpp.licensing.persistence.tables import applications, outbox
+
+SECRET = "licensing-integration-secret-0123456789"
+SITE = "mpp-kota-sukamaju"
+OTHER_SITE = "mpp-kota-lain"
+AGENCY = "dpmptsp"
+SERVICE_TYPE = "dpmptsp.pbg"
+NOW = datetime(2026, 11, 3, 2, 15, tzinfo=UTC)
+
+
+class FixedClock:
+    """The licensing clock port, frozen so permit numbers do not depend on the wall clock."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    event_type: str
+    value: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class LicensingApi:
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+    clock: FixedClock
+
+    async def outbox(self, application_id: str) -> list[OutboxEntry]:
+        """The outbox rows of one application (keyed by its id), in the order they were written."""
+        query = (
+            select(outbox.c.value, outbox.c.headers)
+            .where(outbox.c.key == application_id.encode())
+            .order_by(outbox.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        entries = []
+        for value, headers in rows:
+            named = {k: v for k, v in headers}
+            entries.append(OutboxEntry(named["ce_type"], bytes(value), named))
+        return entries
+
+    async def stored(self) -> tuple[int, int]:
+        """How many applications and outbox rows the database holds."""
+        return await self.application_count(), await self.outbox_size()
+
+    async def outbox_size(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+    async def application_count(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(applications))).scalar_one())
+
+
+def bearer(
+    *,
+    roles: list[Role],
+    agency: str | None = AGENCY,
+    site: str | None = SITE,
+    subject: str = "officer-1",
+) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {issue_token(SECRET, subject=subject, roles=roles, agency=agency, site=site)}"
+    }
+
+
+def officer(subject: str = "officer-1", *, agency: str = AGENCY, site: str = SITE) -> dict[str, str]:
+    return bearer(roles=[Role.OFFICER], agency=agency, site=site, subject=subject)
+
+
+def synthetic_nik(seed: int) -> str:
+    return generate_test_nik(random.Random(seed))
+
+
+def submission(
+    *,
+    seed: int = 1,
+    name: str = "Siti Rahmawati",
+    service_type: str = SERVICE_TYPE,
+    **overrides: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "service_type": service_type,
+        "site": SITE,
+        "channel": "walk_in",
+        "applicant": {"nik": synthetic_nik(seed), "name": name},
+        "documents": [
+            {
+                "requirement": "gambar-teknis",
+                "file_name": "gambar.pdf",
+                "content_type": "application/pdf",
+                "size_bytes": 120_000,
+            }
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+@contextlib.asynccontextmanager
+async def running_licensing(database_url: str) -> AsyncIterator[LicensingApi]:
+    settings = LicensingSettings(
+        database_url=database_url,
+        relay_enabled=False,
+        consumer_enabled=False,
+        jwt_hs256_secret=SECRET,
+        log_json=False,
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    clock = FixedClock(NOW)
+    app.state.licensing.ports.clock = clock
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield LicensingApi(client, app.state.licensing.runtime.engine, clock)
