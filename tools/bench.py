@@ -15,12 +15,16 @@ Prints a table and writes ``artifacts/bench.json``. Targets are printed as infor
 measures, it never fails on a target. It fails (exit 1) only when what it measures misbehaves: an HTTP
 error, a lost or dead-lettered event, a phase that could not run.
 
-``--profile`` adds cProfile passes of the relay and projection loops (artifacts/bench_profile_*.txt).
+The relay and projection loops are timed per batch (SQL statements by kind, fetch, parse, apply,
+offset commit), never per event, so the breakdown costs nothing measurable. ``--profile`` adds cProfile
+passes (CPU time) of the relay loop, the projection loop and the licensing server after the measured
+runs: artifacts/bench_profile_{relay,projection,submit}.txt, own time grouped by package first.
 
 Environment (set by tools/bench.sh): ``KAFKA_BOOTSTRAP_SERVERS``; ``MPP_BENCH_POSTGRES_URL`` (a database
 on a server where the role may create databases); ``MPP_BENCH_LOCAL_KAFKA=1`` when bench.sh started the
-broker. The submit phase runs the licensing relay as in production, so it publishes its applications
-to ``mpp.licensing.applications`` on that broker: use ``--no-submit-relay`` on a shared broker.
+broker; ``MPP_BENCH_KAFKA_PID`` and ``MPP_BENCH_POSTGRES_PID`` to report the broker's and the database
+server's CPU. The submit phase runs the licensing relay as in production, so it publishes its
+applications to ``mpp.licensing.applications`` on that broker: use ``--no-submit-relay`` on a shared one.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import os
 import platform
 import random
@@ -60,7 +65,8 @@ from mpp.contracts.events.licensing import ApplicationSubmittedV1, PermitIssuedV
 from mpp.contracts.kafka import Headers, to_record
 from mpp.contracts.masterdata import ServiceType, load_demo_catalogue
 from mpp.contracts.nik import generate_test_nik
-from mpp.contracts.topics import TopicSpec
+from mpp.contracts.topics import LICENSING_APPLICATIONS, TopicSpec
+from mpp.contracts.topics import topic as registry_topic
 from mpp.kit.auth import issue_token
 from mpp.kit.consumer import EventConsumer
 from mpp.kit.db import create_engine, session_factory
@@ -86,7 +92,7 @@ from tools.bench_support import (
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-PARTITIONS = 6  # as mpp.licensing.applications
+PARTITIONS = registry_topic(LICENSING_APPLICATIONS).partitions  # bench topics are shaped like it
 SECTIONS = ("raw", "relay", "projection", "submit")
 
 # Information only: printed next to the figures, never asserted.
@@ -517,6 +523,13 @@ async def applied_total(engine: AsyncEngine) -> int:
     return int(total)
 
 
+def reporting_consumer_options() -> dict[str, Any]:
+    """The reporting service's extra consumer options (see mpp.reporting.app), where the kit has them."""
+    if "offsets_from_database_only" in inspect.signature(EventConsumer).parameters:
+        return {"offsets_from_database_only": True}
+    return {}
+
+
 async def projection_pass(
     bench: Bench, d: Demo, topic: str, expected: int, max_records: int, *, label: str, profile: bool = False
 ) -> dict[str, Any]:
@@ -543,6 +556,7 @@ async def projection_pass(
             producer=producer,
             max_records=max_records,
             event_types=PROJECTED_TYPES,
+            **reporting_consumer_options(),
         )
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
@@ -1060,7 +1074,9 @@ def machine_info(bench: Bench, pg: dict[str, str], loop_name: str) -> dict[str, 
         "aiokafka_version": aiokafka.__version__,
         "sqlalchemy_version": sqlalchemy.__version__,
         "kafka_version": _local_kafka_version() if os.environ.get("MPP_BENCH_LOCAL_KAFKA") == "1" else None,
-        "machine_cpu_busy_pct_before_bench": bench.background_busy_pct,
+        "machine_cpu_busy_pct_before_bench": (
+            None if bench.background_busy_pct is None else round(bench.background_busy_pct, 1)
+        ),
         "kafka_broker": "throwaway local (tools/bench.sh)"
         if os.environ.get("MPP_BENCH_LOCAL_KAFKA") == "1"
         else "external",

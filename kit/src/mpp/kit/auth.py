@@ -5,7 +5,7 @@ provider whose public keys are in a JWKS file. Claims: ``sub``, ``roles`` (list 
 ``agency`` and ``site``, plus ``exp``, ``iss`` and ``aud``.
 
 Development tokens: ``python -m mpp.kit.auth issue --subject officer-1 --roles officer --agency dpmptsp
---site mpp-demo --ttl 3600`` (signed with ``MPP_JWT_HS256_SECRET``).
+--site mpp-kota-sukamaju --ttl 3600`` (signed with ``MPP_JWT_HS256_SECRET``).
 """
 
 import argparse

@@ -33,7 +33,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope, UnknownEventType
-from mpp.contracts.kafka import MalformedEvent, from_record
+from mpp.contracts.kafka import MalformedEvent, from_record, header_map
 from mpp.kit.db import dialect_insert, is_transient
 from mpp.kit.observability import ServiceMetrics, context_from_traceparent
 
@@ -361,9 +361,11 @@ class EventConsumer:
         )
         await fut
         self.dead_lettered += 1
+        correlation = header_map(record.headers or []).get("ce_correlationid")
         log.warning(
             "kit.consumer.dead_lettered",
             extra={
+                "correlation_id": correlation,
                 "group": self.group_id,
                 "topic": record.topic,
                 "partition": record.partition,

@@ -15,6 +15,13 @@ from mpp.contracts.topics import TOPICS, TopicSpec, dead_letter_topics
 log = logging.getLogger(__name__)
 
 
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicCreationFailed(RuntimeError):
+    """Kafka refused to create a registry topic."""
+
+
 def create_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
     """A producer that cannot lose acknowledged records nor reorder them per partition."""
     return AIOKafkaProducer(
@@ -42,7 +49,7 @@ async def ensure_topics(
         missing = [s for s in wanted if s.name not in existing]
         for spec in missing:
             try:
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
                         NewTopic(
                             name=spec.name,
@@ -52,9 +59,20 @@ async def ensure_topics(
                         )
                     ]
                 )
-                created.append(spec.name)
             except TopicAlreadyExistsError:
-                pass
+                continue
+            for error in response.topic_errors:
+                name, code = error[0], error[1]
+                message = error[2] if len(error) > 2 else ""
+                if code == TOPIC_ALREADY_EXISTS:
+                    continue
+                if code != 0:
+                    # The broker refused (too few brokers for the replication factor, ACLs...): never
+                    # report a topic as created when it is not.
+                    raise TopicCreationFailed(
+                        f"cannot create topic {name}: error {code} {message or ''}".strip()
+                    )
+                created.append(name)
     finally:
         await admin.close()
     if created:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class ServiceRuntime:
                     producer=self.producer,
                     metrics=self.metrics,
                     max_records=self.settings.consumer_max_records,
-                    client_id=f"{name}-{os.getpid()}",
+                    client_id=f"{name}-{socket.gethostname()}-{os.getpid()}",
                     event_types=spec.event_types,
                     offsets_from_database_only=spec.offsets_from_database_only,
                 )
@@ -169,7 +170,8 @@ class ServiceRuntime:
     async def stop(self) -> None:
         self._stop.set()
         if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=30)
+            # Within the orchestrator's grace period: HTTP drains first (10 s), then the workers.
+            _done, pending = await asyncio.wait(self._tasks, timeout=25)
             for task in pending:
                 task.cancel()
         for consumer in self.consumers:

@@ -19,7 +19,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "mpp"
-    site: str = Field(default="mpp-demo", description="Default MPP site code of this deployment.")
+    site: str = Field(default="mpp-kota-sukamaju", description="Default MPP site code of this deployment.")
     database_url: str = Field(default="sqlite+aiosqlite:///./.local/mpp.db")
     database_pool_size: int = 10
     kafka_bootstrap_servers: str = Field(

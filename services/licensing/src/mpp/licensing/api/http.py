@@ -139,9 +139,8 @@ async def submit(
     ] = None,
 ) -> JSONResponse:
     svc = request.app.state.licensing
-    site = body.site or principal.site
-    if site is None:
-        raise Unprocessable(details={"field": "site", "problem": "lokasi MPP wajib diisi"})
+    # Officers submit for their own site; a citizen applying online defaults to this deployment's site.
+    site = body.site or principal.site or svc.runtime.settings.site
     service = svc.ports.catalogue.licensing_service(body.service_type)
     if service is None:
         raise Unprocessable(

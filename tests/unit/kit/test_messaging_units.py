@@ -1,0 +1,96 @@
+"""Pure parts of the messaging runtime: error classification, dead-letter headers, outbox rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import exc
+
+from mpp.contracts.events.licensing import ApplicationSubmittedV1
+from mpp.contracts.examples import example_envelope
+from mpp.contracts.kafka import from_record, header_map
+from mpp.kit.consumer import dead_letter_headers
+from mpp.kit.db import is_transient, normalise_url
+from mpp.kit.outbox import outbox_row
+
+pytestmark = pytest.mark.unit
+
+
+class TestErrorClassification:
+    @pytest.mark.parametrize(
+        "error",
+        [
+            exc.OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked")),
+            exc.InterfaceError("SELECT 1", {}, Exception("connection closed")),
+            ConnectionRefusedError(111, "refused"),
+            TimeoutError(),
+            exc.TimeoutError("pool exhausted"),
+        ],
+        ids=["operational", "interface", "refused", "timeout", "pool-timeout"],
+    )
+    def test_outages_are_transient(self, error: BaseException) -> None:
+        assert is_transient(error)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
+            ValueError("bad value"),
+            KeyError("missing"),
+            exc.ProgrammingError("SELECT", {}, Exception("syntax error")),
+        ],
+        ids=["integrity", "value", "key", "programming"],
+    )
+    def test_bugs_and_bad_data_are_deterministic(self, error: BaseException) -> None:
+        assert not is_transient(error)
+
+
+class TestDeadLetterHeaders:
+    def test_carry_the_origin_and_the_reason_and_replace_old_ones(self) -> None:
+        record = SimpleNamespace(
+            topic="mpp.licensing.applications",
+            partition=4,
+            offset=1234,
+            headers=[("ce_type", b"ApplicationSubmitted"), ("dlq_reason", b"stale")],
+        )
+        headers = header_map(
+            dead_letter_headers(record, group_id="g", reason="handler_error", error="boom", attempts=3)
+        )
+        assert headers["ce_type"] == "ApplicationSubmitted"
+        assert headers["dlq_origin_topic"] == "mpp.licensing.applications"
+        assert (headers["dlq_origin_partition"], headers["dlq_origin_offset"]) == ("4", "1234")
+        assert (headers["dlq_reason"], headers["dlq_error"], headers["dlq_attempts"]) == (
+            "handler_error",
+            "boom",
+            "3",
+        )
+        assert headers["dlq_consumer_group"] == "g"
+        assert datetime.fromisoformat(headers["dlq_failed_at"]).tzinfo is not None
+
+
+class TestOutboxRow:
+    def test_holds_a_record_that_reads_back_as_the_same_event(self) -> None:
+        envelope = example_envelope(ApplicationSubmittedV1)
+        row = outbox_row(envelope, datetime.now(UTC))
+        assert row["topic"] == "mpp.licensing.applications"
+        assert row["key"] == envelope.subject.encode()
+        assert row["sent_at"] is None
+        headers = [(k, v.encode()) for k, v in row["headers"]]
+        assert from_record(row["value"], headers) == envelope
+
+
+class TestDatabaseUrls:
+    @pytest.mark.parametrize(
+        ("given", "expected"),
+        [
+            ("postgresql://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+            ("postgres://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+            ("sqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
+            ("sqlite+aiosqlite:///./x.db", "sqlite+aiosqlite:///./x.db"),
+        ],
+    )
+    def test_plain_urls_get_the_async_driver(self, given: str, expected: str) -> None:
+        assert normalise_url(given) == expected
