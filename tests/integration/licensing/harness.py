@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.contracts.nik import generate_test_nik
 from mpp.kit.auth import Role, issue_token
+from mpp.kit.outbox import decode_headers
 from mpp.licensing.app import create_app
 from mpp.licensing.config import LicensingSettings
 from mpp.licensing.persistence.tables import applications, outbox
@@ -61,7 +62,7 @@ class LicensingApi:
             rows = (await conn.execute(query)).all()
         entries = []
         for value, headers in rows:
-            named = {k: v for k, v in headers}
+            named = {k: v.decode() for k, v in decode_headers(headers)}
             entries.append(OutboxEntry(named["ce_type"], bytes(value), named))
         return entries
 

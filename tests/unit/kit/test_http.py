@@ -69,6 +69,10 @@ def _build_app(readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None
     async def boom() -> None:
         raise RuntimeError(f"database refused NIK {NIK}")
 
+    @app.get("/db-down")
+    async def db_down() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed")
+
     @app.post("/raw")
     async def raw(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
@@ -244,6 +248,13 @@ class TestErrorMapping:
             }
         }
         assert response.headers["X-Correlation-Id"] == "req-500-check"
+
+    async def test_database_outage_is_503_with_retry_after(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/db-down")
+
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["error"]["code"] == "unavailable"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from mpp.contracts.examples import example_envelope
 from mpp.contracts.kafka import from_record, header_map
 from mpp.kit.consumer import dead_letter_headers
 from mpp.kit.db import is_transient, normalise_url
-from mpp.kit.outbox import outbox_row
+from mpp.kit.outbox import decode_headers, outbox_row
 
 pytestmark = pytest.mark.unit
 
@@ -78,8 +78,7 @@ class TestOutboxRow:
         assert row["topic"] == "mpp.licensing.applications"
         assert row["key"] == envelope.subject.encode()
         assert row["sent_at"] is None
-        headers = [(k, v.encode()) for k, v in row["headers"]]
-        assert from_record(row["value"], headers) == envelope
+        assert from_record(row["value"], decode_headers(row["headers"])) == envelope
 
 
 class TestDatabaseUrls:

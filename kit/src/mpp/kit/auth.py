@@ -134,6 +134,9 @@ class TokenVerifier:
         )
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        # Verified tokens, so a client that sends the same token on every request pays for the
+        # signature check once; entries are dropped at the token's expiry.
+        self._cache: dict[str, tuple[Principal, float]] = {}
         if settings.jwt_jwks_file is not None and not self._jwks:
             _logger.error("auth.jwks.empty", extra={"path": str(settings.jwt_jwks_file)})
         if not self.configured:
@@ -162,6 +165,19 @@ class TokenVerifier:
         raise _Rejected("algorithm_not_allowed")
 
     def verify(self, token: str) -> Principal:
+        cached = self._cache.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires + LEEWAY_SECONDS:
+                return principal
+            del self._cache[token]
+        principal, expires = self._verify(token)
+        if len(self._cache) >= TOKEN_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         if not self.configured:
             _logger.warning("auth.token.rejected", extra={"reason": "verifier_unconfigured"})
             raise AuthError
@@ -177,7 +193,7 @@ class TokenVerifier:
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
-            return _principal_from_claims(claims)
+            return _principal_from_claims(claims), float(claims["exp"])
         except _Rejected as rejected:
             reason = rejected.reason
         except jwt.ExpiredSignatureError:
@@ -186,6 +202,9 @@ class TokenVerifier:
             reason = type(error).__name__
         _logger.info("auth.token.rejected", extra={"reason": reason})
         raise AuthError
+
+
+TOKEN_CACHE_SIZE = 10_000
 
 
 class _Rejected(Exception):

@@ -29,7 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope, UnknownEventType
@@ -293,13 +293,23 @@ class EventConsumer:
         for ev in events:
             unique.setdefault(str(ev.envelope.id), ev)
         now = datetime.now(UTC)
-        stmt = (
-            dialect_insert(session, self._inbox)
-            .values([{"consumer": self.group_id, "event_id": eid, "processed_at": now} for eid in unique])
-            .on_conflict_do_nothing()
-            .returning(self._inbox.c.event_id)
-        )
-        claimed = set((await session.execute(stmt)).scalars().all())
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement with one array parameter: compiling a multi-row VALUES list per batch costs
+            # more than the insert itself.
+            stmt = text(
+                f"INSERT INTO {self._inbox.name} (consumer, event_id, processed_at) "
+                "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
+                "ON CONFLICT DO NOTHING RETURNING event_id"
+            )
+            result = await session.execute(stmt, {"consumer": self.group_id, "ids": list(unique), "now": now})
+        else:
+            result = await session.execute(
+                dialect_insert(session, self._inbox)
+                .values([{"consumer": self.group_id, "event_id": eid, "processed_at": now} for eid in unique])
+                .on_conflict_do_nothing()
+                .returning(self._inbox.c.event_id)
+            )
+        claimed = set(result.scalars().all())
         fresh = [ev for eid, ev in unique.items() if eid in claimed]
         dup = len(events) - len(fresh)
         if dup:

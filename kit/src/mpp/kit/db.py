@@ -12,7 +12,6 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     DateTime,
@@ -62,7 +61,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per checkout): a connection broken by a database restart fails once
+        # with a transient error, which consumers retry and the HTTP edge answers with 503.
         pool_recycle=1800,
     )
 
@@ -130,7 +130,7 @@ def add_runtime_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
         Column("topic", String(200), nullable=False),
         Column("key", LargeBinary, nullable=False),
         Column("value", LargeBinary, nullable=False),
-        Column("headers", JSON, nullable=False),
+        Column("headers", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("sent_at", DateTime(timezone=True), nullable=True),
     )

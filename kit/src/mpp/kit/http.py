@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from mpp.kit.auth import AuthError, ForbiddenError, TokenVerifier
+from mpp.kit.db import is_transient
 from mpp.kit.observability import ServiceMetrics, context_from_traceparent, correlation_id, redact
 from mpp.kit.settings import ServiceSettings
 
@@ -39,6 +40,7 @@ _MESSAGE_INVALID_INPUT: Final = "Data yang dikirim tidak valid"
 _MESSAGE_INVALID_JSON: Final = "Isi permintaan bukan JSON yang valid"
 _MESSAGE_TOO_LARGE: Final = "Ukuran data yang dikirim melebihi batas {limit} byte"
 _MESSAGE_INTERNAL: Final = "Terjadi kesalahan pada sistem. Silakan coba lagi nanti."
+_MESSAGE_UNAVAILABLE: Final = "Layanan sedang tidak tersedia sementara. Silakan coba lagi sebentar lagi."
 _STATUS_MESSAGES: Final[dict[int, str]] = {
     400: "Permintaan tidak valid",
     401: "Token tidak valid atau sudah kedaluwarsa",
@@ -262,13 +264,21 @@ class _Exchange:
             return
         await self.downstream(message)
 
-    async def respond(self, status: int, body: bytes, *, close: bool = False) -> None:
+    async def respond(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        close: bool = False,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self.started = True
         self.status = status
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             self.cid_header,
+            *(headers or []),
         ]
         if close:
             # The client may still be sending the rejected body.
@@ -361,6 +371,14 @@ class _EdgeMiddleware:
                 elif exchange.started:
                     _logger.error("http.response.failed", exc_info=exc)
                     raise
+                elif is_transient(exc):
+                    # The database or broker is briefly unavailable: the client may retry.
+                    _logger.warning(
+                        "http.request.unavailable",
+                        extra={"route": _route_template(scope), "error": type(exc).__name__},
+                    )
+                    body = _error_bytes("unavailable", _MESSAGE_UNAVAILABLE, {"correlation_id": cid})
+                    await exchange.respond(503, body, headers=[(b"retry-after", b"1")])
                 else:
                     _logger.error(
                         "http.request.failed",

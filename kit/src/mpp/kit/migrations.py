@@ -83,7 +83,7 @@ def runtime_tables_v1(op: Any) -> None:
         sa.Column("topic", sa.String(200), nullable=False),
         sa.Column("key", sa.LargeBinary, nullable=False),
         sa.Column("value", sa.LargeBinary, nullable=False),
-        sa.Column("headers", sa.JSON, nullable=False),
+        sa.Column("headers", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     )

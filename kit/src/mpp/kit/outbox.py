@@ -12,12 +12,23 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
+import orjson
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope
 from mpp.contracts.kafka import to_record
 from mpp.kit.observability import inject_traceparent
+
+
+def encode_headers(headers: list[tuple[str, bytes]]) -> bytes:
+    """Headers as stored in the outbox: a compact JSON list of ``[name, text]`` pairs."""
+    return orjson.dumps([(k, v.decode()) for k, v in headers])
+
+
+def decode_headers(raw: bytes) -> list[tuple[str, bytes]]:
+    """The Kafka headers of an outbox row, ready to send."""
+    return [(k, v.encode()) for k, v in orjson.loads(raw)]
 
 
 def outbox_row(envelope: Envelope, now: datetime) -> dict[str, Any]:
@@ -32,7 +43,7 @@ def outbox_row(envelope: Envelope, now: datetime) -> dict[str, Any]:
         "topic": envelope.topic,
         "key": key,
         "value": value,
-        "headers": [[k, v.decode()] for k, v in headers],
+        "headers": encode_headers(headers),
         "created_at": now,
         "sent_at": None,
     }

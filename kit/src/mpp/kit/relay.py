@@ -16,11 +16,13 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import ARRAY, BigInteger, Table, delete, func, select, text, update
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mpp.kit.db import is_transient
 from mpp.kit.observability import ServiceMetrics
+from mpp.kit.outbox import decode_headers
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class OutboxRelay:
         wakeup: asyncio.Event | None = None,
         lock_name: str = "mpp-outbox-relay",
         retain_sent: timedelta = timedelta(hours=24),
+        coalesce_s: float = 0.005,
     ) -> None:
         self._engine = engine
         self._outbox = outbox
@@ -48,6 +51,7 @@ class OutboxRelay:
         self.wakeup = wakeup or asyncio.Event()
         self._lock_key = zlib.crc32(lock_name.encode())
         self._retain_sent = retain_sent
+        self._coalesce = coalesce_s
         self._lock_conn: AsyncConnection | None = None
         self.published = 0
 
@@ -68,15 +72,22 @@ class OutboxRelay:
         started = time.perf_counter()
         futures = []
         for row in rows:
-            headers = [(k, v.encode()) for k, v in row.headers]
             futures.append(
-                await self._producer.send(row.topic, value=row.value, key=row.key, headers=headers)
+                await self._producer.send(
+                    row.topic, value=row.value, key=row.key, headers=decode_headers(row.headers)
+                )
             )
         await asyncio.gather(*futures)
         seqs = [row.seq for row in rows]
         now = datetime.now(UTC)
         async with self._engine.begin() as conn:
-            await conn.execute(update(o).where(o.c.seq.in_(seqs)).values(sent_at=now))
+            if conn.dialect.name == "postgresql":
+                # One array parameter instead of one bind parameter per row.
+                await conn.execute(
+                    update(o).where(o.c.seq == func.any(sa_cast(seqs, ARRAY(BigInteger)))).values(sent_at=now)
+                )
+            else:
+                await conn.execute(update(o).where(o.c.seq.in_(seqs)).values(sent_at=now))
         self.published += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_relay_batch_seconds.observe(time.perf_counter() - started)

@@ -17,4 +17,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         loop="auto",
         timeout_graceful_shutdown=10,
+        # Longer than the idle timeout of load balancers and client pools, so the server never closes a
+        # keep-alive connection a client is about to reuse.
+        timeout_keep_alive=75,
     )

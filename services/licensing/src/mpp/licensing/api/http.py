@@ -154,10 +154,6 @@ async def submit(
     request_hash = hashlib.sha256(
         orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
-    if idempotency_key is not None:
-        replay = await _replay(svc, principal, idempotency_key, request_hash)
-        if replay is not None:
-            return replay
     cmd = SubmitApplication(
         service_type=body.service_type,
         site=site,
@@ -170,6 +166,10 @@ async def submit(
     )
     try:
         async with svc.uow() as uow:
+            if idempotency_key is not None:
+                found = await uow.idempotency.find(principal.subject, idempotency_key)
+                if found is not None:
+                    return _replayed(found, request_hash)
             try:
                 app = await HANDLERS[SubmitApplication](cmd, uow, svc.ports)
             except UnknownServiceType as exc:
@@ -194,8 +194,11 @@ async def submit(
 async def _replay(svc: Any, principal: Principal, key: str, request_hash: str) -> JSONResponse | None:
     async with svc.uow() as uow:
         found = await uow.idempotency.find(principal.subject, key)
-    if found is None:
-        return None
+    return None if found is None else _replayed(found, request_hash)
+
+
+def _replayed(found: tuple[str, int, dict[str, Any]], request_hash: str) -> JSONResponse:
+    """The stored answer to an earlier request with the same Idempotency-Key."""
     stored_hash, status_code, response = found
     if stored_hash != request_hash:
         raise IdempotencyKeyReused()
