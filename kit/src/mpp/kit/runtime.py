@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mpp.kit.consumer import BatchHandler, EventConsumer
-from mpp.kit.db import is_transient, ping
+from mpp.kit.db import create_engine, is_transient, ping, session_factory
+from mpp.kit.http import create_http_app
 from mpp.kit.kafka import create_producer, ensure_topics
 from mpp.kit.migrations import upgrade
-from mpp.kit.observability import ServiceMetrics
+from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
 from mpp.kit.relay import OutboxRelay
 from mpp.kit.settings import ServiceSettings
 
@@ -197,3 +199,41 @@ class ServiceRuntime:
             yield
         finally:
             await self.stop()
+
+
+def build_runtime(
+    settings: ServiceSettings,
+    *,
+    outbox: Table,
+    inbox: Table,
+    offsets: Table,
+    migrations: Path,
+    consumers: Sequence[ConsumerSpec] = (),
+) -> ServiceRuntime:
+    """The usual wiring of a service process: logging, tracing, metrics, database engine and runtime."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    setup_tracing(settings.service_name, settings.otlp_endpoint)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    return ServiceRuntime(
+        settings=settings,
+        metrics=ServiceMetrics(settings.service_name),
+        engine=engine,
+        sessions=session_factory(engine),
+        outbox=outbox,
+        inbox=inbox,
+        offsets=offsets,
+        migrations=migrations,
+        consumers=consumers,
+    )
+
+
+def service_app(runtime: ServiceRuntime, *, title: str, version: str) -> FastAPI:
+    """The HTTP app of a service whose lifespan starts and stops the runtime."""
+    return create_http_app(
+        settings=runtime.settings,
+        metrics=runtime.metrics,
+        title=title,
+        version=version,
+        lifespan=runtime.lifespan,
+        readiness=runtime.readiness,
+    )

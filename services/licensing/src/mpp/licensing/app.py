@@ -11,10 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
-from mpp.kit.db import create_engine, session_factory
-from mpp.kit.http import create_http_app
-from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
-from mpp.kit.runtime import ServiceRuntime
+from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
 from mpp.licensing.api.http import router
 from mpp.licensing.config import LicensingSettings
 from mpp.licensing.handlers import Ports
@@ -75,19 +72,8 @@ class LicensingService:
 
 def create_app(settings: LicensingSettings | None = None) -> FastAPI:
     settings = settings or LicensingSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    setup_tracing(settings.service_name, settings.otlp_endpoint)
-    metrics = ServiceMetrics(settings.service_name)
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    runtime = ServiceRuntime(
-        settings=settings,
-        metrics=metrics,
-        engine=engine,
-        sessions=session_factory(engine),
-        outbox=outbox,
-        inbox=inbox,
-        offsets=consumer_offsets,
-        migrations=MIGRATIONS,
+    runtime = build_runtime(
+        settings, outbox=outbox, inbox=inbox, offsets=consumer_offsets, migrations=MIGRATIONS
     )
     catalogue = (
         load_catalogue(settings.catalogue_file.read_text())
@@ -99,14 +85,7 @@ def create_app(settings: LicensingSettings | None = None) -> FastAPI:
         catalogue=CatalogueAdapter(catalogue),
         pseudonymiser=KeyedPseudonymiser(settings.citizen_ref_key.get_secret_value().encode()),
     )
-    app = create_http_app(
-        settings=settings,
-        metrics=metrics,
-        title="MPP Licensing",
-        version="0.1.0",
-        lifespan=runtime.lifespan,
-        readiness=runtime.readiness,
-    )
+    app = service_app(runtime, title="MPP Licensing", version="0.1.0")
     app.state.licensing = LicensingService(runtime, ports)
     app.include_router(router)
     return app

@@ -12,10 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.masterdata import load_catalogue, load_demo_catalogue
 from mpp.contracts.topics import consumer_group
-from mpp.kit.db import create_engine, session_factory
-from mpp.kit.http import create_http_app
-from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
-from mpp.kit.runtime import ConsumerSpec, ServiceRuntime
+from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service_app
 from mpp.reporting.api.http import router
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.config import ReportingSettings
@@ -35,11 +32,6 @@ class ReportingService:
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    setup_tracing(settings.service_name, settings.otlp_endpoint)
-    metrics = ServiceMetrics(settings.service_name)
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    sessions = session_factory(engine)
     catalogue = (
         load_catalogue(settings.catalogue_file.read_text())
         if settings.catalogue_file
@@ -53,11 +45,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         return ZoneInfo(name) if name else DEFAULT_TZ
 
     group = consumer_group(settings.consumer_group)
-    runtime = ServiceRuntime(
-        settings=settings,
-        metrics=metrics,
-        engine=engine,
-        sessions=sessions,
+    runtime = build_runtime(
+        settings,
         outbox=outbox,
         inbox=inbox,
         offsets=consumer_offsets,
@@ -72,14 +61,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             )
         ],
     )
-    app = create_http_app(
-        settings=settings,
-        metrics=metrics,
-        title="MPP Reporting",
-        version="0.1.0",
-        lifespan=runtime.lifespan,
-        readiness=runtime.readiness,
-    )
-    app.state.reporting = ReportingService(sessions, runtime)
+    app = service_app(runtime, title="MPP Reporting", version="0.1.0")
+    app.state.reporting = ReportingService(runtime.sessions, runtime)
     app.include_router(router)
     return app
