@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
 from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
-from mpp.licensing.api.http import router
+from mpp.licensing.api.http import public, router
 from mpp.licensing.config import LicensingSettings
 from mpp.licensing.handlers import Ports
 from mpp.licensing.persistence.tables import consumer_offsets, inbox, outbox
@@ -88,4 +88,5 @@ def create_app(settings: LicensingSettings | None = None) -> FastAPI:
     app = service_app(runtime, title="MPP Licensing", version="0.1.0")
     app.state.licensing = LicensingService(runtime, ports)
     app.include_router(router)
+    app.include_router(public)
     return app

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +17,7 @@ from mpp.contracts.nik import ValidNik
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
 from mpp.kit.observability import correlation_id
-from mpp.licensing.domain.model import Application, InvalidTransition
+from mpp.licensing.domain.model import Application, ApplicationStatus, InvalidTransition, mask_name
 from mpp.licensing.handlers import (
     HANDLERS,
     ApplicationNotFound,
@@ -29,6 +29,12 @@ from mpp.licensing.handlers import (
 from mpp.licensing.persistence.repository import ConcurrentUpdate
 
 router = APIRouter(prefix="/v1")
+public = APIRouter(prefix="/v1", tags=["public"])
+
+STATUS_LABELS = {
+    ApplicationStatus.SUBMITTED: "Permohonan diterima, sedang diproses",
+    ApplicationStatus.PERMIT_ISSUED: "Izin telah terbit",
+}
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 DOCUMENT_TYPES = ("application/pdf", "image/jpeg", "image/png")
@@ -254,3 +260,82 @@ async def approve(
     except (ConcurrentUpdate, IntegrityError) as exc:
         raise ConcurrentChange() from exc
     return _out(app)
+
+
+class TrackingNotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    message = "Kode pelacakan tidak ditemukan"
+
+
+@public.get("/track/{tracking_code}", summary="Follow an application by its tracking code (no login)")
+async def track(
+    tracking_code: Annotated[str, StringConstraints(min_length=6, max_length=16)], request: Request
+) -> dict[str, Any]:
+    """What a citizen may see: status and dates, never officer data or personal data."""
+    async with request.app.state.licensing.uow() as uow:
+        app: Application | None = await uow.applications.find_by_tracking_code(tracking_code.upper())
+    if app is None:
+        raise TrackingNotFound()
+    return {
+        "tracking_code": app.tracking_code,
+        "service_type": app.service_type,
+        "status": app.status.value,
+        "status_label": STATUS_LABELS[app.status],
+        "submitted_at": app.submitted_at.isoformat(),
+        "permit_issued": app.permit_number is not None,
+    }
+
+
+@public.get("/permits/verification", summary="Check a permit number (the QR code on a permit)")
+async def verify_permit(
+    request: Request, number: Annotated[str, Query(min_length=5, max_length=64)]
+) -> dict[str, Any]:
+    """Whether a permit number is valid, for whom in masked form, and since when."""
+    async with request.app.state.licensing.uow() as uow:
+        found = await uow.applications.permit_holder(number)
+    if found is None:
+        return {"valid": False, "permit_number": number, "message": "Nomor izin tidak terdaftar"}
+    app, holder = found
+    return {
+        "valid": True,
+        "permit_number": app.permit_number,
+        "service_type": app.service_type,
+        "agency": app.agency,
+        "site": app.site,
+        "holder": mask_name(holder),
+        "issued_at": app.approved_at.isoformat() if app.approved_at else None,
+        "valid_until": None,
+        "message": "Izin terdaftar dan berlaku",
+    }
+
+
+@router.get("/applications", summary="Work queue: applications in the caller's scope, oldest first")
+async def work_queue(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(*READER_ROLES))],
+    status: ApplicationStatus | None = None,
+    service_type: Annotated[str | None, Query(max_length=64)] = None,
+    agency: Annotated[str | None, Query(max_length=64)] = None,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    if principal.has_any(Role.MINISTRY):
+        scope_agency, scope_site = agency, site
+    elif principal.has_any(Role.OPERATOR):
+        principal.ensure_scope(agency, site or principal.site)
+        scope_agency, scope_site = agency, principal.site
+    else:
+        principal.ensure_scope(agency or principal.agency, site or principal.site)
+        scope_agency, scope_site = principal.agency, principal.site
+    async with request.app.state.licensing.uow() as uow:
+        items, total = await uow.applications.work_queue(
+            agency=scope_agency,
+            site=scope_site,
+            status=status.value if status else None,
+            service_type=service_type,
+            offset=(page - 1) * size,
+            limit=size,
+        )
+    return {"items": [_out(a) for a in items], "page": page, "size": size, "total": total}

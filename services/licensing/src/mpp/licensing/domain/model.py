@@ -131,3 +131,8 @@ def format_permit_number(*, sequence: int, agency: str, service_short: str, issu
         f"{sequence:04d}/{agency.upper()}/{service_short.upper()}/"
         f"{ROMAN_MONTHS[issued_at.month - 1]}/{issued_at.year}"
     )
+
+
+def mask_name(name: str) -> str:
+    """A holder's name as shown publicly: the first letter of each word, e.g. ``B*** S******``."""
+    return " ".join(word[0] + "*" * (len(word) - 1) for word in name.split() if word)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
@@ -42,24 +42,7 @@ class ApplicationRepository:
 
     async def get(self, application_id: str) -> Application | None:
         row = (await self._s.execute(select(applications).where(applications.c.id == application_id))).first()
-        if row is None:
-            return None
-        return Application(
-            id=row.id,
-            tracking_code=row.tracking_code,
-            service_type=row.service_type,
-            agency=row.agency,
-            site=row.site,
-            applicant_ref=row.applicant_ref,
-            channel=row.channel,
-            submitted_at=row.submitted_at,
-            documents=len(row.documents),
-            status=ApplicationStatus(row.status),
-            approved_at=row.approved_at,
-            approved_by=row.approved_by,
-            permit_number=row.permit_number,
-            version=row.version,
-        )
+        return None if row is None else _to_application(row)
 
     async def save(self, app: Application) -> None:
         """Optimistic save: fails if the stored version moved since the aggregate was loaded."""
@@ -77,6 +60,62 @@ class ApplicationRepository:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
         app.version += 1
+
+    async def find_by_tracking_code(self, tracking_code: str) -> Application | None:
+        row = (
+            await self._s.execute(
+                select(applications.c.id).where(applications.c.tracking_code == tracking_code)
+            )
+        ).first()
+        return await self.get(row.id) if row else None
+
+    async def permit_holder(self, permit_number: str) -> tuple[Application, str] | None:
+        """The application that issued ``permit_number`` and the holder's name."""
+        row = (
+            await self._s.execute(
+                select(applications.c.id, applications.c.applicant_name).where(
+                    applications.c.permit_number == permit_number
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        app = await self.get(row.id)
+        return (app, row.applicant_name) if app else None
+
+    async def work_queue(
+        self,
+        *,
+        agency: str | None,
+        site: str | None,
+        status: str | None,
+        service_type: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Application], int]:
+        """Applications in a scope, oldest first (the order officers work them), with the total count."""
+        conditions = []
+        if agency is not None:
+            conditions.append(applications.c.agency == agency)
+        if site is not None:
+            conditions.append(applications.c.site == site)
+        if status is not None:
+            conditions.append(applications.c.status == status)
+        if service_type is not None:
+            conditions.append(applications.c.service_type == service_type)
+        total = (
+            await self._s.execute(select(func.count()).select_from(applications).where(*conditions))
+        ).scalar_one()
+        rows = (
+            await self._s.execute(
+                select(applications)
+                .where(*conditions)
+                .order_by(applications.c.submitted_at, applications.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        return [_to_application(row) for row in rows], int(total)
 
     async def next_permit_sequence(self, *, agency: str, site: str, year: int) -> int:
         insert = dialect_insert(self._s, permit_sequences).values(agency=agency, site=site, year=year, last=1)
@@ -122,3 +161,22 @@ class IdempotencyStore:
                 created_at=at,
             )
         )
+
+
+def _to_application(row: Any) -> Application:
+    return Application(
+        id=row.id,
+        tracking_code=row.tracking_code,
+        service_type=row.service_type,
+        agency=row.agency,
+        site=row.site,
+        applicant_ref=row.applicant_ref,
+        channel=row.channel,
+        submitted_at=row.submitted_at,
+        documents=len(row.documents),
+        status=ApplicationStatus(row.status),
+        approved_at=row.approved_at,
+        approved_by=row.approved_by,
+        permit_number=row.permit_number,
+        version=row.version,
+    )
