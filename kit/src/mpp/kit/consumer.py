@@ -23,13 +23,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope, UnknownEventType
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("mpp.kit.consumer")
 
 DLQ_PREFIX = "dlq_"
+INBOX_PURGE_INTERVAL_S = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ class EventConsumer:
         max_backoff_s: float = 5.0,
         event_types: frozenset[str] | None = None,
         offsets_from_database_only: bool = False,
+        inbox_retention: timedelta = timedelta(days=30),
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -131,6 +133,10 @@ class EventConsumer:
         # for a partition (a new or dropped read model) it starts from the beginning of the log rather than
         # from the group's last Kafka commit.
         self._db_only = offsets_from_database_only
+        # Duplicates come from producer retries and relay restarts, minutes apart at most; event ids
+        # older than this no longer need remembering.
+        self._inbox_retention = inbox_retention
+        self._last_purge = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._stored: dict[TopicPartition, int] = {}
         self.paused = False
@@ -183,6 +189,24 @@ class EventConsumer:
             if self._metrics is not None and time.monotonic() - last_lag > 2:
                 last_lag = time.monotonic()
                 self._export_lag()
+            if time.monotonic() - self._last_purge > INBOX_PURGE_INTERVAL_S:
+                self._last_purge = time.monotonic()
+                await self.purge_inbox()
+
+    async def purge_inbox(self) -> int:
+        """Forget processed event ids older than the retention; returns how many were removed."""
+        cutoff = datetime.now(UTC) - self._inbox_retention
+        t = self._inbox
+        try:
+            async with self._sessions() as session, session.begin():
+                result = await session.execute(
+                    delete(t).where(t.c.consumer == self.group_id, t.c.processed_at < cutoff)
+                )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return 0
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     # -- processing ----------------------------------------------------------------------------
 

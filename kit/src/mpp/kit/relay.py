@@ -20,6 +20,7 @@ from sqlalchemy import ARRAY, BigInteger, Table, delete, func, select, text, upd
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mpp.contracts.topics import TOPICS
 from mpp.kit.db import is_transient
 from mpp.kit.observability import ServiceMetrics
 from mpp.kit.outbox import decode_headers
@@ -41,6 +42,7 @@ class OutboxRelay:
         lock_name: str = "mpp-outbox-relay",
         retain_sent: timedelta = timedelta(hours=24),
         coalesce_s: float = 0.005,
+        purge_at_once_topics: frozenset[str] | None = None,
     ) -> None:
         self._engine = engine
         self._outbox = outbox
@@ -52,6 +54,13 @@ class OutboxRelay:
         self._lock_key = zlib.crc32(lock_name.encode())
         self._retain_sent = retain_sent
         self._coalesce = coalesce_s
+        # Rows of topics that carry personal data are deleted as soon as Kafka has them, instead of
+        # being kept for a day like the others: personal data does not linger in the outbox.
+        self._purge_at_once = (
+            purge_at_once_topics
+            if purge_at_once_topics is not None
+            else frozenset(t.name for t in TOPICS if t.personal_data)
+        )
         self._lock_conn: AsyncConnection | None = None
         self.published = 0
 
@@ -80,7 +89,10 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         seqs = [row.seq for row in rows]
         now = datetime.now(UTC)
+        personal = [row.seq for row in rows if row.topic in self._purge_at_once]
         async with self._engine.begin() as conn:
+            if personal:
+                await conn.execute(delete(o).where(o.c.seq.in_(personal)))
             if conn.dialect.name == "postgresql":
                 # One array parameter instead of one bind parameter per row.
                 await conn.execute(
