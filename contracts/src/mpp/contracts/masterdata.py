@@ -1,10 +1,13 @@
 """Master data shared by every service: sites, agencies, service types with their standar pelayanan,
-counters and working-day calendars, gathered in one validated :class:`Catalogue`.
+counters, working-day calendars and workflows, gathered in one validated :class:`Catalogue`.
 
 The published part of each *standar pelayanan* (PermenPANRB 15/2014) is structured here: requirements,
 procedure, time limit (SLA), fee with its legal basis, product and complaint channels, together with
 the number and date of the decree that enacted the standard. Texts meant for citizens are in
 Bahasa Indonesia.
+
+Working-time arithmetic on a calendar (due instants, elapsed SLA time) is in ``mpp.contracts.calendar``,
+which also defines :class:`Sla`; workflows (states, actions, roles) are in ``mpp.contracts.workflow``.
 """
 
 from __future__ import annotations
@@ -19,14 +22,43 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from mpp.contracts.calendar import CalendarNotCovered, Sla
 from mpp.contracts.events.common import (
     Code,
     ComplaintChannel,
-    DurationUnit,
     KabKotaCode,
     ProvinceCode,
 )
 from mpp.contracts.nik import PROVINCES
+from mpp.contracts.workflow import Workflow
+
+__all__ = [
+    "DEMO_CATALOGUE",
+    "Agency",
+    "AgencyType",
+    "Calendar",
+    "CalendarNotCovered",
+    "Catalogue",
+    "ComplaintContact",
+    "Counter",
+    "DayHours",
+    "Fee",
+    "FeeKind",
+    "Holiday",
+    "HolidayKind",
+    "Requirement",
+    "ServiceType",
+    "ServiceTypeCode",
+    "Site",
+    "Sla",
+    "SpecialHours",
+    "Text",
+    "TimeZoneName",
+    "Weekday",
+    "Workflow",
+    "load_catalogue",
+    "load_demo_catalogue",
+]
 
 ServiceTypeCode = Annotated[
     str,
@@ -99,22 +131,6 @@ class Agency(_Master):
     parent: str = Field(default="", description="Parent institution, e.g. Pemerintah Kota or a ministry.")
 
 
-class Sla(_Master):
-    """Jangka waktu penyelesaian: the published time limit."""
-
-    value: int = Field(ge=1)
-    unit: DurationUnit
-
-    def describe(self) -> str:
-        """The limit in Bahasa Indonesia, e.g. ``28 hari kerja``."""
-        unit = {
-            DurationUnit.MINUTES: "menit",
-            DurationUnit.HOURS: "jam",
-            DurationUnit.WORKING_DAYS: "hari kerja",
-        }
-        return f"{self.value} {unit[self.unit]}"
-
-
 class FeeKind(StrEnum):
     FREE = "free"
     FIXED = "fixed"
@@ -174,6 +190,11 @@ class ServiceType(_Master):
     complaint_channels: tuple[ComplaintContact, ...] = Field(min_length=1)
     decree_number: Text = Field(description="Number of the decree that enacted the standard.")
     decree_date: date
+    workflow: Code | None = Field(
+        default=None,
+        description="Workflow the service's applications follow (see mpp.contracts.workflow); none for a "
+        "service finished at the counter.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -257,10 +278,6 @@ class SpecialHours(_Master):
             raise ValueError(f"special hours {self.name}: end is before start")
         _no_duplicates(f"special hours {self.name} weekdays", [h.weekday for h in self.hours])
         return self
-
-
-class CalendarNotCovered(LookupError):
-    """The calendar does not list the holidays of the year asked about."""
 
 
 class Calendar(_Master):
@@ -352,6 +369,7 @@ class Catalogue(_Master):
     service_types: tuple[ServiceType, ...] = Field(min_length=1)
     counters: tuple[Counter, ...] = ()
     calendars: tuple[Calendar, ...] = Field(min_length=1)
+    workflows: tuple[Workflow, ...] = ()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -361,9 +379,14 @@ class Catalogue(_Master):
             ("service type", [s.code for s in self.service_types]),
             ("counter", [c.code for c in self.counters]),
             ("calendar", [c.code for c in self.calendars]),
+            ("workflow", [w.code for w in self.workflows]),
         ):
             _no_duplicates(f"{name} codes", codes)
-        problems = self._dangling_site_references() + self._dangling_service_references()
+        problems = (
+            self._dangling_site_references()
+            + self._dangling_service_references()
+            + self._workflow_references()
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -403,6 +426,22 @@ class Catalogue(_Master):
                     )
         return problems
 
+    def _workflow_references(self) -> list[str]:
+        workflows = {w.code: w for w in self.workflows}
+        problems: list[str] = []
+        for service in self.service_types:
+            if service.workflow is None:
+                continue
+            workflow = workflows.get(service.workflow)
+            if workflow is None:
+                problems.append(f"service type {service.code}: unknown workflow {service.workflow}")
+            elif workflow.total_sla != service.sla:
+                problems.append(
+                    f"service type {service.code}: its standard promises {service.sla.describe()} but "
+                    f"workflow {workflow.code} takes {workflow.total_sla.describe()}"
+                )
+        return problems
+
     @cached_property
     def _index(self) -> dict[str, dict[str, BaseModel]]:
         return {
@@ -411,6 +450,7 @@ class Catalogue(_Master):
             "service type": {s.code: s for s in self.service_types},
             "counter": {c.code: c for c in self.counters},
             "calendar": {c.code: c for c in self.calendars},
+            "workflow": {w.code: w for w in self.workflows},
         }
 
     def _get(self, kind: str, code: str) -> BaseModel:
@@ -443,6 +483,16 @@ class Catalogue(_Master):
         found = self._get("calendar", code)
         assert isinstance(found, Calendar)
         return found
+
+    def workflow(self, code: str) -> Workflow:
+        found = self._get("workflow", code)
+        assert isinstance(found, Workflow)
+        return found
+
+    def service_workflow(self, service_type: str) -> Workflow | None:
+        """The workflow of a service type, or none for a service finished at the counter."""
+        code = self.service_type(service_type).workflow
+        return None if code is None else self.workflow(code)
 
     def services_of(self, agency: str) -> tuple[ServiceType, ...]:
         """The service types of one agency."""
