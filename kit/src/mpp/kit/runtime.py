@@ -209,14 +209,19 @@ def build_runtime(
     offsets: Table,
     migrations: Path,
     consumers: Sequence[ConsumerSpec] = (),
+    metrics: ServiceMetrics | None = None,
 ) -> ServiceRuntime:
-    """The usual wiring of a service process: logging, tracing, metrics, database engine and runtime."""
+    """The usual wiring of a service process: logging, tracing, metrics, database engine and runtime.
+
+    Logging and tracing are set up by the caller first when it passes its own ``metrics`` (a service
+    that registers counters of its own before building its consumers).
+    """
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     setup_tracing(settings.service_name, settings.otlp_endpoint)
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     return ServiceRuntime(
         settings=settings,
-        metrics=ServiceMetrics(settings.service_name),
+        metrics=metrics or ServiceMetrics(settings.service_name),
         engine=engine,
         sessions=session_factory(engine),
         outbox=outbox,

@@ -1,1 +1,2 @@
-"""Pure identity domain logic. No I/O."""
+"""Pure identity domain logic: the citizen record, its consistency rules and the verification decision.
+No I/O, no framework, no settings."""
