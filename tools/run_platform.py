@@ -26,6 +26,7 @@ from mpp.kit.auth import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / ".local"
+DEMO_CITIZENS = 200
 SERVICES = {"identity": 8101, "licensing": 8102, "queue": 8103, "notification": 8104, "reporting": 8105}
 
 
@@ -134,6 +135,12 @@ async def main() -> int:
         async with httpx.AsyncClient(timeout=2) as client:
             for name, port in SERVICES.items():
                 await _wait_ready(client, name, port, procs[name])
+        print("[run] registering demo citizens in the civil registry ...", flush=True)
+        seed = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mpp.identity.seed", "--count", str(DEMO_CITIZENS), cwd=ROOT, env=env
+        )
+        if await seed.wait() != 0:
+            print("[run] seeding demo citizens failed; see the output above", flush=True)
         ministry = issue_token(secret, subject="demo-ministry", roles=["ministry"], ttl_seconds=8 * 3600)
         print(
             f"\n[run] MPP platform is up (Kafka at {bootstrap}, SQLite files in .local/, logs in .local/logs/)"
