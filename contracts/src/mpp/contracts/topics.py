@@ -188,6 +188,7 @@ CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
 
 DEAD_LETTER_PARTITIONS = 1
 DEAD_LETTER_RETENTION_MS = 30 * DAYS
+PERSONAL_DEAD_LETTER_RETENTION_MS = 3 * DAYS
 
 
 def topic(name: str) -> TopicSpec:
@@ -206,15 +207,26 @@ def consumer_group(group_id: str) -> ConsumerGroup:
 
 
 def dead_letter_topics() -> tuple[TopicSpec, ...]:
-    """The dead-letter topic of every consumer group."""
-    return tuple(
-        TopicSpec(
-            name=g.dead_letter_topic,
-            key="original key",
-            partitions=DEAD_LETTER_PARTITIONS,
-            retention_ms=DEAD_LETTER_RETENTION_MS,
-            owner=g.service,
-            description=f"Dead letters of consumer group {g.group_id}, with the reason in headers.",
+    """The dead-letter topic of every consumer group.
+
+    A group that reads personal data keeps its dead letters (which may hold that data) only for
+    ``PERSONAL_DEAD_LETTER_RETENTION_MS``: long enough to fix and replay, no longer.
+    """
+    personal = {t.name for t in TOPICS if t.personal_data}
+    specs = []
+    for g in CONSUMER_GROUPS:
+        holds_personal = any(name in personal for name in g.topics)
+        specs.append(
+            TopicSpec(
+                name=g.dead_letter_topic,
+                key="original key",
+                partitions=DEAD_LETTER_PARTITIONS,
+                retention_ms=PERSONAL_DEAD_LETTER_RETENTION_MS
+                if holds_personal
+                else DEAD_LETTER_RETENTION_MS,
+                owner=g.service,
+                personal_data=holds_personal,
+                description=f"Dead letters of consumer group {g.group_id}, with the reason in headers.",
+            )
         )
-        for g in CONSUMER_GROUPS
-    )
+    return tuple(specs)
