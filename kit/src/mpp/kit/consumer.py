@@ -66,7 +66,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        self._owner._forget(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self._owner._on_assigned(list(assigned))
@@ -139,6 +139,8 @@ class EventConsumer:
         self._last_purge = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._stored: dict[TopicPartition, int] = {}
+        # Partitions whose stored offset has been read from the database since they were assigned.
+        self._floors_loaded: set[TopicPartition] = set()
         self.paused = False
         self.processed = 0
         self.dead_lettered = 0
@@ -215,6 +217,10 @@ class EventConsumer:
         events: list[ReceivedEvent] = []
         poison: list[tuple[Any, str, str]] = []
         last: dict[TopicPartition, int] = {}
+        if any(tp not in self._floors_loaded for tp in batches):
+            # Records can arrive before the rebalance listener has sought to the stored offsets: read
+            # them first, so nothing at or below the database's offset is applied again.
+            await self._retrying(functools.partial(self._load_floors, list(batches)))
         for tp, records in batches.items():
             floor = self._stored.get(tp, -1)
             for record in records:
@@ -358,25 +364,42 @@ class EventConsumer:
         )
         await session.execute(stmt)
 
+    def _forget(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self._floors_loaded.discard(tp)
+            self._stored.pop(tp, None)
+
+    async def _read_stored(self) -> dict[TopicPartition, int]:
+        t = self._offsets
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(t.c.topic, t.c.partition, t.c.offset).where(t.c.consumer == self.group_id)
+                )
+            ).all()
+        return {TopicPartition(r.topic, r.partition): int(r.offset) for r in rows}
+
+    async def _load_floors(self, partitions: list[TopicPartition]) -> None:
+        stored = await self._read_stored()
+        for tp in partitions:
+            if tp in stored:
+                self._stored[tp] = max(self._stored.get(tp, -1), stored[tp])
+            self._floors_loaded.add(tp)
+
     async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         if not assigned:
             return
-        t = self._offsets
         try:
-            async with self._sessions() as session:
-                rows = (
-                    await session.execute(
-                        select(t.c.topic, t.c.partition, t.c.offset).where(t.c.consumer == self.group_id)
-                    )
-                ).all()
+            stored = await self._read_stored()
         except Exception as exc:
+            # The first batch loads the offsets itself (retrying) before applying anything.
             log.warning(
                 "kit.consumer.offsets_unavailable", extra={"group": self.group_id, "error": repr(exc)}
             )
             return
-        stored = {TopicPartition(r.topic, r.partition): int(r.offset) for r in rows}
         from_start = []
         for tp in assigned:
+            self._floors_loaded.add(tp)
             if tp in stored:
                 self._stored[tp] = stored[tp]
                 self.consumer.seek(tp, stored[tp] + 1)
@@ -455,6 +478,12 @@ class EventConsumer:
                 self._metrics.consumer_paused.labels(group=self.group_id).set(0)
 
     async def _commit(self, last: dict[TopicPartition, int]) -> None:
+        if self._db_only:
+            # The database holds the offsets. A Kafka commit could only mislead: records fetched from it
+            # before the rebalance listener has sought to the database offsets could be counted past
+            # a gap that a crash would then never fill. Without commits a new member starts from the
+            # beginning, and the inbox absorbs what it has already seen.
+            return
         assigned = self.consumer.assignment()
         offsets = {tp: off + 1 for tp, off in last.items() if tp in assigned}
         if not offsets:
