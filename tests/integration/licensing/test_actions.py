@@ -93,6 +93,7 @@ class TestActOnApplication:
         verified, approved, issued = (json.loads(e.value) for e in entries[1:])
         assert verified["officer_ref"] == "officer-1"
         assert approved["officer_ref"] == "supervisor-1"
+        assert approved["working_days_elapsed"] == 0
         assert issued["permit_number"] == response.json()["permit_number"]
         assert issued["within_sla"] is True
         assert entries[3].headers["ce_causationid"] == application_id
@@ -120,6 +121,16 @@ class TestActOnApplication:
         entries = await licensing.outbox(application_id)
         assert [e.event_type for e in entries][1:] == ["ApplicationReturned", "ApplicationResubmitted"]
         assert json.loads(entries[1].value)["missing"] == ["dokumen-lingkungan"]
+
+    async def test_an_action_needs_no_body(self, licensing: LicensingApi) -> None:
+        application_id = await _submit(licensing)
+
+        response = await licensing.client.post(
+            f"/v1/applications/{application_id}/actions/verify", headers=officer()
+        )
+
+        assert response.status_code == 200
+        assert response.json()["state"] == "technical_review"
 
     async def test_the_action_is_stored(self, licensing: LicensingApi) -> None:
         application_id = await _verified(licensing)

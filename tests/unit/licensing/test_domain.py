@@ -260,6 +260,7 @@ class TestAct:
         app = _submitted()
         app.act("verify", OFFICER, _wib(4), actor="petugas-1")
         app.act("approve", SUPERVISOR, _wib(5), actor="kepala-1")
+        approved = app.events[-1]
         app.events.clear()
 
         app.act("issue", OFFICER, _wib(6), actor="petugas-1", permit_number=NUMBER)
@@ -267,7 +268,8 @@ class TestAct:
         assert app.permit_number == NUMBER
         assert app.issued_at == _wib(6)
         assert app.approved_by == "kepala-1"
-        assert app.events == [PermitGranted(NUMBER, _wib(6), True)]
+        assert app.events[0] == PermitGranted(NUMBER, _wib(6), True)
+        assert approved == Approved("kepala-1", _wib(5), working_days_elapsed=2)
         assert app.allowed_actions(SUPERVISOR) == ["revoke"]
 
     def test_issuing_needs_a_permit_number(self) -> None:

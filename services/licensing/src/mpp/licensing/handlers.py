@@ -144,7 +144,7 @@ def _contract_events(app: Application, correlation_id: str, causation_id: str | 
                         application_id=app.id, service_type=app.service_type, resubmitted_at=at
                     )
                 )
-            case Approved(officer=officer, at=at):
+            case Approved(officer=officer, at=at, working_days_elapsed=used):
                 payloads.append(
                     ApplicationApprovedV1(
                         application_id=app.id,
@@ -153,6 +153,7 @@ def _contract_events(app: Application, correlation_id: str, causation_id: str | 
                         officer_ref=officer,
                         approved_at=at,
                         submitted_at=app.submitted_at,
+                        working_days_elapsed=used,
                     )
                 )
             case Rejected(officer=officer, reason_code=code, reason=reason, at=at):

@@ -59,6 +59,7 @@ class Resubmitted:
 class Approved:
     officer: str
     at: datetime
+    working_days_elapsed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ class Application:
                 self.events.append(Resubmitted(at))
             case "ApplicationApproved":
                 self.approved_at, self.approved_by = at, actor
-                self.events.append(Approved(actor, at))
+                self.events.append(Approved(actor, at, self._working_days_used(at)))
             case "ApplicationRejected":
                 self.events.append(Rejected(actor, action.code, note, at))
             case "PermitIssued":
@@ -260,6 +261,14 @@ class Application:
             self.pauses[-1] = (self.pauses[-1][0], at)
         if not self.workflow.is_finished(before):
             self._recompute_due()
+
+    def _working_days_used(self, at: datetime) -> int | None:
+        if self.workflow.total_sla.unit != DurationUnit.WORKING_DAYS:
+            return None
+        try:
+            return self.clock.elapsed(self.submitted_at, at, DurationUnit.WORKING_DAYS, self.pauses)
+        except CalendarNotCovered:
+            return None
 
     def _recompute_due(self) -> None:
         self.due_at, self.at_risk_from = self._deadlines(self.pauses)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,20 +174,20 @@ class ApplicationRepository:
             site=row.site,
             applicant_ref=row.applicant_ref,
             channel=row.channel,
-            submitted_at=row.submitted_at,
+            submitted_at=_aware(row.submitted_at),
             documents=len(row.documents),
             workflow=workflow,
             clock=clock,
             state=row.status,
             pauses=[_pause(p) for p in row.pauses],
-            due_at=row.due_at,
-            at_risk_from=row.at_risk_from,
-            approved_at=row.approved_at,
+            due_at=_aware(row.due_at),
+            at_risk_from=_aware(row.at_risk_from),
+            approved_at=_aware(row.approved_at),
             approved_by=row.approved_by,
-            issued_at=row.issued_at,
+            issued_at=_aware(row.issued_at),
             permit_number=row.permit_number,
             within_sla=row.within_sla,
-            sla_breached_at=row.sla_breached_at,
+            sla_breached_at=_aware(row.sla_breached_at),
             version=row.version,
         )
 
@@ -240,17 +240,37 @@ class IdempotencyStore:
 def _mutable(app: Application) -> dict[str, Any]:
     return {
         "status": app.state,
-        "pauses": [[a.isoformat(), b.isoformat() if b else None] for a, b in app.pauses],
-        "due_at": app.due_at,
-        "at_risk_from": app.at_risk_from,
+        "pauses": [[_iso(a), _iso(b) if b else None] for a, b in app.pauses],
+        "due_at": _utc(app.due_at),
+        "at_risk_from": _utc(app.at_risk_from),
         "finished": app.finished,
-        "approved_at": app.approved_at,
+        "approved_at": _utc(app.approved_at),
         "approved_by": app.approved_by,
-        "issued_at": app.issued_at,
+        "issued_at": _utc(app.issued_at),
         "permit_number": app.permit_number,
         "within_sla": app.within_sla,
-        "sla_breached_at": app.sla_breached_at,
+        "sla_breached_at": _utc(app.sla_breached_at),
     }
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()
+
+
+def _utc(instant: datetime | None) -> datetime | None:
+    """Stored in UTC: SQLite keeps no offset, so a local time would read back wrong."""
+    return None if instant is None else instant.astimezone(UTC)
+
+
+@overload
+def _aware(instant: datetime) -> datetime: ...
+@overload
+def _aware(instant: None) -> None: ...
+def _aware(instant: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if instant is None or instant.tzinfo is not None:
+        return instant
+    return instant.replace(tzinfo=UTC)
 
 
 def _pause(stored: list[str | None]) -> Pause:
