@@ -321,6 +321,32 @@ class TestSlaBreach:
         read = await licensing.client.get(f"/v1/applications/{late}", headers=officer())
         assert read.json()["sla_status"] == "breached"
 
+    async def test_two_watchers_at_once_flag_each_application_once(self, licensing: LicensingApi) -> None:
+        ids = [
+            await _submit(licensing, seed=seed, service_type="dpmptsp.izin-penelitian") for seed in range(5)
+        ]
+        licensing.clock.at = NOW + timedelta(days=10)
+
+        flagged = await asyncio.gather(_flag(licensing), _flag(licensing))
+
+        assert sum(flagged) == len(ids)
+        for application_id in ids:
+            types = [e.event_type for e in await licensing.outbox(application_id)]
+            assert types.count("ApplicationSlaBreached") == 1
+
+    async def test_the_periodic_watch_flags_overdue_applications(self, licensing: LicensingApi) -> None:
+        application_id = await _submit(licensing, service_type="dpmptsp.izin-penelitian")
+        licensing.clock.at = NOW + timedelta(days=10)
+        stop = asyncio.Event()
+
+        watch = asyncio.create_task(licensing.app.state.licensing.watch_sla(stop, 0.05))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await watch
+
+        types = [e.event_type for e in await licensing.outbox(application_id)]
+        assert types.count("ApplicationSlaBreached") == 1
+
 
 class TestSupervisionList:
     async def test_lists_applications_at_risk_or_breached_most_urgent_first(
