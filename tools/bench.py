@@ -287,7 +287,8 @@ class Demo:
 def demo() -> Demo:
     catalogue = load_demo_catalogue()
     site = catalogue.sites[0]
-    services = tuple(st for st in catalogue.service_types if st.licensing)
+    # Licensing service types with a workflow: the others are refused at submit.
+    services = tuple(st for st in catalogue.service_types if st.licensing and st.workflow is not None)
     return Demo(site=site.code, site_tz=ZoneInfo(str(site.timezone)), services=services)
 
 

@@ -56,23 +56,38 @@ async def _wait_ready(client: httpx.AsyncClient, name: str, port: int, proc: sub
     raise RuntimeError(f"{name} did not become ready; see .local/logs/{name}.log")
 
 
+# The path to an issued permit in each demo licensing workflow, with the role that takes each step.
+PATH_TO_PERMIT = {
+    "izin-usaha-sektor": [("verify", "officer"), ("approve", "supervisor"), ("issue", "officer")],
+    "pbg": [
+        ("verify", "officer"),
+        ("approve", "supervisor"),
+        ("confirm_payment", "officer"),
+        ("issue", "supervisor"),
+    ],
+    "izin-penelitian": [("verify", "officer"), ("issue", "supervisor")],
+}
+
+
 async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 2.0) -> None:
-    """Submit demo applications at the licensing counters and approve most of them."""
+    """Submit demo applications at the licensing counters and carry most of them to an issued permit."""
     catalogue = load_demo_catalogue()
-    services = [st for st in catalogue.service_types if st.licensing]
+    # Licensing service types with a workflow; the others are refused at submit.
+    services = [st for st in catalogue.service_types if st.licensing and st.workflow in PATH_TO_PERMIT]
     rng = random.Random(2026)
     tokens = {
-        st.agency: issue_token(
-            secret, subject=f"demo-officer-{st.agency}", roles=["officer"], agency=st.agency, site=site
+        (st.agency, role): issue_token(
+            secret, subject=f"demo-{role}-{st.agency}", roles=[role], agency=st.agency, site=site
         )
         for st in services
+        for role in ("officer", "supervisor")
     }
     base = f"http://127.0.0.1:{SERVICES['licensing']}/v1/applications"
     async with httpx.AsyncClient(timeout=10) as client:
         while not stop.is_set():
             st = rng.choice(services)
             headers = {
-                "Authorization": f"Bearer {tokens[st.agency]}",
+                "Authorization": f"Bearer {tokens[(st.agency, 'officer')]}",
                 "Idempotency-Key": secrets.token_hex(12),
             }
             body = {
@@ -91,10 +106,11 @@ async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 
             with contextlib.suppress(httpx.HTTPError):
                 r = await client.post(base, json=body, headers=headers)
                 if r.status_code == 201 and rng.random() < 0.7:
-                    await client.post(
-                        f"{base}/{r.json()['id']}/approve",
-                        headers={"Authorization": headers["Authorization"]},
-                    )
+                    for action, role in PATH_TO_PERMIT[str(st.workflow)]:
+                        await client.post(
+                            f"{base}/{r.json()['id']}/actions/{action}",
+                            headers={"Authorization": f"Bearer {tokens[(st.agency, role)]}"},
+                        )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1 / rate_per_s)
 

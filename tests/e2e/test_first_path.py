@@ -4,6 +4,7 @@ real broker, while both services are killed with SIGKILL on the way."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import secrets
 from collections import Counter
@@ -25,6 +26,17 @@ APPLICATIONS = 20_000
 APPROVE_EVERY = 10
 CONCURRENCY = 24
 SECRET = "e2e-" + secrets.token_hex(16)
+# The path to an issued permit in each demo licensing workflow, with the role that takes each step.
+PATH_TO_PERMIT = {
+    "izin-usaha-sektor": [("verify", "officer"), ("approve", "supervisor"), ("issue", "officer")],
+    "pbg": [
+        ("verify", "officer"),
+        ("approve", "supervisor"),
+        ("confirm_payment", "officer"),
+        ("issue", "supervisor"),
+    ],
+    "izin-penelitian": [("verify", "officer"), ("issue", "supervisor")],
+}
 
 
 @dataclass
@@ -33,8 +45,8 @@ class Platform:
     reporting: ServiceProcess
     site: str
     ministry: str
-    officer_tokens: dict[str, str]
-    services: list[tuple[str, str]]  # (service type code, agency)
+    tokens: dict[tuple[str, str], str]  # (agency, role) -> token
+    services: list[tuple[str, str, str]]  # (service type code, agency, workflow)
 
     async def totals(self, client: httpx.AsyncClient) -> dict[str, int]:
         r = await client.get(
@@ -63,10 +75,18 @@ async def platform(
     reporting = ServiceProcess(
         "reporting", {**common, "MPP_REPORTING_DATABASE_URL": await fresh_database()}, logs
     )
-    services = [(st.code, st.agency) for st in catalogue.service_types if st.licensing]
+    # Licensing service types with a workflow; the others are refused at submit.
+    services = [
+        (st.code, st.agency, st.workflow)
+        for st in catalogue.service_types
+        if st.licensing and st.workflow is not None
+    ]
     tokens = {
-        agency: issue_token(SECRET, subject=f"officer-{agency}", roles=["officer"], agency=agency, site=site)
-        for _code, agency in services
+        (agency, role): issue_token(
+            SECRET, subject=f"{role}-{agency}", roles=[role], agency=agency, site=site
+        )
+        for _code, agency, _workflow in services
+        for role in ("officer", "supervisor")
     }
     try:
         licensing.start()
@@ -100,8 +120,8 @@ class Ledger:
 async def submit_with_retries(
     client: httpx.AsyncClient, platform: Platform, ledger: Ledger, rng: random.Random, n: int
 ) -> None:
-    code, agency = platform.services[n % len(platform.services)]
-    auth = {"Authorization": f"Bearer {platform.officer_tokens[agency]}"}
+    code, agency, workflow = platform.services[n % len(platform.services)]
+    auth = {"Authorization": f"Bearer {platform.tokens[(agency, 'officer')]}"}
     key = f"e2e-{n}-{secrets.token_hex(6)}"
     body = {
         "service_type": code,
@@ -125,12 +145,11 @@ async def submit_with_retries(
     )
     ledger.submitted[app_id] = code
     if n % APPROVE_EVERY == 0:
-        # A retried approval may find the permit already issued (409): both mean "approved once".
-        await _retry(
-            ledger,
-            lambda: client.post(f"{platform.licensing.url}/v1/applications/{app_id}/approve", headers=auth),
-            {200, 409},
-        )
+        for action, role in PATH_TO_PERMIT[workflow]:
+            headers = {"Authorization": f"Bearer {platform.tokens[(agency, role)]}"}
+            url = f"{platform.licensing.url}/v1/applications/{app_id}/actions/{action}"
+            # A retried action may find it already taken (409): both mean "taken once".
+            await _retry(ledger, functools.partial(client.post, url, headers=headers), {200, 409})
         ledger.approved[app_id] = code
 
 

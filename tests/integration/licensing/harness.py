@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -50,6 +51,7 @@ class LicensingApi:
     client: httpx.AsyncClient
     engine: AsyncEngine
     clock: FixedClock
+    app: FastAPI
 
     async def outbox(self, application_id: str) -> list[OutboxEntry]:
         """The outbox rows of one application (keyed by its id), in the order they were written."""
@@ -95,6 +97,54 @@ def officer(subject: str = "officer-1", *, agency: str = AGENCY, site: str = SIT
     return bearer(roles=[Role.OFFICER], agency=agency, site=site, subject=subject)
 
 
+def supervisor(subject: str = "supervisor-1", *, agency: str = AGENCY, site: str = SITE) -> dict[str, str]:
+    return bearer(roles=[Role.SUPERVISOR], agency=agency, site=site, subject=subject)
+
+
+# The path to an issued permit in each demo licensing workflow, with who takes each step.
+PATH_TO_PERMIT: dict[str, list[tuple[str, str]]] = {
+    "dpmptsp.pbg": [
+        ("verify", "officer"),
+        ("approve", "supervisor"),
+        ("confirm_payment", "officer"),
+        ("issue", "supervisor"),
+    ],
+    "dpmptsp.izin-usaha-toko-swalayan": [
+        ("verify", "officer"),
+        ("approve", "supervisor"),
+        ("issue", "officer"),
+    ],
+    "dpmptsp.izin-penelitian": [("verify", "officer"), ("issue", "supervisor")],
+}
+
+
+async def act(
+    api: LicensingApi, application_id: str, action: str, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    return await api.client.post(
+        f"/v1/applications/{application_id}/actions/{action}", json=body, headers=headers
+    )
+
+
+async def carry_to_permit(
+    api: LicensingApi,
+    application_id: str,
+    service_type: str = SERVICE_TYPE,
+    *,
+    stop_before_issue: bool = False,
+) -> httpx.Response:
+    """Walk an application along its workflow to the issued permit; the last response."""
+    steps = PATH_TO_PERMIT[service_type]
+    if stop_before_issue:
+        steps = steps[:-1]
+    response: httpx.Response | None = None
+    for action, role in steps:
+        response = await act(api, application_id, action, officer() if role == "officer" else supervisor())
+        assert response.status_code == 200, response.text
+    assert response is not None
+    return response
+
+
 def synthetic_nik(seed: int) -> str:
     return generate_test_nik(random.Random(seed))
 
@@ -133,6 +183,7 @@ async def running_licensing(database_url: str) -> AsyncIterator[LicensingApi]:
         jwt_hs256_secret=SECRET,
         log_json=False,
         log_level="WARNING",
+        sla_watch_enabled=False,
     )
     app = create_app(settings)
     clock = FixedClock(NOW)
@@ -140,4 +191,4 @@ async def running_licensing(database_url: str) -> AsyncIterator[LicensingApi]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield LicensingApi(client, app.state.licensing.runtime.engine, clock)
+            yield LicensingApi(client, app.state.licensing.runtime.engine, clock, app)

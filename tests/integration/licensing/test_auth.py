@@ -40,8 +40,8 @@ class Endpoint:
 
 SUBMIT = Endpoint("POST", "/v1/applications", body=lambda: submission(seed=99))
 READ = Endpoint("GET", "/v1/applications/{id}")
-APPROVE = Endpoint("POST", "/v1/applications/{id}/approve")
-ENDPOINTS = {"submit": SUBMIT, "read": READ, "approve": APPROVE}
+VERIFY = Endpoint("POST", "/v1/applications/{id}/actions/verify")
+ENDPOINTS = {"submit": SUBMIT, "read": READ, "verify": VERIFY}
 
 
 def _authorization(value: str) -> dict[str, str]:
@@ -89,9 +89,13 @@ OUT_OF_SCOPE: dict[str, tuple[Endpoint, Callable[[], dict[str, str]]]] = {
     "token without a known role submits": (SUBMIT, lambda: bearer(roles=[])),
     "citizen reads": (READ, lambda: bearer(roles=[Role.CITIZEN], agency=None, site=None)),
     "token without a known role reads": (READ, lambda: bearer(roles=[])),
-    "citizen approves": (APPROVE, lambda: bearer(roles=[Role.CITIZEN], agency=None, site=None)),
-    "operator approves": (APPROVE, lambda: bearer(roles=[Role.OPERATOR], agency=None)),
-    "ministry approves": (APPROVE, lambda: bearer(roles=[Role.MINISTRY], agency=None, site=None)),
+    "citizen verifies": (VERIFY, lambda: bearer(roles=[Role.CITIZEN], agency=None, site=None)),
+    "operator verifies": (VERIFY, lambda: bearer(roles=[Role.OPERATOR], agency=None)),
+    "ministry verifies": (VERIFY, lambda: bearer(roles=[Role.MINISTRY], agency=None, site=None)),
+    "supervisor verifies (the workflow gives it to officers)": (
+        VERIFY,
+        lambda: bearer(roles=[Role.SUPERVISOR], subject="supervisor-1"),
+    ),
 }
 
 OUTSIDERS: dict[str, Callable[[], dict[str, str]]] = {
@@ -177,15 +181,17 @@ class TestAuthorization:
         assert response.status_code == 200
         assert response.json()["id"] == application_id
 
-    async def test_supervisor_of_the_agency_approves(self, licensing: LicensingApi) -> None:
+    async def test_supervisor_of_the_agency_rejects(self, licensing: LicensingApi) -> None:
         application_id = await _submitted(licensing)
 
         response = await licensing.client.post(
-            f"/v1/applications/{application_id}/approve", headers=bearer(roles=[Role.SUPERVISOR])
+            f"/v1/applications/{application_id}/actions/reject",
+            json={"reason": "Tidak sesuai rencana tata ruang"},
+            headers=bearer(roles=[Role.SUPERVISOR]),
         )
 
         assert response.status_code == 200
-        assert response.json()["status"] == "permit_issued"
+        assert response.json()["state"] == "rejected"
 
     async def test_citizen_submits_online(self, licensing: LicensingApi) -> None:
         citizen = bearer(roles=[Role.CITIZEN], agency=None, site=None, subject="citizen-1")
@@ -199,7 +205,7 @@ class TestAuthorization:
 
 
 class TestAnotherAgencysApplication:
-    @pytest.mark.parametrize("endpoint", [READ, APPROVE], ids=["read", "approve"])
+    @pytest.mark.parametrize("endpoint", [READ, VERIFY], ids=["read", "verify"])
     @pytest.mark.parametrize("credentials", OUTSIDERS.values(), ids=OUTSIDERS.keys())
     async def test_answers_exactly_like_a_missing_id(
         self, licensing: LicensingApi, endpoint: Endpoint, credentials: Callable[[], dict[str, str]]

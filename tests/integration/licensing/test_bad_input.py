@@ -158,6 +158,17 @@ class TestSubmitForAnUnknownServiceType:
         assert "dpmptsp.tidak-ada" in error["details"]["problem"]
         assert await licensing.stored() == (0, 0)
 
+    async def test_a_licensing_service_without_a_workflow_is_refused(self, licensing: LicensingApi) -> None:
+        response = await licensing.client.post(
+            "/v1/applications", json=_body(service_type="dpmptsp.nib"), headers=officer()
+        )
+
+        assert response.status_code == 422
+        error = response.json()["error"]
+        assert error["message"] == "Jenis layanan ini belum memiliki alur kerja"
+        assert error["details"]["field"] == "service_type"
+        assert await licensing.stored() == (0, 0)
+
     async def test_a_non_licensing_service_of_the_officers_agency_is_unknown_here(
         self, licensing: LicensingApi
     ) -> None:

@@ -13,7 +13,9 @@ from tests.integration.licensing.harness import (
     OTHER_SITE,
     SITE,
     LicensingApi,
+    act,
     bearer,
+    carry_to_permit,
     officer,
     submission,
 )
@@ -34,17 +36,44 @@ class TestTrackApplication:
         self, licensing: LicensingApi
     ) -> None:
         created = await submit(licensing, 1, name="Siti Rahmawati")
-        await licensing.client.post(f"/v1/applications/{created['id']}/approve", headers=officer("officer-9"))
+        await carry_to_permit(licensing, str(created["id"]))
 
         response = await licensing.client.get(f"/v1/track/{str(created['tracking_code']).lower()}")
 
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "permit_issued"
-        assert body["status_label"] == "Izin telah terbit"
+        assert body["status_label"] == "PBG terbit"
         assert body["permit_issued"] is True
         text = response.text
-        assert "Siti" not in text and "officer-9" not in text and str(created["id"]) not in text
+        assert "Siti" not in text and "officer-1" not in text and "supervisor-1" not in text
+        assert str(created["id"]) not in text
+
+    async def test_shows_the_expected_completion_date_in_working_days(self, licensing: LicensingApi) -> None:
+        created = await submit(licensing, 3)
+
+        body = (await licensing.client.get(f"/v1/track/{created['tracking_code']}")).json()
+
+        # PBG: 28 working days after Tuesday 3 November 2026.
+        assert body["status_label"] == "Permohonan diterima, verifikasi administrasi"
+        assert body["expected_completion_date"] == "2026-12-11"
+        assert body["paused"] is False
+
+    async def test_while_returned_to_the_citizen_there_is_no_expected_date(
+        self, licensing: LicensingApi
+    ) -> None:
+        created = await submit(licensing, 4)
+        returned = await act(
+            licensing, str(created["id"]), "return", officer(), reason="Gambar teknis belum ditandatangani"
+        )
+
+        body = (await licensing.client.get(f"/v1/track/{created['tracking_code']}")).json()
+
+        assert returned.status_code == 200
+        assert body["status"] == "returned"
+        assert body["status_label"] == "Dikembalikan untuk perbaikan dokumen"
+        assert body["expected_completion_date"] is None
+        assert body["paused"] is True
 
     async def test_unknown_code_is_404_in_bahasa_indonesia(self, licensing: LicensingApi) -> None:
         response = await licensing.client.get("/v1/track/ZZZZZZZZZZ")
@@ -56,8 +85,8 @@ class TestTrackApplication:
 class TestVerifyPermit:
     async def test_a_valid_permit_names_its_holder_masked(self, licensing: LicensingApi) -> None:
         created = await submit(licensing, 2, name="Budi Santoso")
-        approved = await licensing.client.post(f"/v1/applications/{created['id']}/approve", headers=officer())
-        number = approved.json()["permit_number"]
+        issued = await carry_to_permit(licensing, str(created["id"]))
+        number = issued.json()["permit_number"]
 
         response = await licensing.client.get("/v1/permits/verification", params={"number": number})
 
@@ -95,7 +124,7 @@ class TestWorkQueue:
 
     async def test_filter_by_status(self, licensing: LicensingApi) -> None:
         created = [await submit(licensing, seed) for seed in range(20, 23)]
-        await licensing.client.post(f"/v1/applications/{created[0]['id']}/approve", headers=officer())
+        await act(licensing, str(created[0]["id"]), "verify", officer())
 
         response = await licensing.client.get(
             "/v1/applications", params={"status": "submitted"}, headers=officer()

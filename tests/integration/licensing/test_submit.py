@@ -33,7 +33,11 @@ class TestSubmitApplication:
         assert body["service_type"] == SERVICE_TYPE
         assert body["agency"] == "dpmptsp"
         assert body["site"] == SITE
-        assert body["allowed_actions"] == ["approve"]
+        assert body["state"] == "submitted"
+        assert body["state_label"] == "Permohonan diterima, verifikasi administrasi"
+        assert body["allowed_actions"] == ["verify", "return"]
+        assert body["due_at"] == "2026-12-11T09:00:00Z"
+        assert (body["paused"], body["sla_status"]) == (False, "on_track")
         assert body["permit_number"] is None
         assert len(body["tracking_code"]) == 10
         assert response.headers["Location"] == f"/v1/applications/{body['id']}"

@@ -18,3 +18,5 @@ class LicensingSettings(ServiceSettings):
     http_port: int = 8102
     catalogue_file: Path | None = None
     citizen_ref_key: SecretStr = SecretStr("dev-only-citizen-ref-key")
+    sla_watch_enabled: bool = True
+    sla_watch_interval_s: float = 60.0

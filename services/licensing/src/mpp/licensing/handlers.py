@@ -5,17 +5,35 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import Channel
-from mpp.contracts.events.licensing import ApplicationApprovedV1, ApplicationSubmittedV1, PermitIssuedV1
+from mpp.contracts.events.licensing import (
+    ApplicationApprovedV1,
+    ApplicationRejectedV1,
+    ApplicationResubmittedV1,
+    ApplicationReturnedV1,
+    ApplicationSlaBreachedV1,
+    ApplicationSubmittedV1,
+    ApplicationVerifiedV1,
+    PermitIssuedV1,
+    PermitRevokedV1,
+)
 from mpp.licensing.domain.model import (
+    PERMIT_ISSUED,
     Application,
     Approved,
     LicensingError,
     PermitGranted,
+    PermitRevoked,
+    Rejected,
+    Resubmitted,
+    Returned,
+    SlaBreached,
     Submitted,
+    Verified,
     format_permit_number,
     new_tracking_code,
 )
@@ -33,6 +51,14 @@ class UnknownServiceType(LicensingError):
 
 class ApplicationNotFound(LicensingError):
     pass
+
+
+class NoWorkflow(LicensingError):
+    """The service type has no workflow yet, so its applications cannot be taken."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"service type {code!r} has no workflow")
 
 
 @dataclass(frozen=True)
@@ -56,10 +82,14 @@ class SubmitApplication:
 
 
 @dataclass(frozen=True)
-class ApproveApplication:
+class ActOnApplication:
     application_id: str
-    officer: str
+    action: str
+    roles: frozenset[str]
+    actor: str
     correlation_id: str
+    reason: str | None = None
+    missing: tuple[str, ...] = ()
 
 
 @dataclass
@@ -85,9 +115,36 @@ def _contract_events(app: Application, correlation_id: str, causation_id: str | 
                         tracking_code=app.tracking_code,
                         submitted_at=app.submitted_at,
                         documents=app.documents,
+                        sla_due_on=_local_date(app, app.due_at),
                     )
                 )
-            case Approved(officer=officer, approved_at=at):
+            case Verified(officer=officer, at=at):
+                payloads.append(
+                    ApplicationVerifiedV1(
+                        application_id=app.id,
+                        service_type=app.service_type,
+                        officer_ref=officer,
+                        verified_at=at,
+                    )
+                )
+            case Returned(missing=missing, note=note, at=at):
+                payloads.append(
+                    ApplicationReturnedV1(
+                        application_id=app.id,
+                        service_type=app.service_type,
+                        applicant_ref=app.applicant_ref,
+                        missing=missing,
+                        note=note,
+                        returned_at=at,
+                    )
+                )
+            case Resubmitted(at=at):
+                payloads.append(
+                    ApplicationResubmittedV1(
+                        application_id=app.id, service_type=app.service_type, resubmitted_at=at
+                    )
+                )
+            case Approved(officer=officer, at=at, working_days_elapsed=used):
                 payloads.append(
                     ApplicationApprovedV1(
                         application_id=app.id,
@@ -96,9 +153,22 @@ def _contract_events(app: Application, correlation_id: str, causation_id: str | 
                         officer_ref=officer,
                         approved_at=at,
                         submitted_at=app.submitted_at,
+                        working_days_elapsed=used,
                     )
                 )
-            case PermitGranted(permit_number=number, issued_at=at):
+            case Rejected(officer=officer, reason_code=code, reason=reason, at=at):
+                payloads.append(
+                    ApplicationRejectedV1(
+                        application_id=app.id,
+                        service_type=app.service_type,
+                        applicant_ref=app.applicant_ref,
+                        officer_ref=officer,
+                        reason_code=code,
+                        reason=reason,
+                        rejected_at=at,
+                    )
+                )
+            case PermitGranted(permit_number=number, at=at, within_sla=within):
                 payloads.append(
                     PermitIssuedV1(
                         application_id=app.id,
@@ -107,6 +177,29 @@ def _contract_events(app: Application, correlation_id: str, causation_id: str | 
                         applicant_ref=app.applicant_ref,
                         issued_at=at,
                         submitted_at=app.submitted_at,
+                        within_sla=within,
+                    )
+                )
+            case PermitRevoked(permit_number=number, reason=reason, at=at):
+                payloads.append(
+                    PermitRevokedV1(
+                        application_id=app.id,
+                        permit_number=number,
+                        service_type=app.service_type,
+                        reason=reason,
+                        revoked_at=at,
+                    )
+                )
+            case SlaBreached(due_at=due, at=at):
+                sla = app.workflow.total_sla
+                payloads.append(
+                    ApplicationSlaBreachedV1(
+                        application_id=app.id,
+                        service_type=app.service_type,
+                        sla_value=sla.value,
+                        sla_unit=sla.unit.value,
+                        due_at=due,
+                        breached_at=at,
                     )
                 )
     app.events.clear()
@@ -124,10 +217,17 @@ def _contract_events(app: Application, correlation_id: str, causation_id: str | 
     ]
 
 
+def _local_date(app: Application, instant: datetime | None) -> date | None:
+    return None if instant is None else instant.astimezone(app.clock.tz).date()
+
+
 async def submit_application(cmd: SubmitApplication, uow: LicensingUnitOfWork, ports: Ports) -> Application:
     service = ports.catalogue.licensing_service(cmd.service_type)
     if service is None:
         raise UnknownServiceType(cmd.service_type)
+    if service.workflow is None:
+        raise NoWorkflow(cmd.service_type)
+    workflow, clock = ports.catalogue.rules(service.workflow.code, cmd.site)
     app = Application.submit(
         application_id=str(uuid.uuid4()),
         tracking_code=new_tracking_code(),
@@ -138,6 +238,8 @@ async def submit_application(cmd: SubmitApplication, uow: LicensingUnitOfWork, p
         channel=cmd.channel.value,
         submitted_at=ports.clock.now(),
         documents=len(cmd.documents),
+        workflow=workflow,
+        clock=clock,
     )
     await uow.applications.add(
         app,
@@ -148,30 +250,50 @@ async def submit_application(cmd: SubmitApplication, uow: LicensingUnitOfWork, p
     return app
 
 
-async def approve_application(cmd: ApproveApplication, uow: LicensingUnitOfWork, ports: Ports) -> Application:
+async def act_on_application(cmd: ActOnApplication, uow: LicensingUnitOfWork, ports: Ports) -> Application:
     app = await uow.applications.get(cmd.application_id)
     if app is None:
         raise ApplicationNotFound(cmd.application_id)
-    service = ports.catalogue.licensing_service(app.service_type)
-    short = service.short_code if service is not None else app.service_type.rsplit(".", 1)[-1]
     now = ports.clock.now()
-    app._require("approve")
-    seq = await uow.applications.next_permit_sequence(agency=app.agency, site=app.site, year=now.year)
-    app.approve(
-        officer=cmd.officer,
-        at=now,
-        permit_number=format_permit_number(
+    action = app.check(cmd.action, cmd.roles, cmd.reason)
+    permit_number = None
+    if action.emits == PERMIT_ISSUED:
+        service = ports.catalogue.licensing_service(app.service_type)
+        short = service.short_code if service is not None else app.service_type.rsplit(".", 1)[-1]
+        seq = await uow.applications.next_permit_sequence(agency=app.agency, site=app.site, year=now.year)
+        permit_number = format_permit_number(
             sequence=seq, agency=app.agency, service_short=short, issued_at=now
-        ),
+        )
+    app.act(
+        cmd.action,
+        cmd.roles,
+        now,
+        cmd.reason,
+        cmd.missing,
+        actor=cmd.actor,
+        permit_number=permit_number,
     )
     await uow.applications.save(app)
     uow.publish(*_contract_events(app, cmd.correlation_id, cmd.application_id))
     return app
 
 
+async def flag_sla_breaches(uow: LicensingUnitOfWork, clock: Clock, *, batch: int = 500) -> int:
+    """Mark every open application past its due instant as breached and emit ApplicationSlaBreached,
+    once each: marking and the outbox row share the transaction; the caller commits."""
+    now = clock.now()
+    flagged = 0
+    for app in await uow.applications.overdue_for_update(now, batch):
+        if app.breach(now):
+            await uow.applications.save(app)
+            uow.publish(*_contract_events(app, "sla-" + app.id, app.id))
+            flagged += 1
+    return flagged
+
+
 Handler = Callable[[Any, LicensingUnitOfWork, Ports], Awaitable[Application]]
 
 HANDLERS: dict[type, Handler] = {
     SubmitApplication: submit_application,
-    ApproveApplication: approve_application,
+    ActOnApplication: act_on_application,
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from mpp.contracts.calendar import WorkingClock
+from mpp.contracts.workflow import Workflow
 from mpp.licensing.persistence.uow import LicensingUnitOfWork
 
 
@@ -21,11 +23,17 @@ class ServiceTypeInfo(Protocol):
     def agency(self) -> str: ...
     @property
     def short_code(self) -> str: ...
+    @property
+    def workflow(self) -> Workflow | None: ...
 
 
 class ServiceCatalogue(Protocol):
     def licensing_service(self, code: str) -> ServiceTypeInfo | None:
         """The licensing service type with this code at this site, or None."""
+        ...
+
+    def rules(self, workflow: str, site: str) -> tuple[Workflow, WorkingClock]:
+        """The workflow with this code and the working clock of ``site``."""
         ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -14,15 +14,17 @@ from sqlalchemy.exc import IntegrityError
 
 from mpp.contracts.events.common import Channel
 from mpp.contracts.nik import ValidNik
+from mpp.contracts.workflow import ReasonRequired, RoleRefused, TransitionRefused
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
 from mpp.kit.observability import correlation_id
-from mpp.licensing.domain.model import Application, ApplicationStatus, InvalidTransition, mask_name
+from mpp.licensing.domain.model import Application, mask_name
 from mpp.licensing.handlers import (
     HANDLERS,
+    ActOnApplication,
     ApplicationNotFound,
-    ApproveApplication,
     DocumentMeta,
+    NoWorkflow,
     SubmitApplication,
     UnknownServiceType,
 )
@@ -30,11 +32,6 @@ from mpp.licensing.persistence.repository import ConcurrentUpdate
 
 router = APIRouter(prefix="/v1")
 public = APIRouter(prefix="/v1", tags=["public"])
-
-STATUS_LABELS = {
-    ApplicationStatus.SUBMITTED: "Permohonan diterima, sedang diproses",
-    ApplicationStatus.PERMIT_ISSUED: "Izin telah terbit",
-}
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 DOCUMENT_TYPES = ("application/pdf", "image/jpeg", "image/png")
@@ -50,6 +47,12 @@ class Conflict(DomainError):
     status_code = 409
     code = "invalid_transition"
     message = "Tindakan tidak dapat dilakukan pada status permohonan saat ini"
+
+
+class ActionForbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+    message = "Peran Anda tidak berwenang melakukan tindakan ini"
 
 
 class Unprocessable(DomainError):
@@ -96,6 +99,15 @@ class SubmitApplicationIn(BaseModel):
     documents: list[DocumentIn] = Field(default_factory=list, max_length=30)
 
 
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    missing: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=30
+    )
+
+
 class ApplicationOut(BaseModel):
     id: str
     tracking_code: str
@@ -104,13 +116,19 @@ class ApplicationOut(BaseModel):
     site: str
     channel: str
     status: str
+    state: str
+    state_label: str
     submitted_at: datetime
     approved_at: datetime | None
+    issued_at: datetime | None
     permit_number: str | None
     allowed_actions: list[str]
+    due_at: datetime | None
+    paused: bool
+    sla_status: str
 
 
-def _out(app: Application) -> dict[str, Any]:
+def _out(app: Application, principal: Principal, now: datetime) -> dict[str, Any]:
     return ApplicationOut(
         id=app.id,
         tracking_code=app.tracking_code,
@@ -118,12 +136,27 @@ def _out(app: Application) -> dict[str, Any]:
         agency=app.agency,
         site=app.site,
         channel=app.channel,
-        status=app.status.value,
+        status=app.state,
+        state=app.state,
+        state_label=app.state_label,
         submitted_at=app.submitted_at,
         approved_at=app.approved_at,
+        issued_at=app.issued_at,
         permit_number=app.permit_number,
-        allowed_actions=app.allowed_actions(),
+        allowed_actions=app.allowed_actions(_roles(principal)),
+        due_at=app.due_at.astimezone(UTC) if app.due_at else None,
+        paused=app.paused,
+        sla_status=app.sla_status(now).value,
     ).model_dump(mode="json")
+
+
+def _roles(principal: Principal) -> frozenset[str]:
+    return frozenset(r.value for r in principal.roles)
+
+
+def _now(svc: Any) -> datetime:
+    now: datetime = svc.ports.clock.now()
+    return now
 
 
 def _corr() -> str:
@@ -153,6 +186,14 @@ async def submit(
             message="Jenis layanan perizinan tidak dikenal",
             details={"field": "service_type", "problem": f"unknown service type {body.service_type!r}"},
         )
+    if service.workflow is None:
+        raise Unprocessable(
+            message="Jenis layanan ini belum memiliki alur kerja",
+            details={
+                "field": "service_type",
+                "problem": f"service type {body.service_type!r} has no workflow",
+            },
+        )
     if not principal.has_any(Role.CITIZEN):
         principal.ensure_scope(service.agency, site)
     elif body.channel is Channel.WALK_IN:
@@ -178,9 +219,9 @@ async def submit(
                     return _replayed(found, request_hash)
             try:
                 app = await HANDLERS[SubmitApplication](cmd, uow, svc.ports)
-            except UnknownServiceType as exc:
+            except (UnknownServiceType, NoWorkflow) as exc:
                 raise Unprocessable(details={"field": "service_type", "problem": str(exc)}) from exc
-            payload = _out(app)
+            payload = _out(app, principal, app.submitted_at)
             if idempotency_key is not None:
                 await uow.idempotency.remember(
                     principal.subject, idempotency_key, request_hash, 201, payload, app.submitted_at
@@ -234,32 +275,57 @@ async def get_application(
     request: Request,
     principal: Annotated[Principal, Depends(require_roles(*READER_ROLES))],
 ) -> dict[str, Any]:
-    return _out(await _load_scoped(request.app.state.licensing, principal, application_id))
+    svc = request.app.state.licensing
+    return _out(await _load_scoped(svc, principal, application_id), principal, _now(svc))
 
 
-@router.post("/applications/{application_id}/approve", summary="Approve and issue the permit")
-async def approve(
+@router.post(
+    "/applications/{application_id}/actions/{action}",
+    summary="Take an action of the application's workflow (verify, return, approve, issue, ...)",
+)
+async def act(
     application_id: str,
+    action: Annotated[str, StringConstraints(min_length=1, max_length=64)],
     request: Request,
     principal: Annotated[Principal, Depends(require_roles(*APPROVER_ROLES))],
+    body: ActionIn | None = None,
 ) -> dict[str, Any]:
     svc = request.app.state.licensing
     await _load_scoped(svc, principal, application_id)
-    cmd = ApproveApplication(application_id=application_id, officer=principal.subject, correlation_id=_corr())
+    body = body or ActionIn()
+    cmd = ActOnApplication(
+        application_id=application_id,
+        action=action,
+        roles=_roles(principal),
+        actor=principal.subject,
+        correlation_id=_corr(),
+        reason=body.reason,
+        missing=tuple(body.missing),
+    )
     try:
         async with svc.uow() as uow:
-            app = await HANDLERS[ApproveApplication](cmd, uow, svc.ports)
+            app = await HANDLERS[ActOnApplication](cmd, uow, svc.ports)
             await uow.commit()
     except ApplicationNotFound as exc:
         raise NotFound() from exc
-    except InvalidTransition as exc:
+    except TransitionRefused as exc:
         raise Conflict(
-            message=f"Permohonan berstatus '{exc.status.value}'; tindakan '{exc.action}' tidak diizinkan",
-            details={"current_state": exc.status.value, "allowed_actions": exc.allowed},
+            message=f"Permohonan berstatus '{exc.state}'; tindakan '{exc.action}' tidak diizinkan",
+            details={"current_state": exc.state, "allowed_actions": exc.allowed},
+        ) from exc
+    except RoleRefused as exc:
+        raise ActionForbidden(
+            message=f"Tindakan '{exc.action}' hanya dapat dilakukan oleh: {', '.join(exc.required)}",
+            details={"action": exc.action, "required_roles": exc.required},
+        ) from exc
+    except ReasonRequired as exc:
+        raise Unprocessable(
+            message=f"Tindakan '{exc.action}' memerlukan alasan",
+            details={"field": "reason", "problem": "required"},
         ) from exc
     except (ConcurrentUpdate, IntegrityError) as exc:
         raise ConcurrentChange() from exc
-    return _out(app)
+    return _out(app, principal, app.issued_at or _now(svc))
 
 
 class TrackingNotFound(DomainError):
@@ -273,16 +339,22 @@ async def track(
     tracking_code: Annotated[str, StringConstraints(min_length=6, max_length=16)], request: Request
 ) -> dict[str, Any]:
     """What a citizen may see: status and dates, never officer data or personal data."""
-    async with request.app.state.licensing.uow() as uow:
+    svc = request.app.state.licensing
+    async with svc.uow() as uow:
         app: Application | None = await uow.applications.find_by_tracking_code(tracking_code.upper())
     if app is None:
         raise TrackingNotFound()
     return {
         "tracking_code": app.tracking_code,
         "service_type": app.service_type,
-        "status": app.status.value,
-        "status_label": STATUS_LABELS[app.status],
+        "status": app.state,
+        "status_label": app.state_label,
         "submitted_at": app.submitted_at.isoformat(),
+        "expected_completion_date": (
+            None if app.due_at is None else app.due_at.astimezone(app.clock.tz).date().isoformat()
+        ),
+        "paused": app.paused,
+        "finished": app.finished,
         "permit_issued": app.permit_number is not None,
     }
 
@@ -304,7 +376,7 @@ async def verify_permit(
         "agency": app.agency,
         "site": app.site,
         "holder": mask_name(holder),
-        "issued_at": app.approved_at.isoformat() if app.approved_at else None,
+        "issued_at": app.issued_at.isoformat() if app.issued_at else None,
         "valid_until": None,
         "message": "Izin terdaftar dan berlaku",
     }
@@ -314,7 +386,7 @@ async def verify_permit(
 async def work_queue(
     request: Request,
     principal: Annotated[Principal, Depends(require_roles(*READER_ROLES))],
-    status: ApplicationStatus | None = None,
+    status: Annotated[str | None, Query(max_length=64, description="Workflow state code")] = None,
     service_type: Annotated[str | None, Query(max_length=64)] = None,
     agency: Annotated[str | None, Query(max_length=64)] = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
@@ -333,9 +405,41 @@ async def work_queue(
         items, total = await uow.applications.work_queue(
             agency=scope_agency,
             site=scope_site,
-            status=status.value if status else None,
+            status=status,
             service_type=service_type,
             offset=(page - 1) * size,
             limit=size,
         )
-    return {"items": [_out(a) for a in items], "page": page, "size": size, "total": total}
+    now = _now(request.app.state.licensing)
+    return {"items": [_out(a, principal, now) for a in items], "page": page, "size": size, "total": total}
+
+
+SUPERVISION_ROLES = (Role.SUPERVISOR, Role.OPERATOR, Role.MINISTRY)
+
+
+@router.get(
+    "/supervision/sla", summary="Escalation list: applications at risk or past their SLA, most urgent first"
+)
+async def sla_watch(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_roles(*SUPERVISION_ROLES))],
+    agency: Annotated[str | None, Query(max_length=64)] = None,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    if principal.has_any(Role.MINISTRY):
+        scope_agency, scope_site = agency, site
+    elif principal.has_any(Role.OPERATOR):
+        principal.ensure_scope(agency, site or principal.site)
+        scope_agency, scope_site = agency, principal.site
+    else:
+        principal.ensure_scope(agency or principal.agency, site or principal.site)
+        scope_agency, scope_site = principal.agency, principal.site
+    svc = request.app.state.licensing
+    now = _now(svc)
+    async with svc.uow() as uow:
+        items, total = await uow.applications.sla_watch(
+            agency=scope_agency, site=scope_site, now=now, offset=(page - 1) * size, limit=size
+        )
+    return {"items": [_out(a, principal, now) for a in items], "page": page, "size": size, "total": total}

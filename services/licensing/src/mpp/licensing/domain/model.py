@@ -1,37 +1,35 @@
-"""The permit application aggregate and its state machine."""
+"""The permit application aggregate. Its states and actions come from the service type's workflow."""
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from mpp.contracts.calendar import CalendarNotCovered, ClockPaused, DurationUnit, Pause, Sla, WorkingClock
+from mpp.contracts.workflow import Workflow, WorkflowAction
+
 ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+AT_RISK_SHARE = 0.2
+"""An application is at risk once less than this share of its total working time remains."""
 
 
 class LicensingError(Exception):
     """Base of every licensing domain error."""
 
 
-class InvalidTransition(LicensingError):
-    def __init__(self, status: ApplicationStatus, action: str) -> None:
-        self.status = status
-        self.action = action
-        self.allowed = sorted(ALLOWED_ACTIONS[status])
-        super().__init__(f"action {action!r} is not allowed in state {status.value}")
+class PermitNumberMissing(LicensingError):
+    """An action that issues a permit was taken without a permit number."""
 
 
-class ApplicationStatus(StrEnum):
-    SUBMITTED = "submitted"
-    PERMIT_ISSUED = "permit_issued"
-
-
-ALLOWED_ACTIONS: dict[ApplicationStatus, frozenset[str]] = {
-    ApplicationStatus.SUBMITTED: frozenset({"approve"}),
-    ApplicationStatus.PERMIT_ISSUED: frozenset(),
-}
+class SlaStatus(StrEnum):
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
 
 
 @dataclass(frozen=True)
@@ -40,20 +38,71 @@ class Submitted:
 
 
 @dataclass(frozen=True)
-class Approved:
-    application_id: str
+class Verified:
     officer: str
-    approved_at: datetime
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Returned:
+    missing: tuple[str, ...]
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Resubmitted:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Approved:
+    officer: str
+    at: datetime
+    working_days_elapsed: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    officer: str
+    reason_code: str
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True)
 class PermitGranted:
-    application_id: str
     permit_number: str
-    issued_at: datetime
+    at: datetime
+    within_sla: bool | None
 
 
-DomainEvent = Submitted | Approved | PermitGranted
+@dataclass(frozen=True)
+class PermitRevoked:
+    permit_number: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SlaBreached:
+    due_at: datetime
+    at: datetime
+
+
+DomainEvent = (
+    Submitted
+    | Verified
+    | Returned
+    | Resubmitted
+    | Approved
+    | Rejected
+    | PermitGranted
+    | PermitRevoked
+    | SlaBreached
+)
+
+PERMIT_ISSUED = "PermitIssued"
 
 
 @dataclass
@@ -67,10 +116,18 @@ class Application:
     channel: str
     submitted_at: datetime
     documents: int
-    status: ApplicationStatus = ApplicationStatus.SUBMITTED
+    workflow: Workflow = field(compare=False)
+    clock: WorkingClock = field(compare=False)
+    state: str = ""
+    pauses: list[Pause] = field(default_factory=list)
+    due_at: datetime | None = None
+    at_risk_from: datetime | None = None
     approved_at: datetime | None = None
     approved_by: str | None = None
+    issued_at: datetime | None = None
     permit_number: str | None = None
+    within_sla: bool | None = None
+    sla_breached_at: datetime | None = None
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, compare=False)
 
@@ -87,6 +144,8 @@ class Application:
         channel: str,
         submitted_at: datetime,
         documents: int,
+        workflow: Workflow,
+        clock: WorkingClock,
     ) -> Application:
         app = cls(
             id=application_id,
@@ -98,26 +157,141 @@ class Application:
             channel=channel,
             submitted_at=submitted_at,
             documents=documents,
+            workflow=workflow,
+            clock=clock,
+            state=workflow.initial_state.code,
         )
+        app._recompute_due()
         app.events.append(Submitted(application_id))
         return app
 
-    def approve(self, *, officer: str, at: datetime, permit_number: str) -> None:
-        """Approve and issue the permit in one step (the minimal workflow)."""
-        self._require("approve")
-        self.status = ApplicationStatus.PERMIT_ISSUED
-        self.approved_at = at
-        self.approved_by = officer
-        self.permit_number = permit_number
-        self.events.append(Approved(self.id, officer, at))
-        self.events.append(PermitGranted(self.id, permit_number, at))
+    # Workflow
 
-    def allowed_actions(self) -> list[str]:
-        return sorted(ALLOWED_ACTIONS[self.status])
+    def check(self, action_code: str, roles: Collection[str], reason: str | None = None) -> WorkflowAction:
+        """The action if someone with ``roles`` may take it now; raises the workflow's refusals."""
+        return self.workflow.apply(self.state, action_code, roles, reason=reason)
 
-    def _require(self, action: str) -> None:
-        if action not in ALLOWED_ACTIONS[self.status]:
-            raise InvalidTransition(self.status, action)
+    def act(
+        self,
+        action_code: str,
+        roles: Collection[str],
+        at: datetime,
+        reason: str | None = None,
+        missing: Sequence[str] = (),
+        *,
+        actor: str = "",
+        permit_number: str | None = None,
+    ) -> WorkflowAction:
+        """Take an action of the workflow, moving the SLA clock and recording what happened."""
+        action = self.check(action_code, roles, reason)
+        if action.emits == PERMIT_ISSUED and not permit_number:
+            raise PermitNumberMissing(action_code)
+        before = self.state
+        self.state = action.to_state
+        self._move_clock(before, at)
+        note = (reason or "").strip()
+        match action.emits:
+            case "ApplicationVerified":
+                self.events.append(Verified(actor, at))
+            case "ApplicationReturned":
+                self.events.append(Returned(tuple(missing), note, at))
+            case "ApplicationResubmitted":
+                self.events.append(Resubmitted(at))
+            case "ApplicationApproved":
+                self.approved_at, self.approved_by = at, actor
+                self.events.append(Approved(actor, at, self._working_days_used(at)))
+            case "ApplicationRejected":
+                self.events.append(Rejected(actor, action.code, note, at))
+            case "PermitIssued":
+                assert permit_number is not None
+                self.permit_number, self.issued_at = permit_number, at
+                self.within_sla = None if self.due_at is None else at <= self.due_at
+                self.events.append(PermitGranted(permit_number, at, self.within_sla))
+            case "PermitRevoked" if self.permit_number is not None:
+                self.events.append(PermitRevoked(self.permit_number, note, at))
+        return action
+
+    def allowed_actions(self, roles: Collection[str]) -> list[str]:
+        return [a.code for a in self.workflow.allowed_actions(self.state, roles)]
+
+    @property
+    def finished(self) -> bool:
+        return self.workflow.is_finished(self.state)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1][1] is None
+
+    @property
+    def state_label(self) -> str:
+        return self.workflow.state(self.state).label
+
+    # SLA clock
+
+    def breach(self, at: datetime) -> bool:
+        """Mark the SLA as breached (once); whether this call marked it."""
+        if self.sla_breached_at is not None or self.finished or self.due_at is None or at <= self.due_at:
+            return False
+        self.sla_breached_at = at
+        self.events.append(SlaBreached(self.due_at, at))
+        return True
+
+    def sla_status(self, now: datetime) -> SlaStatus:
+        if self.sla_breached_at is not None:
+            return SlaStatus.BREACHED
+        if self.finished:
+            return SlaStatus.BREACHED if self.within_sla is False else SlaStatus.ON_TRACK
+        due, risk, at = self.due_at, self.at_risk_from, now
+        if self.paused:
+            # Time stands still while paused: judge the application as it stood when the clock stopped.
+            at = self.pauses[-1][0]
+            due, risk = self._deadlines(self.pauses[:-1])
+        if due is not None and at > due:
+            return SlaStatus.BREACHED
+        if risk is not None and at > risk:
+            return SlaStatus.AT_RISK
+        return SlaStatus.ON_TRACK
+
+    def _move_clock(self, before: str, at: datetime) -> None:
+        runs_before = self.workflow.clock_runs_in(before) and not self.workflow.is_finished(before)
+        runs_now = self.workflow.clock_runs_in(self.state)
+        if runs_before and not runs_now and not self.finished:
+            self.pauses.append((at, None))
+        elif self.paused and (runs_now or self.finished):
+            self.pauses[-1] = (self.pauses[-1][0], at)
+        if not self.workflow.is_finished(before):
+            self._recompute_due()
+
+    def _working_days_used(self, at: datetime) -> int | None:
+        if self.workflow.total_sla.unit != DurationUnit.WORKING_DAYS:
+            return None
+        try:
+            return self.clock.elapsed(self.submitted_at, at, DurationUnit.WORKING_DAYS, self.pauses)
+        except CalendarNotCovered:
+            return None
+
+    def _recompute_due(self) -> None:
+        self.due_at, self.at_risk_from = self._deadlines(self.pauses)
+
+    def _deadlines(self, pauses: Sequence[Pause]) -> tuple[datetime | None, datetime | None]:
+        sla = self.workflow.total_sla
+        try:
+            return (
+                self.clock.due(self.submitted_at, sla, pauses),
+                self.clock.due(self.submitted_at, _risk_threshold(sla), pauses),
+            )
+        except (ClockPaused, CalendarNotCovered):
+            # Paused: the due instant is unknown until the clock runs again. A year the calendar does
+            # not list yet cannot be computed either; the application then shows no due date.
+            return None, None
+
+
+def _risk_threshold(sla: Sla) -> Sla:
+    """The part of the limit after which less than AT_RISK_SHARE remains."""
+    if sla.unit == DurationUnit.WORKING_DAYS:
+        return Sla(value=max(1, math.floor(sla.value * (1 - AT_RISK_SHARE))), unit=sla.unit)
+    minutes = sla.value * (60 if sla.unit == DurationUnit.HOURS else 1)
+    return Sla(value=max(1, math.floor(minutes * (1 - AT_RISK_SHARE))), unit=DurationUnit.MINUTES)
 
 
 def new_tracking_code() -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, overload
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mpp.contracts.calendar import Pause, WorkingClock
+from mpp.contracts.workflow import Workflow
 from mpp.kit.db import dialect_insert
-from mpp.licensing.domain.model import Application, ApplicationStatus
+from mpp.licensing.domain.model import Application
 from mpp.licensing.persistence.tables import applications, idempotency_keys, permit_sequences
 
 
@@ -17,9 +20,14 @@ class ConcurrentUpdate(Exception):
     """Someone else changed the application between load and save."""
 
 
+Rules = Callable[[str, str], tuple[Workflow, WorkingClock]]
+"""(workflow code, site) -> the workflow and the site's working clock, to rebuild an aggregate."""
+
+
 class ApplicationRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, rules: Rules) -> None:
         self._s = session
+        self._rules = rules
 
     async def add(self, app: Application, *, applicant_name: str, documents: list[dict[str, Any]]) -> None:
         await self._s.execute(
@@ -33,29 +41,24 @@ class ApplicationRepository:
                 applicant_name=applicant_name,
                 channel=app.channel,
                 documents=documents,
-                status=app.status.value,
                 submitted_at=app.submitted_at,
                 version=1,
+                workflow=app.workflow.code,
+                **_mutable(app),
             )
         )
         app.version = 1
 
     async def get(self, application_id: str) -> Application | None:
         row = (await self._s.execute(select(applications).where(applications.c.id == application_id))).first()
-        return None if row is None else _to_application(row)
+        return None if row is None else self._to_application(row)
 
     async def save(self, app: Application) -> None:
         """Optimistic save: fails if the stored version moved since the aggregate was loaded."""
         result = await self._s.execute(
             update(applications)
             .where(applications.c.id == app.id, applications.c.version == app.version)
-            .values(
-                status=app.status.value,
-                approved_at=app.approved_at,
-                approved_by=app.approved_by,
-                permit_number=app.permit_number,
-                version=app.version + 1,
-            )
+            .values(version=app.version + 1, **_mutable(app))
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
@@ -115,7 +118,78 @@ class ApplicationRepository:
                 .limit(limit)
             )
         ).all()
-        return [_to_application(row) for row in rows], int(total)
+        return [self._to_application(row) for row in rows], int(total)
+
+    async def sla_watch(
+        self, *, agency: str | None, site: str | None, now: datetime, offset: int, limit: int
+    ) -> tuple[list[Application], int]:
+        """Open applications at risk or breached in a scope, the most urgent first, with the total."""
+        conditions = [
+            applications.c.finished.is_(False),
+            or_(applications.c.at_risk_from < now, applications.c.sla_breached_at.is_not(None)),
+        ]
+        if agency is not None:
+            conditions.append(applications.c.agency == agency)
+        if site is not None:
+            conditions.append(applications.c.site == site)
+        total = (
+            await self._s.execute(select(func.count()).select_from(applications).where(*conditions))
+        ).scalar_one()
+        rows = (
+            await self._s.execute(
+                select(applications)
+                .where(*conditions)
+                .order_by(applications.c.due_at.asc().nulls_last(), applications.c.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+        return [self._to_application(row) for row in rows], int(total)
+
+    async def overdue_for_update(self, now: datetime, limit: int) -> list[Application]:
+        """Open applications past their due instant and not yet marked breached, locked for this
+        transaction; rows another worker holds are skipped (PostgreSQL), so each is marked once."""
+        query = (
+            select(applications)
+            .where(
+                applications.c.finished.is_(False),
+                applications.c.due_at < now,
+                applications.c.sla_breached_at.is_(None),
+            )
+            .order_by(applications.c.due_at)
+            .limit(limit)
+        )
+        if self._s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = (await self._s.execute(query)).all()
+        return [self._to_application(row) for row in rows]
+
+    def _to_application(self, row: Any) -> Application:
+        workflow, clock = self._rules(row.workflow, row.site)
+        return Application(
+            id=row.id,
+            tracking_code=row.tracking_code,
+            service_type=row.service_type,
+            agency=row.agency,
+            site=row.site,
+            applicant_ref=row.applicant_ref,
+            channel=row.channel,
+            submitted_at=_aware(row.submitted_at),
+            documents=len(row.documents),
+            workflow=workflow,
+            clock=clock,
+            state=row.status,
+            pauses=[_pause(p) for p in row.pauses],
+            due_at=_aware(row.due_at),
+            at_risk_from=_aware(row.at_risk_from),
+            approved_at=_aware(row.approved_at),
+            approved_by=row.approved_by,
+            issued_at=_aware(row.issued_at),
+            permit_number=row.permit_number,
+            within_sla=row.within_sla,
+            sla_breached_at=_aware(row.sla_breached_at),
+            version=row.version,
+        )
 
     async def next_permit_sequence(self, *, agency: str, site: str, year: int) -> int:
         insert = dialect_insert(self._s, permit_sequences).values(agency=agency, site=site, year=year, last=1)
@@ -163,20 +237,43 @@ class IdempotencyStore:
         )
 
 
-def _to_application(row: Any) -> Application:
-    return Application(
-        id=row.id,
-        tracking_code=row.tracking_code,
-        service_type=row.service_type,
-        agency=row.agency,
-        site=row.site,
-        applicant_ref=row.applicant_ref,
-        channel=row.channel,
-        submitted_at=row.submitted_at,
-        documents=len(row.documents),
-        status=ApplicationStatus(row.status),
-        approved_at=row.approved_at,
-        approved_by=row.approved_by,
-        permit_number=row.permit_number,
-        version=row.version,
-    )
+def _mutable(app: Application) -> dict[str, Any]:
+    return {
+        "status": app.state,
+        "pauses": [[_iso(a), _iso(b) if b else None] for a, b in app.pauses],
+        "due_at": _utc(app.due_at),
+        "at_risk_from": _utc(app.at_risk_from),
+        "finished": app.finished,
+        "approved_at": _utc(app.approved_at),
+        "approved_by": app.approved_by,
+        "issued_at": _utc(app.issued_at),
+        "permit_number": app.permit_number,
+        "within_sla": app.within_sla,
+        "sla_breached_at": _utc(app.sla_breached_at),
+    }
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()
+
+
+def _utc(instant: datetime | None) -> datetime | None:
+    """Stored in UTC: SQLite keeps no offset, so a local time would read back wrong."""
+    return None if instant is None else instant.astimezone(UTC)
+
+
+@overload
+def _aware(instant: datetime) -> datetime: ...
+@overload
+def _aware(instant: None) -> None: ...
+def _aware(instant: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if instant is None or instant.tzinfo is not None:
+        return instant
+    return instant.replace(tzinfo=UTC)
+
+
+def _pause(stored: list[str | None]) -> Pause:
+    started, ended = stored
+    assert started is not None
+    return datetime.fromisoformat(started), datetime.fromisoformat(ended) if ended else None

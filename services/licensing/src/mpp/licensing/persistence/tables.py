@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from mpp.kit.db import add_runtime_tables
 
@@ -26,8 +37,17 @@ applications = Table(
     Column("approved_by", String(128)),
     Column("permit_number", String(64), unique=True),
     Column("version", Integer, nullable=False),
+    Column("workflow", String(64), nullable=False),
+    Column("pauses", JSON, nullable=False),
+    Column("due_at", DateTime(timezone=True)),
+    Column("at_risk_from", DateTime(timezone=True)),
+    Column("finished", Boolean, nullable=False),
+    Column("issued_at", DateTime(timezone=True)),
+    Column("within_sla", Boolean),
+    Column("sla_breached_at", DateTime(timezone=True)),
 )
 Index("ix_applications_scope", applications.c.agency, applications.c.site, applications.c.status)
+Index("ix_applications_open_due", applications.c.due_at, postgresql_where=applications.c.finished.is_(False))
 
 permit_sequences = Table(
     "permit_sequences",
