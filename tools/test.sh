@@ -6,7 +6,7 @@ cd "$root"
 started_kafka=0
 started_pg=0
 cleanup() {
-  if [ "$started_kafka" = 1 ]; then KAFKA_STATE_DIR="$root/.local/kafka-test" bash deploy/local/kafka.sh stop >/dev/null 2>&1 || true; fi
+  if [ "$started_kafka" = 1 ]; then env -u KAFKA_BOOTSTRAP_SERVERS KAFKA_STATE_DIR="$root/.local/kafka-test" bash deploy/local/kafka.sh stop >/dev/null 2>&1 || true; fi
   if [ "$started_pg" = 1 ]; then bash deploy/local/postgres.sh stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
