@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mpp.contracts.envelope import Envelope, UnknownEventType
 from mpp.contracts.kafka import MalformedEvent, from_record, header_map
 from mpp.kit.db import dialect_insert, is_transient
+from mpp.kit.kafka import PLAINTEXT, KafkaSecurity
 from mpp.kit.observability import ServiceMetrics, context_from_traceparent
 
 MAX_SPAN_LINKS = 128
@@ -113,6 +114,7 @@ class EventConsumer:
         event_types: frozenset[str] | None = None,
         offsets_from_database_only: bool = False,
         inbox_retention: timedelta = timedelta(days=30),
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -136,6 +138,7 @@ class EventConsumer:
         # Duplicates come from producer retries and relay restarts, minutes apart at most; event ids
         # older than this no longer need remembering.
         self._inbox_retention = inbox_retention
+        self._security = security
         self._last_purge = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._stored: dict[TopicPartition, int] = {}
@@ -151,6 +154,7 @@ class EventConsumer:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
+            **self._security.options(),
             group_id=self.group_id,
             client_id=self._client_id,
             enable_auto_commit=False,

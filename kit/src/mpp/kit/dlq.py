@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from mpp.contracts.kafka import header_map
 from mpp.kit.consumer import DLQ_PREFIX
-from mpp.kit.kafka import create_producer, stop_consumer, topic_partitions
+from mpp.kit.kafka import PLAINTEXT, KafkaSecurity, create_producer, stop_consumer, topic_partitions
+from mpp.kit.settings import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,17 @@ async def _read_until_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition,
     return records
 
 
-async def list_dead_letters(bootstrap: str, group_id: str, limit: int | None = None) -> list[DeadLetter]:
+async def list_dead_letters(
+    bootstrap: str, group_id: str, limit: int | None = None, *, security: KafkaSecurity = PLAINTEXT
+) -> list[DeadLetter]:
     """Every dead letter of the consumer group (oldest first), without consuming them."""
     topic = f"{group_id}.dlq"
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **security.options()
+    )
     await consumer.start()
     try:
-        tps = await topic_partitions(bootstrap, topic)
+        tps = await topic_partitions(bootstrap, topic, security=security)
         if not tps:
             return []
         consumer.assign(tps)
@@ -87,7 +92,9 @@ async def list_dead_letters(bootstrap: str, group_id: str, limit: int | None = N
     return entries[:limit] if limit is not None else entries
 
 
-async def replay(bootstrap: str, group_id: str, limit: int | None = None) -> int:
+async def replay(
+    bootstrap: str, group_id: str, limit: int | None = None, *, security: KafkaSecurity = PLAINTEXT
+) -> int:
     """Move dead letters back to their original topics; returns how many were replayed."""
     topic = f"{group_id}.dlq"
     consumer = AIOKafkaConsumer(
@@ -95,13 +102,14 @@ async def replay(bootstrap: str, group_id: str, limit: int | None = None) -> int
         group_id=f"{group_id}.dlq-replay",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **security.options(),
     )
-    producer = create_producer(bootstrap, client_id=f"{group_id}.dlq-replay")
+    producer = create_producer(bootstrap, client_id=f"{group_id}.dlq-replay", security=security)
     await consumer.start()
     await producer.start()
     replayed = 0
     try:
-        tps = await topic_partitions(bootstrap, topic)
+        tps = await topic_partitions(bootstrap, topic, security=security)
         if not tps:
             return 0
         consumer.assign(tps)
@@ -147,13 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
+    security = KafkaSecurity.from_settings(ServiceSettings())
     if args.command == "list":
-        entries = asyncio.run(list_dead_letters(args.bootstrap, args.group, args.limit))
+        entries = asyncio.run(list_dead_letters(args.bootstrap, args.group, args.limit, security=security))
         for e in entries:
             sys.stdout.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
         sys.stderr.write(f"{len(entries)} dead letter(s) in {args.group}.dlq\n")
     else:
-        n = asyncio.run(replay(args.bootstrap, args.group, args.limit))
+        n = asyncio.run(replay(args.bootstrap, args.group, args.limit, security=security))
         sys.stderr.write(f"replayed {n} dead letter(s) from {args.group}.dlq\n")
     return 0
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mpp.kit.consumer import BatchHandler, EventConsumer
 from mpp.kit.db import create_engine, is_transient, ping, session_factory
 from mpp.kit.http import create_http_app
-from mpp.kit.kafka import create_producer, ensure_topics
+from mpp.kit.kafka import KafkaSecurity, create_producer, ensure_topics
 from mpp.kit.migrations import upgrade
 from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
 from mpp.kit.relay import OutboxRelay
@@ -105,8 +105,10 @@ class ServiceRuntime:
         name = self.settings.service_name
         bootstrap = self.settings.kafka_bootstrap_servers
 
+        security = KafkaSecurity.from_settings(self.settings)
+
         async def start_producer() -> AIOKafkaProducer:
-            producer = create_producer(bootstrap, client_id=name)
+            producer = create_producer(bootstrap, client_id=name, security=security)
             try:
                 await producer.start()
             except Exception:
@@ -118,7 +120,9 @@ class ServiceRuntime:
         self._kafka_started = True
         if self.settings.kafka_create_topics:
             replication = self.settings.kafka_replication_factor
-            await retry_startup("topics", lambda: ensure_topics(bootstrap, replication_factor=replication))
+            await retry_startup(
+                "topics", lambda: ensure_topics(bootstrap, replication_factor=replication, security=security)
+            )
         if self.settings.relay_enabled:
             self.relay = OutboxRelay(
                 engine=self.engine,
@@ -147,6 +151,7 @@ class ServiceRuntime:
                     client_id=f"{name}-{socket.gethostname()}-{os.getpid()}",
                     event_types=spec.event_types,
                     offsets_from_database_only=spec.offsets_from_database_only,
+                    security=security,
                 )
                 await retry_startup(f"consumer {spec.group_id}", consumer.start)
                 self.consumers.append(consumer)
