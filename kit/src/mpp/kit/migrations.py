@@ -12,11 +12,13 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.kit.db import create_engine
+
+MIGRATION_LOCK_KEY = 0x4D5050  # "MPP": one key per database is enough, each service has its own
 
 
 def _config(script_location: Path, connection: Connection | None = None, url: str | None = None) -> Config:
@@ -36,6 +38,9 @@ async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "h
         command.upgrade(_config(script_location, sync_conn), revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time; the lock ends with the transaction.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         await conn.run_sync(_run)
 
 
