@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from mpp.contracts.masterdata import load_demo_catalogue
-from mpp.contracts.nik import generate_test_nik
+from mpp.identity.seed import FALLBACK_KABKOTA, synthetic_citizen
 from mpp.kit.auth import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +69,22 @@ PATH_TO_PERMIT = {
 }
 
 
+async def _state_after_nik_check(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> str | None:
+    """The application's state once identity has answered its NIK verification (None if it takes too long)."""
+    for _ in range(100):
+        r = await client.get(url, headers=headers)
+        if r.status_code == 200 and r.json()["state"] != "verifying_nik":
+            return str(r.json()["state"])
+        await asyncio.sleep(0.1)
+    return None
+
+
 async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 2.0) -> None:
-    """Submit demo applications at the licensing counters and carry most of them to an issued permit."""
+    """Submit demo applications at the licensing counters with the NIKs of the seeded demo citizens, and
+    carry most of those identity verifies to an issued permit."""
     catalogue = load_demo_catalogue()
+    kabkota = next((s.kabkota for s in catalogue.sites if s.code == site), FALLBACK_KABKOTA)
+    niks = [synthetic_citizen(n, site=site, kabkota=kabkota).nik for n in range(1, DEMO_CITIZENS + 1)]
     # Licensing service types with a workflow; the others are refused at submit.
     services = [st for st in catalogue.service_types if st.licensing and st.workflow in PATH_TO_PERMIT]
     rng = random.Random(2026)
@@ -93,7 +106,7 @@ async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 
             body = {
                 "service_type": st.code,
                 "channel": rng.choice(["walk_in", "walk_in", "online"]),
-                "applicant": {"nik": generate_test_nik(rng), "name": "Warga Contoh"},
+                "applicant": {"nik": rng.choice(niks), "name": "Warga Contoh"},
                 "documents": [
                     {
                         "requirement": "ktp",
@@ -106,9 +119,15 @@ async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 
             with contextlib.suppress(httpx.HTTPError):
                 r = await client.post(base, json=body, headers=headers)
                 if r.status_code == 201 and rng.random() < 0.7:
-                    for action, role in PATH_TO_PERMIT[str(st.workflow)]:
+                    url = f"{base}/{r.json()['id']}"
+                    # Officers act once identity has verified the NIK (a deceased citizen's is refused).
+                    verified = await _state_after_nik_check(client, url, headers) not in (
+                        None,
+                        "nik_rejected",
+                    )
+                    for action, role in PATH_TO_PERMIT[str(st.workflow)] if verified else []:
                         await client.post(
-                            f"{base}/{r.json()['id']}/actions/{action}",
+                            f"{url}/actions/{action}",
                             headers={"Authorization": f"Bearer {tokens[(st.agency, role)]}"},
                         )
             with contextlib.suppress(TimeoutError):
@@ -153,7 +172,13 @@ async def main() -> int:
                 await _wait_ready(client, name, port, procs[name])
         print("[run] registering demo citizens in the civil registry ...", flush=True)
         seed = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mpp.identity.seed", "--count", str(DEMO_CITIZENS), cwd=ROOT, env=env
+            sys.executable,
+            "-m",
+            "mpp.identity.seed",
+            "--count",
+            str(DEMO_CITIZENS),
+            cwd=ROOT,
+            env={**env, "MPP_IDENTITY_SITE": site},
         )
         if await seed.wait() != 0:
             print("[run] seeding demo citizens failed; see the output above", flush=True)

@@ -29,12 +29,7 @@ MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
 
 async def _submit(api: LicensingApi, *, seed: int = 1, service_type: str = "dpmptsp.pbg") -> str:
-    response = await api.client.post(
-        "/v1/applications", json=submission(seed=seed, service_type=service_type), headers=officer()
-    )
-    assert response.status_code == 201, response.text
-    application_id: str = response.json()["id"]
-    return application_id
+    return await api.submit(submission(seed=seed, service_type=service_type), officer())
 
 
 async def _verified(api: LicensingApi, *, seed: int = 1, service_type: str = "dpmptsp.pbg") -> str:

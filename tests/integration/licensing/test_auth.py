@@ -116,10 +116,7 @@ READERS: dict[str, Callable[[], dict[str, str]]] = {
 
 
 async def _submitted(api: LicensingApi) -> str:
-    response = await api.client.post("/v1/applications", json=submission(), headers=officer())
-    assert response.status_code == 201, response.text
-    application_id: str = response.json()["id"]
-    return application_id
+    return await api.submit(submission(), officer())
 
 
 async def _call(api: LicensingApi, endpoint: Endpoint, application_id: str, headers: dict[str, str]) -> Any:
@@ -202,6 +199,8 @@ class TestAuthorization:
 
         assert response.status_code == 201
         assert response.json()["channel"] == "online"
+        request = await licensing.verification_request(response.json()["id"])
+        assert request["officer_ref"] is None
 
 
 class TestAnotherAgencysApplication:

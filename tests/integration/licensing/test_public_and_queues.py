@@ -24,10 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 async def submit(api: LicensingApi, seed: int, name: str = "Siti Rahmawati") -> dict[str, object]:
-    response = await api.client.post(
-        "/v1/applications", json=submission(seed=seed, name=name), headers=officer()
-    )
-    assert response.status_code == 201, response.text
+    application_id = await api.submit(submission(seed=seed, name=name), officer())
+    response = await api.client.get(f"/v1/applications/{application_id}", headers=officer())
+    assert response.status_code == 200, response.text
     return dict(response.json())
 
 

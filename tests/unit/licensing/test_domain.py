@@ -49,20 +49,22 @@ NUMBER = "0001/DPMPTSP/PBG/XI/2026"
 
 
 def _submitted(workflow: str = "izin-usaha-sektor", at: datetime = SUBMITTED_AT) -> Application:
-    """Submitted Tuesday 3 November 2026, 08:15 WIB."""
-    return Application.submit(
+    """Submitted Tuesday 3 November 2026, 08:15 WIB, its NIK verified at once."""
+    app = Application.submit(
         application_id="app-1",
         tracking_code="ABCDEFGHJK",
         service_type="dpmptsp.pbg",
         agency="dpmptsp",
         site="mpp-kota-sukamaju",
-        applicant_ref="c_0123456789abcdef",
         channel="walk_in",
         submitted_at=at,
         documents=3,
         workflow=CATALOGUE.workflow(workflow),
         clock=CLOCK,
+        verification_request_id="req-1",
     )
+    assert app.nik_verified("c_0123456789abcdef")
+    return app
 
 
 def _wib(day: int, hour: int = 10, month: int = 11) -> datetime:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,15 +15,18 @@ from fastapi import FastAPI
 
 from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
+from mpp.contracts.topics import consumer_group
 from mpp.contracts.workflow import Workflow
-from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
+from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service_app
 from mpp.licensing.api.http import public, router
+from mpp.licensing.api.messaging import VERIFICATION_RESULT_TYPES, verification_results
 from mpp.licensing.config import LicensingSettings
 from mpp.licensing.handlers import Ports, flag_sla_breaches
 from mpp.licensing.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.licensing.persistence.uow import LicensingUnitOfWork
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+VERIFICATION_RESULTS_GROUP = "mpp.licensing.verification-results"
 log = logging.getLogger(__name__)
 
 
@@ -76,16 +77,6 @@ class CatalogueAdapter:
         return self._catalogue.workflow(workflow), clock
 
 
-class KeyedPseudonymiser:
-    """HMAC-SHA256 of the NIK under a secret key: stable per citizen, meaningless without the key."""
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    def citizen_ref(self, nik: str) -> str:
-        return "c_" + hmac.new(self._key, nik.encode(), hashlib.sha256).hexdigest()[:32]
-
-
 class LicensingService:
     """What the HTTP edge needs: a unit-of-work factory and the ports."""
 
@@ -119,18 +110,27 @@ class LicensingService:
 
 def create_app(settings: LicensingSettings | None = None) -> FastAPI:
     settings = settings or LicensingSettings()
-    runtime = build_runtime(
-        settings, outbox=outbox, inbox=inbox, offsets=consumer_offsets, migrations=MIGRATIONS
-    )
     catalogue = (
         load_catalogue(settings.catalogue_file.read_text())
         if settings.catalogue_file
         else load_demo_catalogue()
     )
-    ports = Ports(
-        clock=SystemClock(),
-        catalogue=CatalogueAdapter(catalogue),
-        pseudonymiser=KeyedPseudonymiser(settings.citizen_ref_key.get_secret_value().encode()),
+    adapter = CatalogueAdapter(catalogue)
+    ports = Ports(clock=SystemClock(), catalogue=adapter)
+    runtime = build_runtime(
+        settings,
+        outbox=outbox,
+        inbox=inbox,
+        offsets=consumer_offsets,
+        migrations=MIGRATIONS,
+        consumers=[
+            ConsumerSpec(
+                group_id=settings.verification_results_group,
+                topics=consumer_group(VERIFICATION_RESULTS_GROUP).topics,
+                handler=verification_results(adapter.rules),
+                event_types=VERIFICATION_RESULT_TYPES,
+            )
+        ],
     )
     app = service_app(runtime, title="MPP Licensing", version="0.1.0")
     service = LicensingService(runtime, ports)

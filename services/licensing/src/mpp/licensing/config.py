@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from mpp.kit.settings import ServiceSettings
@@ -17,6 +16,6 @@ class LicensingSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./.local/licensing.db"
     http_port: int = 8102
     catalogue_file: Path | None = None
-    citizen_ref_key: SecretStr = SecretStr("dev-only-citizen-ref-key")
+    verification_results_group: str = "mpp.licensing.verification-results"
     sla_watch_enabled: bool = True
     sla_watch_interval_s: float = 60.0

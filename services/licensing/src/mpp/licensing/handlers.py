@@ -10,6 +10,12 @@ from typing import Any
 
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import Channel
+from mpp.contracts.events.identity import (
+    CitizenVerificationFailedV1,
+    CitizenVerificationRequestedV1,
+    CitizenVerifiedV1,
+    VerificationPurpose,
+)
 from mpp.contracts.events.licensing import (
     ApplicationApprovedV1,
     ApplicationRejectedV1,
@@ -37,8 +43,9 @@ from mpp.licensing.domain.model import (
     format_permit_number,
     new_tracking_code,
 )
+from mpp.licensing.persistence.repository import ApplicationRepository
 from mpp.licensing.persistence.uow import LicensingUnitOfWork
-from mpp.licensing.ports import Clock, Pseudonymiser, ServiceCatalogue
+from mpp.licensing.ports import Clock, ServiceCatalogue
 
 PRODUCER = "mpp.licensing"
 
@@ -79,6 +86,8 @@ class SubmitApplication:
     documents: tuple[DocumentMeta, ...]
     correlation_id: str
     actor: str
+    officer: bool = True
+    """Submitted by an officer at a counter (``actor``), not by the citizen online."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,6 @@ class ActOnApplication:
 class Ports:
     clock: Clock
     catalogue: ServiceCatalogue
-    pseudonymiser: Pseudonymiser
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -228,26 +236,76 @@ async def submit_application(cmd: SubmitApplication, uow: LicensingUnitOfWork, p
     if service.workflow is None:
         raise NoWorkflow(cmd.service_type)
     workflow, clock = ports.catalogue.rules(service.workflow.code, cmd.site)
+    request_id = str(uuid.uuid4())
     app = Application.submit(
         application_id=str(uuid.uuid4()),
         tracking_code=new_tracking_code(),
         service_type=service.code,
         agency=service.agency,
         site=cmd.site,
-        applicant_ref=ports.pseudonymiser.citizen_ref(cmd.applicant_nik),
         channel=cmd.channel.value,
         submitted_at=ports.clock.now(),
         documents=len(cmd.documents),
         workflow=workflow,
         clock=clock,
+        verification_request_id=request_id,
     )
     await uow.applications.add(
         app,
         applicant_name=cmd.applicant_name,
         documents=[d.__dict__ for d in cmd.documents],
     )
-    uow.publish(*_contract_events(app, cmd.correlation_id, None))
+    # The NIK leaves licensing only in this request, on identity's personal-data topic; it is not stored.
+    request = CitizenVerificationRequestedV1(
+        request_id=request_id,
+        nik=cmd.applicant_nik,
+        requesting_agency=app.agency,
+        requesting_service=PRODUCER,
+        officer_ref=cmd.actor if cmd.officer else None,
+        case_id=app.id,
+        purpose=VerificationPurpose.PERMIT_APPLICATION,
+        requested_at=app.submitted_at,
+    )
+    uow.publish(
+        Envelope.wrap(
+            request,
+            producer=PRODUCER,
+            agency=app.agency,
+            site=app.site,
+            subject=request_id,
+            correlation_id=cmd.correlation_id,
+            causation_id=None,
+        )
+    )
     return app
+
+
+VerificationResult = CitizenVerifiedV1 | CitizenVerificationFailedV1
+
+
+async def apply_verification_results(
+    results: list[Envelope], applications: ApplicationRepository
+) -> list[Envelope]:
+    """Answers of the identity service to this service's verification requests: a verified NIK starts the
+    application's workflow (ApplicationSubmitted), a refused one ends it. Answers to requests of other
+    services, and answers already applied, change nothing. The contract events to publish."""
+    published: list[Envelope] = []
+    for env in results:
+        result = env.payload
+        if not isinstance(result, CitizenVerifiedV1 | CitizenVerificationFailedV1):
+            continue
+        app = await applications.find_by_verification_request(result.request_id)
+        if app is None or app.id != result.case_id:
+            continue
+        if isinstance(result, CitizenVerifiedV1):
+            changed = app.nik_verified(result.citizen_ref)
+        else:
+            changed = app.nik_rejected(result.reason)
+        if not changed:
+            continue
+        await applications.save(app)
+        published.extend(_contract_events(app, env.correlation_id or app.id, str(env.id)))
+    return published
 
 
 async def act_on_application(cmd: ActOnApplication, uow: LicensingUnitOfWork, ports: Ports) -> Application:

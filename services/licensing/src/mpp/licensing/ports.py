@@ -37,11 +37,5 @@ class ServiceCatalogue(Protocol):
         ...
 
 
-class Pseudonymiser(Protocol):
-    def citizen_ref(self, nik: str) -> str:
-        """The pseudonymous citizen reference for a NIK (a keyed hash)."""
-        ...
-
-
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> LicensingUnitOfWork: ...

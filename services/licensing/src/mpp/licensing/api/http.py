@@ -210,6 +210,7 @@ async def submit(
         documents=tuple(DocumentMeta(**d.model_dump()) for d in body.documents),
         correlation_id=_corr(),
         actor=principal.subject,
+        officer=not principal.has_any(Role.CITIZEN),
     )
     try:
         async with svc.uow() as uow:

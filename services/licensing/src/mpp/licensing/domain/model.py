@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from mpp.contracts.calendar import CalendarNotCovered, ClockPaused, DurationUnit, Pause, Sla, WorkingClock
-from mpp.contracts.workflow import Workflow, WorkflowAction
+from mpp.contracts.workflow import TransitionRefused, Workflow, WorkflowAction
 
 ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -104,6 +104,15 @@ DomainEvent = (
 
 PERMIT_ISSUED = "PermitIssued"
 
+VERIFYING_NIK = "verifying_nik"
+"""Before the workflow: the applicant's NIK is being verified by the identity service."""
+NIK_REJECTED = "nik_rejected"
+"""Before the workflow, and final: the identity service could not verify the NIK."""
+PRE_WORKFLOW_LABELS = {
+    VERIFYING_NIK: "Menunggu verifikasi NIK",
+    NIK_REJECTED: "NIK tidak dapat diverifikasi",
+}
+
 
 @dataclass
 class Application:
@@ -128,6 +137,8 @@ class Application:
     permit_number: str | None = None
     within_sla: bool | None = None
     sla_breached_at: datetime | None = None
+    verification_request_id: str | None = None
+    nik_failure_reason: str | None = None
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, compare=False)
 
@@ -140,35 +151,61 @@ class Application:
         service_type: str,
         agency: str,
         site: str,
-        applicant_ref: str,
         channel: str,
         submitted_at: datetime,
         documents: int,
         workflow: Workflow,
         clock: WorkingClock,
+        verification_request_id: str,
     ) -> Application:
-        app = cls(
+        """A new application waiting for its NIK to be verified; the workflow starts once it is."""
+        return cls(
             id=application_id,
             tracking_code=tracking_code,
             service_type=service_type,
             agency=agency,
             site=site,
-            applicant_ref=applicant_ref,
+            applicant_ref="",
             channel=channel,
             submitted_at=submitted_at,
             documents=documents,
             workflow=workflow,
             clock=clock,
-            state=workflow.initial_state.code,
+            state=VERIFYING_NIK,
+            verification_request_id=verification_request_id,
         )
-        app._recompute_due()
-        app.events.append(Submitted(application_id))
-        return app
+
+    # NIK verification (before the workflow)
+
+    @property
+    def verifying_nik(self) -> bool:
+        return self.state == VERIFYING_NIK
+
+    def nik_verified(self, citizen_ref: str) -> bool:
+        """The identity service verified the NIK: the workflow starts, its SLA clock counting from the
+        submission. Whether this call changed anything (a repeated answer does not)."""
+        if not self.verifying_nik:
+            return False
+        self.applicant_ref = citizen_ref
+        self.state = self.workflow.initial_state.code
+        self._recompute_due()
+        self.events.append(Submitted(self.id))
+        return True
+
+    def nik_rejected(self, reason: str) -> bool:
+        """The identity service could not verify the NIK: the application ends here."""
+        if not self.verifying_nik:
+            return False
+        self.state = NIK_REJECTED
+        self.nik_failure_reason = reason
+        return True
 
     # Workflow
 
     def check(self, action_code: str, roles: Collection[str], reason: str | None = None) -> WorkflowAction:
         """The action if someone with ``roles`` may take it now; raises the workflow's refusals."""
+        if self.state in PRE_WORKFLOW_LABELS:
+            raise TransitionRefused(self.state, action_code, [])
         return self.workflow.apply(self.state, action_code, roles, reason=reason)
 
     def act(
@@ -212,10 +249,14 @@ class Application:
         return action
 
     def allowed_actions(self, roles: Collection[str]) -> list[str]:
+        if self.state in PRE_WORKFLOW_LABELS:
+            return []
         return [a.code for a in self.workflow.allowed_actions(self.state, roles)]
 
     @property
     def finished(self) -> bool:
+        if self.state in PRE_WORKFLOW_LABELS:
+            return self.state == NIK_REJECTED
         return self.workflow.is_finished(self.state)
 
     @property
@@ -224,6 +265,8 @@ class Application:
 
     @property
     def state_label(self) -> str:
+        if self.state in PRE_WORKFLOW_LABELS:
+            return PRE_WORKFLOW_LABELS[self.state]
         return self.workflow.state(self.state).label
 
     # SLA clock

@@ -37,13 +37,13 @@ class ApplicationRepository:
                 service_type=app.service_type,
                 agency=app.agency,
                 site=app.site,
-                applicant_ref=app.applicant_ref,
                 applicant_name=applicant_name,
                 channel=app.channel,
                 documents=documents,
                 submitted_at=app.submitted_at,
                 version=1,
                 workflow=app.workflow.code,
+                verification_request_id=app.verification_request_id,
                 **_mutable(app),
             )
         )
@@ -63,6 +63,15 @@ class ApplicationRepository:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
         app.version += 1
+
+    async def find_by_verification_request(self, request_id: str) -> Application | None:
+        """The application that asked identity the verification ``request_id``, or None."""
+        row = (
+            await self._s.execute(
+                select(applications).where(applications.c.verification_request_id == request_id)
+            )
+        ).first()
+        return None if row is None else self._to_application(row)
 
     async def find_by_tracking_code(self, tracking_code: str) -> Application | None:
         row = (
@@ -188,6 +197,8 @@ class ApplicationRepository:
             permit_number=row.permit_number,
             within_sla=row.within_sla,
             sla_breached_at=_aware(row.sla_breached_at),
+            verification_request_id=row.verification_request_id,
+            nik_failure_reason=row.nik_failure_reason,
             version=row.version,
         )
 
@@ -250,6 +261,8 @@ def _mutable(app: Application) -> dict[str, Any]:
         "permit_number": app.permit_number,
         "within_sla": app.within_sla,
         "sla_breached_at": _utc(app.sla_breached_at),
+        "applicant_ref": app.applicant_ref,
+        "nik_failure_reason": app.nik_failure_reason,
     }
 
 

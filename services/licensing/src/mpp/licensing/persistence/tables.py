@@ -45,8 +45,11 @@ applications = Table(
     Column("issued_at", DateTime(timezone=True)),
     Column("within_sla", Boolean),
     Column("sla_breached_at", DateTime(timezone=True)),
+    Column("verification_request_id", String(64)),
+    Column("nik_failure_reason", String(500)),
 )
 Index("ix_applications_scope", applications.c.agency, applications.c.site, applications.c.status)
+Index("ux_applications_verification_request_id", applications.c.verification_request_id, unique=True)
 Index("ix_applications_open_due", applications.c.due_at, postgresql_where=applications.c.finished.is_(False))
 
 permit_sequences = Table(
