@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.kit.db import create_engine
 
@@ -69,11 +72,28 @@ async def fresh_database(postgres_admin_url: str) -> AsyncIterator[Callable[[], 
         return make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
 
     yield make
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
         for name in created:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+            await _drop_database(admin, name)
+    finally:
+        await admin.dispose()
+
+
+async def _drop_database(admin: AsyncEngine, name: str) -> None:
+    # WITH (FORCE) ends the test's own leftover sessions. An autovacuum worker
+    # visiting the database can only be ended by a member of pg_signal_backend
+    # (granted by deploy/local/postgres.sh); on a server where the role lacks it,
+    # the worker finishes within moments, so a few retries are enough.
+    for attempt in range(20):
+        try:
+            async with admin.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.25)
 
 
 def unique_topic(prefix: str = "test") -> str:

@@ -298,6 +298,9 @@ BEGIN
   END IF;
 END
 \$\$;
+-- DROP DATABASE ... WITH (FORCE) must be able to end an autovacuum worker
+-- that happens to be inside a throw-away test database.
+GRANT pg_signal_backend TO ${PG_USER_ROLE};
 SQL
     local db
     for db in "${DATABASES[@]}"; do
