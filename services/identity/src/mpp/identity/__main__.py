@@ -2,8 +2,7 @@
 
 from mpp.identity.app import create_app
 from mpp.identity.config import IdentitySettings
-from mpp.kit.serve import serve
+from mpp.kit.serve import main
 
 if __name__ == "__main__":
-    settings = IdentitySettings()
-    serve(create_app(settings), settings)
+    main("identity", IdentitySettings, create_app)
