@@ -119,6 +119,56 @@ class TestParseKk:
             parse_kk("9973011503150002", today=TODAY)
 
 
+class TestKkProperties:
+    @given(
+        province=st.sampled_from(sorted(PROVINCES)),
+        regency=st.integers(1, 99),
+        district=st.integers(1, 99),
+        issued=st.dates(min_value=date(1930, 1, 1), max_value=TODAY),
+        serial=st.integers(1, 9999),
+    )
+    def test_the_parts_of_a_well_formed_kk_come_back(
+        self, province: str, regency: int, district: int, issued: date, serial: int
+    ) -> None:
+        number = f"{province}{regency:02d}{district:02d}{issued:%d%m%y}{serial:04d}"
+        parsed = parse_kk(number, today=TODAY)
+        assert (parsed.district_code, parsed.issued_on.month, parsed.issued_on.day, parsed.serial) == (
+            number[:6],
+            issued.month,
+            issued.day,
+            f"{serial:04d}",
+        )
+        # A two-digit year is read in the most recent century that does not put the date in the future.
+        assert parsed.issued_on.year % 100 == issued.year % 100
+        assert parsed.issued_on <= TODAY
+        with contextlib.suppress(ValueError):  # 29 February has no twin a century later
+            assert parsed.issued_on.replace(year=parsed.issued_on.year + 100) > TODAY
+
+    @given(number=st.text(alphabet="0123456789", min_size=16, max_size=16))
+    def test_any_sixteen_digits_parse_or_raise_with_a_reason(self, number: str) -> None:
+        try:
+            parsed = parse_kk(number, today=TODAY)
+        except InvalidNik as refused:
+            assert refused.reason in {
+                "province_unknown",
+                "regency_zero",
+                "district_zero",
+                "serial_zero",
+                "issue_date_invalid",
+            }
+        else:
+            assert parsed.regency_code == number[:4]
+            assert parsed.issued_on <= TODAY
+
+    @given(number=st.text(min_size=0, max_size=24))
+    def test_anything_but_sixteen_ascii_digits_is_refused(self, number: str) -> None:
+        if len(number) == 16 and number.isascii() and number.isdigit():
+            return
+        with pytest.raises(InvalidNik) as refused:
+            parse_kk(number, today=TODAY)
+        assert refused.value.reason in {"length", "not_digits"}
+
+
 class TestValidNikType:
     def test_accepts_a_valid_nik(self) -> None:
         assert Applicant(nik=MAN).nik == MAN
