@@ -266,6 +266,17 @@ class TestActions:
 
         assert response.status_code == 422
 
+    async def test_a_return_naming_an_unknown_requirement_is_422(self, identity: IdentityApi) -> None:
+        adult = await _register(identity, 70)
+        app = (await _submit(identity, _ktp(adult["nik"]), "ktp-422-00002")).json()
+
+        response = await _act(identity, app["id"], "return", reason="Lengkapi", missing=["paspor"])
+
+        assert response.status_code == 422
+        assert (await identity.client.get(f"{BASE}/{app['id']}", headers=officer())).json()[
+            "state"
+        ] == "submitted"
+
     async def test_another_sites_application_is_404(self, identity: IdentityApi) -> None:
         adult = await _register(identity, 15)
         app = (await _submit(identity, _ktp(adult["nik"]), "ktp-404-00001")).json()

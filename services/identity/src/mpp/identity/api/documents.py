@@ -467,8 +467,15 @@ async def act(
     body: ActionIn | None = None,
 ) -> dict[str, Any]:
     svc = _service(request)
-    await _load_scoped(svc, principal, application_id)
+    loaded = await _load_scoped(svc, principal, application_id)
     body = body or ActionIn()
+    service = svc.ports.documents.document_service(loaded.service_type)
+    unknown = [code for code in body.missing if service is None or code not in service.requirements]
+    if unknown:
+        raise Unprocessable(
+            message="Kode persyaratan yang dikembalikan tidak dikenal untuk layanan ini",
+            details={"problems": [{"field": "missing", "problem": "unknown", "type": "unknown"}]},
+        )
     officer = principal.has_any(*OFFICER_ROLES)
     cmd = ActOnDocumentApplication(
         application_id=application_id,
