@@ -398,6 +398,60 @@ class TestKkAndAkta:
         assert b"Bayi Uji" not in raw
         assert b"2026-10-30" not in raw
 
+    async def test_the_newborn_is_registered_with_a_new_nik_on_the_mothers_kk(
+        self, identity: IdentityApi
+    ) -> None:
+        mother = await _register(identity, 25)
+        body = {
+            "service_type": "disdukcapil.akta-kelahiran",
+            "birth": {
+                "mother_nik": mother["nik"],
+                "child_name": "Bayi Uji Dua",
+                "child_sex": "female",
+                "child_birth_date": "2026-10-30",
+                "child_birth_place": "Kota Sukamaju",
+            },
+        }
+        app = (await _submit(identity, body, "akta-birth-002")).json()
+        for action, headers in (("verify", officer()), ("register", officer()), ("sign", supervisor())):
+            assert (await _act(identity, app["id"], action, headers)).status_code == 200
+
+        signed = (await identity.client.get(f"{BASE}/{app['id']}", headers=officer())).json()
+        child = await identity.client.get(f"/v1/citizens/{signed['subject_ref']}", headers=officer())
+
+        assert child.status_code == 200
+        record = child.json()
+        assert record["full_name"] == "Bayi Uji Dua"
+        assert record["birth_date"] == "2026-10-30"
+        assert record["sex"] == "female"
+        assert record["kk_number"] == mother["kk_number"][:4] + "*" * 12
+        rows = {r["citizen_ref"] for r in await identity.citizen_rows()}
+        assert signed["subject_ref"] in rows
+        assert signed["subject_ref"] not in b"".join(r for _, _, r in await _events(identity)).decode()
+
+    async def test_without_registration_the_child_gets_no_record(self, identity: IdentityApi) -> None:
+        mother = await _register(identity, 26)
+        body = {
+            "service_type": "disdukcapil.akta-kelahiran",
+            "birth": {
+                "mother_nik": mother["nik"],
+                "child_name": "Bayi Uji Tiga",
+                "child_sex": "male",
+                "child_birth_date": "2026-10-30",
+                "child_birth_place": "Kota Sukamaju",
+                "register_child": False,
+            },
+        }
+        app = (await _submit(identity, body, "akta-birth-003")).json()
+        for action, headers in (("verify", officer()), ("register", officer()), ("sign", supervisor())):
+            await _act(identity, app["id"], action, headers)
+
+        signed = (await identity.client.get(f"{BASE}/{app['id']}", headers=officer())).json()
+
+        assert signed["state"] == "issued"
+        assert signed["subject_ref"] is None
+        assert len(await identity.citizen_rows()) == 1
+
     async def test_concurrent_issues_get_unique_serials(self, identity: IdentityApi) -> None:
         ids = []
         for n in range(6):
@@ -425,6 +479,7 @@ class TestKkAndAkta:
 
         assert [s.status_code for s in signed] == [200] * 6
         assert sorted(n[-4:] for n in numbers) == ["0001", "0002", "0003", "0004", "0005", "0006"]
+        assert len(await identity.citizen_rows()) == 12  # six mothers and their six newborns
 
 
 class TestTrackingAndQueue:

@@ -12,7 +12,7 @@ from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.events.common import Sex
 from mpp.contracts.events.identity import DocumentApplicationReason, DocumentMedium
 from mpp.contracts.masterdata import load_demo_catalogue
-from mpp.contracts.nik import generate_test_nik, parse_kk
+from mpp.contracts.nik import generate_test_nik, parse_kk, parse_nik
 from mpp.contracts.workflow import ReasonRequired, RoleRefused, TransitionRefused
 from mpp.identity.domain.citizen import CitizenStatus
 from mpp.identity.domain.documents import (
@@ -36,6 +36,8 @@ from mpp.identity.domain.documents import (
     birth_register_number,
     kk_number,
     kk_region,
+    newborn_nik,
+    newborn_region,
 )
 from mpp.identity.domain.verification import RegistryEntry
 
@@ -443,3 +445,28 @@ class TestNumbers:
     def test_a_serial_beyond_9999_is_refused(self) -> None:
         with pytest.raises(ValueError):
             kk_number(region="329801", issued_on=TODAY, serial=10_000)
+
+
+class TestNewbornNik:
+    def test_a_girls_nik_adds_40_to_the_day_and_parses_back(self) -> None:
+        nik = newborn_nik(region="329805", birth_date=date(2026, 10, 30), sex=Sex.FEMALE, serial=3)
+
+        assert nik == "3298057010260003"
+        parsed = parse_nik(nik, today=TODAY)
+        assert parsed.birth_date == date(2026, 10, 30)
+        assert parsed.sex is Sex.FEMALE
+
+    def test_a_boys_nik_keeps_the_day(self) -> None:
+        assert newborn_nik(region="329805", birth_date=date(2026, 10, 3), sex=Sex.MALE, serial=12) == (
+            "3298050310260012"
+        )
+
+    def test_the_region_is_the_mothers_kecamatan_in_her_domicile(self) -> None:
+        assert (
+            newborn_region(mother_nik="3298074505850001", mother_kabkota="3298", site_kabkota="3273")
+            == "329807"
+        )
+        assert (
+            newborn_region(mother_nik="3173074505850001", mother_kabkota="3298", site_kabkota="3273")
+            == "329801"
+        )

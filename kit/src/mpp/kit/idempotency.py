@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Header
@@ -25,7 +25,6 @@ __all__ = [
     "REPLAYED_HEADER",
     "IdempotencyKey",
     "IdempotencyKeyReused",
-    "IdempotencyStore",
     "StoredAnswer",
     "canonical",
     "fingerprint",
@@ -57,18 +56,6 @@ class StoredAnswer:
     request_hash: str
     status_code: int
     body: dict[str, Any]
-
-
-class IdempotencyStore(Protocol):
-    async def find(self, principal: str, key: str) -> tuple[str, int, dict[str, Any]] | None:
-        """The stored (request hash, status code, body) of an earlier request, or None."""
-        ...
-
-    async def remember(
-        self, principal: str, key: str, request_hash: str, status_code: int, response: dict[str, Any], at: Any
-    ) -> None:
-        """Store an answer in the caller's transaction."""
-        ...
 
 
 def canonical(body: Any) -> bytes:

@@ -31,6 +31,8 @@ from mpp.identity.domain.documents import (
     kk_number,
     kk_region,
     new_tracking_code,
+    newborn_nik,
+    newborn_region,
     niks_of,
 )
 from mpp.identity.domain.documents import Issued as DocumentGranted
@@ -413,6 +415,8 @@ async def act_on_document_application(
         document_number=number,
         document_ref=ref,
     )
+    if number is not None and app.kind is DocumentServiceKind.BIRTH_CERTIFICATE:
+        await _register_newborn(app, uow, ports, now, actor=cmd.actor)
     await uow.documents.save(app, now)
     uow.publish(*_document_events(app, cmd.correlation_id, app.id))
     return app
@@ -462,6 +466,51 @@ async def read_issued_document(
         ]
     )
     return app
+
+
+async def _register_newborn(
+    app: DocumentApplication, uow: IdentityUnitOfWork, ports: Ports, now: datetime, *, actor: str
+) -> None:
+    """Register the child of an issued akta kelahiran with a new NIK on the mother's KK, and name the
+    child as the application's subject. Serials come from a counter per region and birth date; numbers
+    already in the registry (registered before, or elsewhere) are skipped."""
+    details = app.details
+    if not details.get("register_child", False) or app.subject_ref is not None:
+        return
+    mother = await uow.citizens.get(app.applicant_ref)
+    if mother is None:
+        return
+    born = date.fromisoformat(str(details["child_birth_date"]))
+    sex = Sex(str(details["child_sex"]))
+    region = newborn_region(
+        mother_nik=mother.nik,
+        mother_kabkota=mother.domicile_kabkota,
+        site_kabkota=_documents(ports).site_kabkota(app.site),
+    )
+    while True:
+        serial = await uow.documents.next_serial(f"nik:{region}", born)
+        if serial > MAX_SERIAL:
+            raise SerialsExhausted()
+        nik = newborn_nik(region=region, birth_date=born, sex=sex, serial=serial)
+        if not await uow.citizens.exists(nik):
+            break
+    registration = register(
+        citizen_ref=ports.pseudonymiser.citizen_ref(nik),
+        nik=nik,
+        kk_number=mother.kk_number,
+        full_name=str(details["child_name"]),
+        birth_date=born,
+        birth_place=str(details["child_birth_place"]),
+        sex=sex,
+        domicile_kabkota=mother.domicile_kabkota,
+        site=app.site,
+        registered_at=now,
+        registered_by=actor[:128],
+        today=ports.calendar.today(app.site, now),
+    )
+    await uow.citizens.add(registration.citizen)
+    app.subject_ref = registration.citizen.citizen_ref
+    details["child_nik"] = nik
 
 
 def _in_scope(app: DocumentApplication, cmd: ActOnDocumentApplication) -> bool:

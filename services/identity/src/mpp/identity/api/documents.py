@@ -156,6 +156,9 @@ class BirthIn(BaseModel):
     child_sex: Sex
     child_birth_date: date
     child_birth_place: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    register_child: bool = Field(
+        default=True, description="Daftarkan anak sebagai penduduk dengan NIK baru saat akta terbit."
+    )
 
 
 class DocumentIn(BaseModel):
@@ -239,6 +242,7 @@ def _request(body: SubmitIn, kind: DocumentServiceKind) -> DocumentRequest:
         child_sex=b.child_sex,
         child_birth_date=b.child_birth_date,
         child_birth_place=b.child_birth_place,
+        register_child=b.register_child,
     )
 
 
@@ -266,6 +270,7 @@ def _out(app: DocumentApplication, principal: Principal) -> dict[str, Any]:
         "site": app.site,
         "channel": app.channel,
         "applicant_ref": app.applicant_ref,
+        "subject_ref": app.subject_ref,
         "state": app.state,
         "state_label": app.state_label,
         "finished": app.finished,

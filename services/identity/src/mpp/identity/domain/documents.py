@@ -21,7 +21,7 @@ from typing import Any
 from mpp.contracts.calendar import CalendarNotCovered, ClockPaused, DurationUnit, Pause, WorkingClock
 from mpp.contracts.events.common import Sex
 from mpp.contracts.events.identity import DocumentApplicationReason, DocumentKind, DocumentMedium
-from mpp.contracts.nik import InvalidNik, parse_kk, parse_nik
+from mpp.contracts.nik import FEMALE_DAY_OFFSET, InvalidNik, parse_kk, parse_nik
 from mpp.contracts.workflow import TransitionRefused, Workflow, WorkflowAction
 from mpp.identity.domain.citizen import (
     EARLIEST_BIRTH_DATE,
@@ -143,6 +143,8 @@ class BirthRequest:
     child_birth_date: date
     child_birth_place: str
     father_nik: str | None = None
+    register_child: bool = True
+    """Register the newborn in the registry with a new NIK when the akta is issued."""
 
 
 DocumentRequest = KtpRequest | KkNewRequest | KkChangeRequest | BirthRequest
@@ -363,6 +365,7 @@ def _accept_birth(
             "child_sex": request.child_sex.value,
             "child_birth_date": born.isoformat(),
             "child_birth_place": place,
+            "register_child": request.register_child,
         },
     )
 
@@ -380,6 +383,23 @@ def kk_number(*, region: str, issued_on: date, serial: int) -> str:
 def birth_register_number(*, kabkota: str, registered_on: date, serial: int) -> str:
     """Register number of an akta kelahiran, e.g. ``3273-LT-23112026-0001`` (LT: lahir)."""
     return f"{kabkota}-LT-{registered_on:%d%m%Y}-{serial:04d}"
+
+
+def newborn_nik(*, region: str, birth_date: date, sex: Sex, serial: int) -> str:
+    """A new NIK: 6-digit region (province, kab/kota, kecamatan), birth date DDMMYY (women add 40 to
+    the day) and a 4-digit serial among the people of that region born that day."""
+    if not (len(region) == 6 and region.isdigit()) or not 1 <= serial <= 9999:
+        raise ValueError("a NIK needs a 6-digit region and a serial from 1 to 9999")
+    day = birth_date.day + (FEMALE_DAY_OFFSET if sex is Sex.FEMALE else 0)
+    return f"{region}{day:02d}{birth_date:%m%y}{serial:04d}"
+
+
+def newborn_region(*, mother_nik: str, mother_kabkota: str, site_kabkota: str) -> str:
+    """Where a newborn's NIK is numbered: the mother's kecamatan when her NIK is of her domicile's
+    kab/kota, otherwise the first kecamatan (01) of her domicile, or of the site when unknown."""
+    kabkota = mother_kabkota if len(mother_kabkota) == 4 and mother_kabkota.isdigit() else site_kabkota
+    district = mother_nik[4:6] if mother_nik[:4] == kabkota and mother_nik[4:6] != "00" else "01"
+    return kabkota + district
 
 
 def kk_region(*, site_kabkota: str, head_nik: str) -> str:
@@ -622,5 +642,7 @@ __all__ = [
     "birth_register_number",
     "kk_number",
     "kk_region",
+    "newborn_nik",
+    "newborn_region",
     "niks_of",
 ]

@@ -53,18 +53,10 @@ class DocumentApplicationRepository:
                 site=app.site,
                 channel=app.channel,
                 applicant_ref=app.applicant_ref,
-                subject_ref=app.subject_ref,
                 reason=app.reason.value,
                 submitted_at=_utc(app.submitted_at),
                 submitted_by=app.submitted_by,
                 documents=[{k: v for k, v in d.items() if k != "file_name"} for d in app.documents],
-                details_enc=self._encrypt(
-                    "details",
-                    app.id,
-                    orjson.dumps(
-                        app.details | {"file_names": [d.get("file_name") for d in app.documents]}
-                    ).decode(),
-                ),
                 updated_at=_utc(app.submitted_at),
                 version=1,
                 **self._mutable(app),
@@ -132,7 +124,12 @@ class DocumentApplicationRepository:
         return int((await self._s.execute(upsert)).scalar_one())
 
     def _mutable(self, app: DocumentApplication) -> dict[str, Any]:
+        file_names = [d.get("file_name") for d in app.documents]
         return {
+            "subject_ref": app.subject_ref,
+            "details_enc": self._encrypt(
+                "details", app.id, orjson.dumps(app.details | {"file_names": file_names}).decode()
+            ),
             "status": app.state,
             "finished": app.finished,
             "pauses": [[_iso(a), _iso(b) if b else None] for a, b in app.pauses],
