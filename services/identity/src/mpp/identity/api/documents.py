@@ -8,6 +8,7 @@ issued document's number, which only officers read and every read of which goes 
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
@@ -53,6 +54,8 @@ from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
 from mpp.kit.idempotency import IdempotencyKey, canonical, replayed
 from mpp.kit.observability import correlation_id
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/document-applications", tags=["document applications"])
 public = APIRouter(prefix="/v1/document-applications", tags=["public"])
@@ -385,6 +388,10 @@ async def submit(
         if found is None:
             raise
         return replayed(found, request_hash, _location)
+    log.info(
+        "identity.document_application.submitted",
+        extra={"service_type": app.service_type, "site": app.site, "channel": app.channel},
+    )
     return JSONResponse(payload, status_code=201, headers={"Location": f"/v1/document-applications/{app.id}"})
 
 
@@ -519,6 +526,10 @@ async def act(
         raise NumbersExhausted() from None
     except (ConcurrentApplicationUpdate, IntegrityError):
         raise ConcurrentChange() from None
+    log.info(
+        "identity.document_application.acted",
+        extra={"service_type": app.service_type, "action": action, "state": app.state, "site": app.site},
+    )
     return _out(app, principal)
 
 
