@@ -133,6 +133,19 @@ class TestKtpPrinting:
             assert adult["kk_number"].encode() not in raw
             assert b"Warga Uji" not in raw
 
+    async def test_reading_the_number_goes_to_the_citizens_access_log(self, identity: IdentityApi) -> None:
+        adult = await _register(identity, 73)
+        app = (await _submit(identity, _ktp(adult["nik"]), "ktp-print-0073")).json()
+        await _act(identity, app["id"], "verify")
+        await _act(identity, app["id"], "print")
+
+        await identity.client.get(f"{BASE}/{app['id']}/document", headers=officer("officer-9"))
+
+        lines = [r for r in await identity.access_rows() if r["purpose"] == "issued_document_read"]
+        assert [(r["citizen_ref"], r["case_id"], r["officer_ref"]) for r in lines] == [
+            (adult["citizen_ref"], app["id"], "officer-9")
+        ]
+
     async def test_stores_the_nik_only_encrypted(self, identity: IdentityApi) -> None:
         adult = await _register(identity, 3)
         app = (await _submit(identity, _ktp(adult["nik"]), "ktp-print-0003")).json()
@@ -276,6 +289,22 @@ class TestActions:
         assert (await identity.client.get(f"{BASE}/{app['id']}", headers=officer())).json()[
             "state"
         ] == "submitted"
+
+    async def test_another_agency_may_not_submit_403(self, identity: IdentityApi) -> None:
+        adult = await _register(identity, 71)
+
+        response = await _submit(identity, _ktp(adult["nik"]), "ktp-403-00002", officer(agency="dpmptsp"))
+
+        assert response.status_code == 403
+
+    async def test_no_document_before_issue_404(self, identity: IdentityApi) -> None:
+        adult = await _register(identity, 72)
+        app = (await _submit(identity, _ktp(adult["nik"]), "ktp-404-00002")).json()
+
+        response = await identity.client.get(f"{BASE}/{app['id']}/document", headers=officer())
+
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == "Dokumen untuk permohonan ini belum diterbitkan"
 
     async def test_another_sites_application_is_404(self, identity: IdentityApi) -> None:
         adult = await _register(identity, 15)
