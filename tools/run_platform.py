@@ -16,12 +16,16 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from mpp.contracts.events.common import Sex
 from mpp.contracts.masterdata import load_demo_catalogue
-from mpp.identity.seed import FALLBACK_KABKOTA, synthetic_citizen
+from mpp.identity.handlers import RegisterCitizen
+from mpp.identity.seed import DECEASED_EVERY, FALLBACK_KABKOTA, synthetic_citizen
 from mpp.kit.auth import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +138,83 @@ async def feed(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 
                 await asyncio.wait_for(stop.wait(), timeout=1 / rate_per_s)
 
 
+# The path to an issued document (or, for recording, to the recorded biometrics) in each civil registry
+# workflow, with the role that takes each step.
+PATH_TO_DOCUMENT = {
+    "disdukcapil.ktp-el-rekam": [("record", "officer")],
+    "disdukcapil.ktp-el-cetak": [("verify", "officer"), ("print", "officer")],
+    "disdukcapil.ktp-el-ganti": [("verify", "officer"), ("print", "officer")],
+    "disdukcapil.kk": [("verify", "officer"), ("issue", "officer")],
+    "disdukcapil.kk-perubahan": [("verify", "officer"), ("update_members", "officer"), ("issue", "officer")],
+    "disdukcapil.akta-kelahiran": [("verify", "officer"), ("register", "officer"), ("sign", "supervisor")],
+}
+
+
+def _document_form(service_type: str, people: list[RegisterCitizen], rng: random.Random) -> dict[str, Any]:
+    """A demo form for ``service_type`` about seeded citizens (living ones: every 50th is deceased)."""
+    living = [p for n, p in enumerate(people, start=1) if n % DECEASED_EVERY]
+    one, other = rng.sample(living, 2)
+    match service_type:
+        case "disdukcapil.ktp-el-ganti":
+            return {"ktp_el": {"nik": one.nik, "reason": rng.choice(["lost", "damaged"])}}
+        case "disdukcapil.kk":
+            return {"kk_new": {"head_nik": one.nik, "member_niks": [other.nik]}}
+        case "disdukcapil.kk-perubahan":
+            change = {"change": "add", "nik": other.nik}
+            return {"kk_change": {"applicant_nik": one.nik, "kk_number": one.kk_number, "changes": [change]}}
+        case "disdukcapil.akta-kelahiran":
+            mothers = [p for p in living if p.sex is Sex.FEMALE and p.birth_date.year >= 1980]
+            born = date.today() - timedelta(days=rng.randint(1, 60))
+            return {
+                "birth": {
+                    "mother_nik": rng.choice(mothers).nik,
+                    "child_name": f"Bayi Contoh {rng.randint(1, 9999):04d}",
+                    "child_sex": rng.choice(["male", "female"]),
+                    "child_birth_date": born.isoformat(),
+                    "child_birth_place": "Kota Sukamaju",
+                }
+            }
+        case _:
+            return {"ktp_el": {"nik": one.nik}}
+
+
+async def feed_documents(stop: asyncio.Event, secret: str, site: str, rate_per_s: float = 0.5) -> None:
+    """Submit demo civil registry document applications for the seeded citizens and carry most of them
+    through their workflow to the issued document; some are returned and resubmitted on the way."""
+    catalogue = load_demo_catalogue()
+    kabkota = next((s.kabkota for s in catalogue.sites if s.code == site), FALLBACK_KABKOTA)
+    people = [synthetic_citizen(n, site=site, kabkota=kabkota) for n in range(1, DEMO_CITIZENS + 1)]
+    rng = random.Random(1945)
+    tokens = {
+        role: issue_token(
+            secret, subject=f"demo-{role}-disdukcapil", roles=[role], agency="disdukcapil", site=site
+        )
+        for role in ("officer", "supervisor")
+    }
+    base = f"http://127.0.0.1:{SERVICES['identity']}/v1/document-applications"
+    async with httpx.AsyncClient(timeout=10) as client:
+        while not stop.is_set():
+            service_type = rng.choice(sorted(PATH_TO_DOCUMENT))
+            officer = {"Authorization": f"Bearer {tokens['officer']}"}
+            body = {"service_type": service_type, **_document_form(service_type, people, rng)}
+            with contextlib.suppress(httpx.HTTPError, KeyError):
+                r = await client.post(
+                    base, json=body, headers=officer | {"Idempotency-Key": secrets.token_hex(12)}
+                )
+                if r.status_code == 201 and rng.random() < 0.8:
+                    url = f"{base}/{r.json()['id']}/actions"
+                    if rng.random() < 0.15:
+                        reason = {"reason": "Dokumen persyaratan belum lengkap", "missing": ["kk"]}
+                        await client.post(f"{url}/return", json=reason, headers=officer)
+                        await client.post(f"{url}/resubmit", headers=officer)
+                    for action, role in PATH_TO_DOCUMENT[service_type]:
+                        await client.post(
+                            f"{url}/{action}", headers={"Authorization": f"Bearer {tokens[role]}"}
+                        )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1 / rate_per_s)
+
+
 async def main() -> int:
     LOCAL.mkdir(exist_ok=True)
     (LOCAL / "logs").mkdir(exist_ok=True)
@@ -192,10 +273,12 @@ async def main() -> int:
             f"\n  figures:  curl -H 'Authorization: Bearer {ministry}' \\\n           http://127.0.0.1:{SERVICES['reporting']}/v1/figures/totals"
         )
         print(
-            "\n[run] feeding demo applications at the licensing counters; Ctrl-C stops everything.\n",
+            "\n[run] feeding demo applications at the licensing and civil registry counters; "
+            "Ctrl-C stops everything.\n",
             flush=True,
         )
         feeder = asyncio.create_task(feed(stop, secret, site))
+        documents = asyncio.create_task(feed_documents(stop, secret, site))
         last = 0.0
         async with httpx.AsyncClient(timeout=5) as client:
             while not stop.is_set():
@@ -217,6 +300,7 @@ async def main() -> int:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1)
         await feeder
+        await documents
         return 0
     finally:
         print("\n[run] stopping services ...", flush=True)

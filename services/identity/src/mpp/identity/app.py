@@ -4,6 +4,7 @@ telemetry."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -12,12 +13,17 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from prometheus_client import Counter
 
+from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.events.identity import CitizenVerificationRequestedV1
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
 from mpp.contracts.topics import consumer_group
+from mpp.contracts.workflow import Workflow
+from mpp.identity.api.documents import public as documents_public
+from mpp.identity.api.documents import router as documents_router
 from mpp.identity.api.http import router
 from mpp.identity.api.messaging import verifier
 from mpp.identity.config import IdentitySettings
+from mpp.identity.domain.documents import SERVICE_KINDS
 from mpp.identity.handlers import Ports
 from mpp.identity.persistence.protection import CitizenKeys, decode_data_key
 from mpp.identity.persistence.tables import consumer_offsets, inbox, outbox
@@ -52,6 +58,54 @@ class CatalogueCalendar:
         return at.astimezone(self._zone(site)).date()
 
 
+@dataclass(frozen=True)
+class DocumentServiceInfo:
+    code: str
+    agency: str
+    workflow: Workflow | None
+    requirements: frozenset[str]
+    mandatory_requirements: frozenset[str]
+
+
+class CatalogueDocuments:
+    """The civil registry service types of the catalogue that take document applications, and the
+    workflows and working clocks their applications follow."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._catalogue = catalogue
+        self._clocks: dict[str, WorkingClock] = {}
+        self._by_code = {
+            st.code: DocumentServiceInfo(
+                code=st.code,
+                agency=st.agency,
+                workflow=catalogue.service_workflow(st.code),
+                requirements=frozenset(r.code for r in st.requirements),
+                mandatory_requirements=frozenset(r.code for r in st.requirements if not r.optional),
+            )
+            for st in catalogue.service_types
+            if st.code in SERVICE_KINDS
+        }
+        self._kabkota = {site.code: site.kabkota for site in catalogue.sites}
+
+    def document_service(self, code: str) -> DocumentServiceInfo | None:
+        return self._by_code.get(code)
+
+    def _known_site(self, site: str) -> str:
+        # A site the catalogue does not list (created on the fly in tests or demos) works like the
+        # catalogue's first site: the national holidays apply everywhere.
+        return site if site in self._kabkota else self._catalogue.sites[0].code
+
+    def rules(self, workflow: str, site: str) -> tuple[Workflow, WorkingClock]:
+        clock = self._clocks.get(site)
+        if clock is None:
+            clock = WorkingClock.for_site(self._catalogue, self._known_site(site))
+            self._clocks[site] = clock
+        return self._catalogue.workflow(workflow), clock
+
+    def site_kabkota(self, site: str) -> str:
+        return self._kabkota[self._known_site(site)]
+
+
 class CatalogueAgencies:
     """The participating agencies of the catalogue may ask for verifications; nobody else."""
 
@@ -79,14 +133,24 @@ def catalogue_of(settings: IdentitySettings) -> Catalogue:
 class IdentityService:
     """What the HTTP edge needs: a unit-of-work factory, the ports, the keys and its own metrics."""
 
-    def __init__(self, runtime: ServiceRuntime, ports: Ports, keys: CitizenKeys, registered: Counter) -> None:
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        ports: Ports,
+        keys: CitizenKeys,
+        registered: Counter,
+        documents: CatalogueDocuments,
+    ) -> None:
         self.runtime = runtime
         self.ports = ports
         self.keys = keys
         self.registered = registered
+        self.documents = documents
 
     def uow(self) -> IdentityUnitOfWork:
-        return IdentityUnitOfWork(self.runtime.sessions, self.keys, self.runtime.relay_wakeup)
+        return IdentityUnitOfWork(
+            self.runtime.sessions, self.keys, self.runtime.relay_wakeup, rules=self.documents.rules
+        )
 
 
 def create_app(settings: IdentitySettings | None = None) -> FastAPI:
@@ -117,11 +181,13 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     )
     keys = citizen_keys(settings)
     catalogue = catalogue_of(settings)
+    documents = CatalogueDocuments(catalogue)
     ports = Ports(
         clock=SystemClock(),
         calendar=CatalogueCalendar(catalogue),
         pseudonymiser=keys,
         agencies=CatalogueAgencies(catalogue),
+        documents=documents,
     )
     runtime = build_runtime(
         settings,
@@ -140,6 +206,9 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         ],
     )
     app = service_app(runtime, title="MPP Identity", version="0.2.0")
-    app.state.identity = IdentityService(runtime, ports, keys, registered)
+    app.state.identity = IdentityService(runtime, ports, keys, registered, documents)
     app.include_router(router)
+    # The public tracking route first: its path would otherwise also match /{id}/document.
+    app.include_router(documents_public)
+    app.include_router(documents_router)
     return app

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
+from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.envelope import Envelope
+from mpp.contracts.workflow import Workflow
 from mpp.identity.domain.verification import AccessRecord, RegistryEntry
 from mpp.identity.persistence.uow import IdentityUnitOfWork
 
@@ -36,6 +38,40 @@ class Pseudonymiser(Protocol):
 class AgencyDirectory(Protocol):
     def knows(self, agency: str) -> bool:
         """Whether ``agency`` is a participating agency that may ask for verifications."""
+        ...
+
+
+class DocumentService(Protocol):
+    """A civil registry service type of the catalogue that takes document applications."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def agency(self) -> str: ...
+    @property
+    def workflow(self) -> Workflow | None: ...
+    @property
+    def requirements(self) -> frozenset[str]:
+        """Codes of every requirement (persyaratan) of the service type."""
+        ...
+
+    @property
+    def mandatory_requirements(self) -> frozenset[str]:
+        """Codes of the requirements that are not optional."""
+        ...
+
+
+class DocumentCatalogue(Protocol):
+    def document_service(self, code: str) -> DocumentService | None:
+        """The document service type with this code, or None when it takes no applications here."""
+        ...
+
+    def rules(self, workflow: str, site: str) -> tuple[Workflow, WorkingClock]:
+        """The workflow with this code and the working clock of ``site``."""
+        ...
+
+    def site_kabkota(self, site: str) -> str:
+        """The 4-digit kabupaten/kota code of ``site`` (document numbers start with it)."""
         ...
 
 

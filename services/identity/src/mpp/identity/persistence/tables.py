@@ -8,7 +8,10 @@ pseudonymous reference, or by a keyed hash of the number asked about when no rec
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -83,6 +86,59 @@ idempotency_keys = Table(
     Column("response_enc", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),
+)
+
+document_applications = Table(
+    "document_applications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tracking_code", String(16), nullable=False, unique=True),
+    Column("service_type", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("workflow", String(64), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("applicant_ref", String(34), nullable=False),
+    Column("subject_ref", String(34)),
+    Column("reason", String(16), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_by", String(128), nullable=False),
+    # Requirement codes, content types and sizes only; file names may name the citizen: in details_enc.
+    Column("documents", JSON, nullable=False),
+    # NIKs, names, birth data of the form (JSON), AES-GCM encrypted and bound to the application id.
+    Column("details_enc", LargeBinary, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("finished", Boolean, nullable=False),
+    Column("pauses", JSON, nullable=False),
+    Column("due_at", DateTime(timezone=True)),
+    Column("last_note", Text),
+    Column("missing", JSON, nullable=False),
+    Column("issued_at", DateTime(timezone=True)),
+    Column("document_ref", String(64), unique=True),
+    Column("document_number_enc", LargeBinary),
+    Column("medium", String(16)),
+    Column("working_days_elapsed", Integer),
+    Column("within_sla", Boolean),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+Index(
+    "ix_document_applications_queue",
+    document_applications.c.agency,
+    document_applications.c.site,
+    document_applications.c.status,
+    document_applications.c.submitted_at,
+)
+Index("ix_document_applications_applicant", document_applications.c.applicant_ref)
+
+document_serials = Table(
+    "document_serials",
+    metadata,
+    # e.g. "kk:329801" or "akta:3298": one counter per numbering region and issue day.
+    Column("scope", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("last", Integer, nullable=False),
 )
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)

@@ -12,7 +12,10 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.envelope import Envelope
+from mpp.contracts.workflow import Workflow
+from mpp.identity.persistence.documents import DocumentApplicationRepository, Rules
 from mpp.identity.persistence.protection import CitizenKeys
 from mpp.identity.persistence.repository import AccessLogRepository, CitizenRepository, IdempotencyStore
 from mpp.identity.persistence.tables import outbox
@@ -23,22 +26,30 @@ class IdentityUnitOfWork(UnitOfWork):
     citizens: CitizenRepository
     access_log: AccessLogRepository
     idempotency: IdempotencyStore
+    documents: DocumentApplicationRepository
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         keys: CitizenKeys,
         wakeup: asyncio.Event | None = None,
+        rules: Rules | None = None,
     ) -> None:
         super().__init__(sessions, outbox, wakeup)
         self._keys = keys
+        self._rules = rules or _no_rules
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.citizens = CitizenRepository(self.session, self._keys)
         self.access_log = AccessLogRepository(self.session)
         self.idempotency = IdempotencyStore(self.session, self._keys)
+        self.documents = DocumentApplicationRepository(self.session, self._keys, self._rules)
         return self
+
+
+def _no_rules(workflow: str, site: str) -> tuple[Workflow, WorkingClock]:
+    raise LookupError(f"no workflow rules configured to load workflow {workflow!r}")
 
 
 class ConsumerBatch:
