@@ -71,7 +71,7 @@ class Scope:
     other_site: str
 
     def claims(self, caller: Caller) -> Claims:
-        a, s, oa, os = self.agency, self.site, self.other_agency, self.other_site
+        a, s, oa, osite = self.agency, self.site, self.other_agency, self.other_site
         spec: dict[Caller, tuple[list[Role], str | None, str | None]] = {
             Caller.CITIZEN: ([Role.CITIZEN], None, None),
             Caller.OFFICER: ([Role.OFFICER], a, s),
@@ -81,9 +81,9 @@ class Scope:
             Caller.NO_ROLE: ([], a, s),
             Caller.OFFICER_OTHER_AGENCY: ([Role.OFFICER], oa, s),
             Caller.SUPERVISOR_OTHER_AGENCY: ([Role.SUPERVISOR], oa, s),
-            Caller.OFFICER_OTHER_SITE: ([Role.OFFICER], a, os),
-            Caller.SUPERVISOR_OTHER_SITE: ([Role.SUPERVISOR], a, os),
-            Caller.OPERATOR_OTHER_SITE: ([Role.OPERATOR], None, os),
+            Caller.OFFICER_OTHER_SITE: ([Role.OFFICER], a, osite),
+            Caller.SUPERVISOR_OTHER_SITE: ([Role.SUPERVISOR], a, osite),
+            Caller.OPERATOR_OTHER_SITE: ([Role.OPERATOR], None, osite),
         }
         roles, agency, site = spec[caller]
         subject = caller.name.lower().replace("_", "-") + "-1"

@@ -25,7 +25,7 @@ async def test_no_generated_request_gets_a_server_error(reporting: ReportingApi)
     await reporting.project([submitted(at), issued(at), submitted(at, service_type="polres.skck")])
     callers = [ministry(), operator(SITE), officer("dpmptsp")]
 
-    sent, failures = await fuzz(reporting.client, callers, budget=Budget(positive=60, negative=30))
+    sent, failures = await fuzz(reporting.client, callers, budget=Budget(positive=150, negative=60))
 
     assert not failures, "\n\n".join(failures)
     assert sent > 100
