@@ -28,6 +28,7 @@ __all__ = [
     "Route",
     "Scope",
     "mismatches",
+    "roles_without_a_caller",
     "routes_of",
     "uncovered",
 ]
@@ -197,6 +198,11 @@ def routes_of(app: FastAPI) -> set[tuple[str, str]]:
     for path, item in app.openapi().get("paths", {}).items():
         found.update((method.upper(), path) for method in item)
     return found
+
+
+def roles_without_a_caller(scope: Scope) -> set[Role]:
+    """Roles no column of the matrix holds: a new role needs callers (and rows) of its own."""
+    return set(Role) - {role for caller in Caller for role in scope.claims(caller).roles}
 
 
 def uncovered(app: FastAPI, table: Iterable[Route[Any]]) -> tuple[list[str], list[str]]:

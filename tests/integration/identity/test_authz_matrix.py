@@ -10,7 +10,16 @@ import itertools
 import pytest
 
 from tests.integration.identity.harness import AGENCY, OTHER_SITE, SECRET, SITE, IdentityApi, person
-from tests.support.authz import PROBES, Call, Caller, Route, Scope, mismatches, uncovered
+from tests.support.authz import (
+    PROBES,
+    Call,
+    Caller,
+    Route,
+    Scope,
+    mismatches,
+    roles_without_a_caller,
+    uncovered,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +92,4 @@ async def test_the_matrix_covers_every_route(identity: IdentityApi) -> None:
 
     assert not missing, "Routes without a row in the identity authorization matrix:\n" + "\n".join(missing)
     assert not stale, "Rows of the identity authorization matrix for no route:\n" + "\n".join(stale)
+    assert not roles_without_a_caller(SCOPE), "Roles without a column in the authorization matrix"

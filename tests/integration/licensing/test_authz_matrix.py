@@ -18,7 +18,17 @@ from tests.integration.licensing.harness import (
     officer,
     submission,
 )
-from tests.support.authz import FOREIGN, PROBES, Call, Caller, Route, Scope, mismatches, uncovered
+from tests.support.authz import (
+    FOREIGN,
+    PROBES,
+    Call,
+    Caller,
+    Route,
+    Scope,
+    mismatches,
+    roles_without_a_caller,
+    uncovered,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +131,4 @@ async def test_the_matrix_covers_every_route(licensing: LicensingApi) -> None:
 
     assert not missing, "Routes without a row in the licensing authorization matrix:\n" + "\n".join(missing)
     assert not stale, "Rows of the licensing authorization matrix for no route:\n" + "\n".join(stale)
+    assert not roles_without_a_caller(SCOPE), "Roles without a column in the authorization matrix"

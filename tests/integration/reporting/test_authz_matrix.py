@@ -8,7 +8,16 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.reporting.harness import OTHER_SITE, SECRET, SITE, ReportingApi
-from tests.support.authz import PROBES, Call, Caller, Route, Scope, mismatches, uncovered
+from tests.support.authz import (
+    PROBES,
+    Call,
+    Caller,
+    Route,
+    Scope,
+    mismatches,
+    roles_without_a_caller,
+    uncovered,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +53,4 @@ async def test_the_matrix_covers_every_route(reporting: ReportingApi) -> None:
 
     assert not missing, "Routes without a row in the reporting authorization matrix:\n" + "\n".join(missing)
     assert not stale, "Rows of the reporting authorization matrix for no route:\n" + "\n".join(stale)
+    assert not roles_without_a_caller(SCOPE), "Roles without a column in the authorization matrix"
