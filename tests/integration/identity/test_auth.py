@@ -3,16 +3,14 @@ and a record of another site answered exactly like one that does not exist."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
-from mpp.kit.auth import Role, issue_token
+from mpp.kit.auth import Role
 from tests.integration.identity.harness import (
     OTHER_SITE,
     SECRET,
@@ -24,6 +22,7 @@ from tests.integration.identity.harness import (
     person,
     supervisor,
 )
+from tests.support.tokens import Claims, bad_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -49,34 +48,9 @@ ACCESS_LOG = Endpoint("GET", "/v1/me/access-log")
 ENDPOINTS = {"register": REGISTER, "read": READ, "list": LIST, "status": STATUS, "access-log": ACCESS_LOG}
 
 
-def _unsigned_token() -> str:
-    claims: dict[str, Any] = {"sub": "officer-1", "roles": ["officer"], "agency": "disdukcapil", "site": SITE}
-    claims |= {"iss": "mpp-dev", "aud": "mpp", "exp": int(time.time()) + 3600}
-    return jwt.encode(claims, "", algorithm="none")
-
-
-def _token(**kwargs: Any) -> str:
-    defaults: dict[str, Any] = {
-        "subject": "officer-1",
-        "roles": [Role.OFFICER],
-        "agency": "disdukcapil",
-        "site": SITE,
-    }
-    secret = kwargs.pop("secret", SECRET)
-    return issue_token(secret, **(defaults | kwargs))
-
-
-BAD_CREDENTIALS: dict[str, Callable[[], dict[str, str]]] = {
-    "missing": dict,
-    "empty bearer": lambda: {"Authorization": "Bearer "},
-    "malformed token": lambda: {"Authorization": "Bearer not-a.jwt.at-all"},
-    "expired": lambda: {"Authorization": "Bearer " + _token(ttl_seconds=-3600)},
-    "wrongly signed": lambda: {
-        "Authorization": "Bearer " + _token(secret="another-secret-0123456789abcdefghij")
-    },
-    "unsigned": lambda: {"Authorization": "Bearer " + _unsigned_token()},
-    "wrong audience": lambda: {"Authorization": "Bearer " + _token(audience="another-audience")},
-}
+BAD_CREDENTIALS = bad_credentials(
+    Claims(SECRET, subject="officer-1", roles=[Role.OFFICER], agency="disdukcapil", site=SITE)
+)
 
 CALLERS: dict[str, Callable[[], dict[str, str]]] = {
     "disdukcapil officer": officer,

@@ -116,3 +116,21 @@ class TestInvalidFields:
 
         assert response.status_code == 422
         assert await identity.citizen_rows() == []
+
+
+class TestNulCharacters:
+    @pytest.mark.parametrize(
+        ("method", "url"),
+        [
+            ("GET", "/v1/citizens/c_%00"),
+            ("PUT", "/v1/citizens/c_%00/status"),
+            ("GET", "/v1/citizens?page=1%00"),
+        ],
+    )
+    async def test_in_the_path_or_query_is_400_not_a_server_error(
+        self, identity: IdentityApi, method: str, url: str
+    ) -> None:
+        response = await identity.client.request(method, url, json={"status": "deceased"}, headers=officer())
+
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_character"

@@ -3,16 +3,13 @@ another agency's application exactly as for an id that does not exist."""
 
 from __future__ import annotations
 
-import base64
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 import pytest
 
-from mpp.kit.auth import Role, issue_token
+from mpp.kit.auth import Role
 from tests.integration.licensing.harness import (
     OTHER_SITE,
     SECRET,
@@ -22,6 +19,7 @@ from tests.integration.licensing.harness import (
     officer,
     submission,
 )
+from tests.support.tokens import Claims, bad_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -44,41 +42,9 @@ VERIFY = Endpoint("POST", "/v1/applications/{id}/actions/verify")
 ENDPOINTS = {"submit": SUBMIT, "read": READ, "verify": VERIFY}
 
 
-def _authorization(value: str) -> dict[str, str]:
-    return {"Authorization": value}
-
-
-def _unsigned_token() -> str:
-    claims: dict[str, Any] = {"sub": "officer-1", "roles": ["officer"], "agency": "dpmptsp", "site": SITE}
-    claims |= {"iss": "mpp-dev", "aud": "mpp", "exp": int(time.time()) + 3600}
-    return jwt.encode(claims, "", algorithm="none")
-
-
-def _token(**kwargs: Any) -> str:
-    defaults: dict[str, Any] = {
-        "subject": "officer-1",
-        "roles": [Role.OFFICER],
-        "agency": "dpmptsp",
-        "site": SITE,
-    }
-    secret = kwargs.pop("secret", SECRET)
-    return issue_token(secret, **(defaults | kwargs))
-
-
-BAD_CREDENTIALS: dict[str, Callable[[], dict[str, str]]] = {
-    "missing": dict,
-    "empty bearer": lambda: _authorization("Bearer "),
-    "basic scheme": lambda: _authorization("Basic " + base64.b64encode(b"officer-1:secret").decode()),
-    "malformed token": lambda: _authorization("Bearer not-a.jwt.at-all"),
-    "truncated token": lambda: _authorization("Bearer " + _token()[:-12]),
-    "expired": lambda: _authorization("Bearer " + _token(ttl_seconds=-3600)),
-    "wrongly signed": lambda: _authorization(
-        "Bearer " + _token(secret="another-secret-0123456789abcdefghij")
-    ),
-    "unsigned": lambda: _authorization("Bearer " + _unsigned_token()),
-    "wrong audience": lambda: _authorization("Bearer " + _token(audience="another-audience")),
-    "wrong issuer": lambda: _authorization("Bearer " + _token(issuer="someone-else")),
-}
+BAD_CREDENTIALS = bad_credentials(
+    Claims(SECRET, subject="officer-1", roles=[Role.OFFICER], agency="dpmptsp", site=SITE)
+)
 
 OUT_OF_SCOPE: dict[str, tuple[Endpoint, Callable[[], dict[str, str]]]] = {
     "officer of another agency submits": (SUBMIT, lambda: officer(agency="disdukcapil")),

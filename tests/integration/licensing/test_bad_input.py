@@ -253,3 +253,33 @@ class TestSubmitWithAnUnreadableBody:
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "payload_too_large"
         assert await licensing.stored() == (0, 0)
+
+
+class TestNulCharacters:
+    """PostgreSQL cannot store NUL: a NUL in a path, query or body is a 4xx, never a 500."""
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "/v1/applications/0000%00",
+            "/v1/applications/0000%00/actions/verify",
+            "/v1/applications?status=submitted%00",
+            "/v1/track/ABC%00DEFG",
+            "/v1/permits/verification?number=503%00/PBG",
+        ],
+    )
+    async def test_in_the_path_or_query_is_400(self, licensing: LicensingApi, url: str) -> None:
+        method = "POST" if "/actions/" in url else "GET"
+        response = await licensing.client.request(method, url, headers=officer())
+
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_character"
+
+    async def test_in_the_applicants_name_is_422_and_stores_nothing(self, licensing: LicensingApi) -> None:
+        response = await licensing.client.post(
+            "/v1/applications", json=_applicant(name="Siti\u0000Rahmawati"), headers=officer()
+        )
+
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_character"
+        assert await licensing.stored() == (0, 0)

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope, EventPayload
@@ -36,6 +37,7 @@ def site_tz(site: str) -> ZoneInfo:
 class ReportingApi:
     client: httpx.AsyncClient
     sessions: async_sessionmaker[AsyncSession]
+    app: FastAPI
 
     async def project(self, envelopes: Sequence[Envelope]) -> None:
         """Apply one consumed batch through the projector, in one transaction as the consumer does."""
@@ -113,4 +115,4 @@ async def running_reporting(database_url: str) -> AsyncIterator[ReportingApi]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield ReportingApi(client, app.state.reporting.sessions)
+            yield ReportingApi(client, app.state.reporting.sessions, app)

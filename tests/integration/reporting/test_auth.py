@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
-import jwt
 import pytest
 
-from mpp.kit.auth import Role, issue_token
+from mpp.kit.auth import Role
 from tests.integration.reporting.harness import (
     OTHER_SITE,
     SECRET,
@@ -22,42 +18,14 @@ from tests.integration.reporting.harness import (
     operator,
     submitted,
 )
+from tests.support.tokens import Claims, bad_credentials
 
 pytestmark = pytest.mark.integration
 
 ENDPOINTS = {"daily": "/v1/figures/daily", "totals": "/v1/figures/totals"}
 
 
-def _authorization(value: str) -> dict[str, str]:
-    return {"Authorization": value}
-
-
-def _unsigned_token() -> str:
-    claims: dict[str, Any] = {"sub": "ministry-1", "roles": ["ministry"]}
-    claims |= {"iss": "mpp-dev", "aud": "mpp", "exp": int(time.time()) + 3600}
-    return jwt.encode(claims, "", algorithm="none")
-
-
-def _token(**kwargs: Any) -> str:
-    defaults: dict[str, Any] = {"subject": "ministry-1", "roles": [Role.MINISTRY]}
-    secret = kwargs.pop("secret", SECRET)
-    return issue_token(secret, **(defaults | kwargs))
-
-
-BAD_CREDENTIALS: dict[str, Callable[[], dict[str, str]]] = {
-    "missing": dict,
-    "empty bearer": lambda: _authorization("Bearer "),
-    "basic scheme": lambda: _authorization("Basic " + base64.b64encode(b"ministry-1:secret").decode()),
-    "malformed token": lambda: _authorization("Bearer not-a.jwt.at-all"),
-    "truncated token": lambda: _authorization("Bearer " + _token()[:-12]),
-    "expired": lambda: _authorization("Bearer " + _token(ttl_seconds=-3600)),
-    "wrongly signed": lambda: _authorization(
-        "Bearer " + _token(secret="another-secret-0123456789abcdefghij")
-    ),
-    "unsigned": lambda: _authorization("Bearer " + _unsigned_token()),
-    "wrong audience": lambda: _authorization("Bearer " + _token(audience="another-audience")),
-    "wrong issuer": lambda: _authorization("Bearer " + _token(issuer="someone-else")),
-}
+BAD_CREDENTIALS = bad_credentials(Claims(SECRET, subject="ministry-1", roles=[Role.MINISTRY]))
 
 OUT_OF_SCOPE: dict[str, tuple[Callable[[], dict[str, str]], dict[str, str]]] = {
     "operator of another site asks for a site": (lambda: operator(OTHER_SITE), {"site": SITE}),

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
 from mpp.kit.auth import Principal, Role, bearer_principal, issue_token, require_roles
 from mpp.kit.http import DomainError, create_http_app
@@ -73,11 +74,21 @@ def _build_app(readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None
     async def db_down() -> None:
         raise ConnectionRefusedError(111, "Connect call failed")
 
+    @app.post("/db-refuses/{sqlstate}")
+    async def db_refuses(sqlstate: str) -> None:
+        raise DBAPIError("INSERT INTO applicants (name) VALUES ($1)", ("Siti\x00",), _DriverError(sqlstate))
+
     @app.post("/raw")
     async def raw(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
 
     return app
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"driver error {sqlstate}")
+        self.sqlstate = sqlstate
 
 
 @pytest.fixture
@@ -255,6 +266,50 @@ class TestErrorMapping:
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
         assert response.json()["error"]["code"] == "unavailable"
+
+
+class TestCharactersTheDatabaseCannotStore:
+    """PostgreSQL refuses NUL in text: such input is the client's error (4xx), never a 500."""
+
+    @pytest.mark.parametrize(
+        "url",
+        ["/applications/app%00-1", "/applications/app-1?view=%00", "/applications/app-1?view=a%00b"],
+        ids=["path", "query", "query, inside a value"],
+    )
+    async def test_a_nul_in_the_path_or_query_is_400_before_the_route_runs(
+        self, client: httpx.AsyncClient, url: str
+    ) -> None:
+        response = await client.get(url, headers=_bearer(["officer"]))
+
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": {
+                "code": "invalid_character",
+                "message": "Data yang dikirim mengandung karakter yang tidak diizinkan",
+                "details": None,
+            }
+        }
+        assert response.headers["X-Correlation-Id"]
+
+    @pytest.mark.parametrize("sqlstate", ["22021", "22P05"])
+    async def test_text_the_database_refuses_to_store_is_422(
+        self, client: httpx.AsyncClient, sqlstate: str
+    ) -> None:
+        response = await client.post(f"/db-refuses/{sqlstate}")
+
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_character"
+
+    async def test_other_database_errors_stay_500(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/db-refuses/23502")
+
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "internal_error"
+
+    async def test_a_percent_sign_that_is_not_a_nul_is_answered(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/applications/app-1?view=100%25", headers=_bearer(["officer"]))
+
+        assert response.status_code == 200
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
@@ -41,6 +42,9 @@ _MESSAGE_INVALID_JSON: Final = "Isi permintaan bukan JSON yang valid"
 _MESSAGE_TOO_LARGE: Final = "Ukuran data yang dikirim melebihi batas {limit} byte"
 _MESSAGE_INTERNAL: Final = "Terjadi kesalahan pada sistem. Silakan coba lagi nanti."
 _MESSAGE_UNAVAILABLE: Final = "Layanan sedang tidak tersedia sementara. Silakan coba lagi sebentar lagi."
+_MESSAGE_INVALID_CHARACTER: Final = "Data yang dikirim mengandung karakter yang tidak diizinkan"
+# PostgreSQL cannot store these characters in text (character_not_in_repertoire, untranslatable_character).
+_UNSTORABLE_TEXT_SQLSTATES: Final = frozenset({"22021", "22P05"})
 _STATUS_MESSAGES: Final[dict[int, str]] = {
     400: "Permintaan tidak valid",
     401: "Token tidak valid atau sudah kedaluwarsa",
@@ -315,6 +319,7 @@ class _EdgeMiddleware:
         self._too_large_body = _error_bytes(
             "payload_too_large", _MESSAGE_TOO_LARGE.format(limit=max_body_bytes)
         )
+        self._invalid_character_body = _error_bytes("invalid_character", _MESSAGE_INVALID_CHARACTER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -360,6 +365,9 @@ class _EdgeMiddleware:
     async def _handle(self, scope: Scope, exchange: _Exchange, content_length: int | None, cid: str) -> None:
         if content_length is not None and content_length > self.max_body_bytes:
             exchange.too_large = True
+        elif _has_nul(scope):
+            # No path or query parameter holds a NUL character, and PostgreSQL cannot store one.
+            await exchange.respond(400, self._invalid_character_body, close=True)
         else:
             try:
                 await self.app(scope, exchange.receive, exchange.send)
@@ -371,6 +379,10 @@ class _EdgeMiddleware:
                 elif exchange.started:
                     _logger.error("http.response.failed", exc_info=exc)
                     raise
+                elif _is_unstorable_text(exc):
+                    # Input text (a JSON string, say) the database refuses to store: the client's error.
+                    _logger.info("http.request.unstorable_text", extra={"route": _route_template(scope)})
+                    await exchange.respond(422, self._invalid_character_body)
                 elif is_transient(exc):
                     # The database or broker is briefly unavailable: the client may retry.
                     _logger.warning(
@@ -389,6 +401,19 @@ class _EdgeMiddleware:
                     await exchange.respond(500, body)
         if exchange.too_large and not exchange.started:
             await exchange.respond(413, self._too_large_body, close=True)
+
+
+def _has_nul(scope: Scope) -> bool:
+    """Whether the path or the query string carries a NUL character, raw or percent-encoded."""
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
+
+
+def _is_unstorable_text(error: BaseException) -> bool:
+    if not isinstance(error, DBAPIError):
+        return False
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return code is not None and str(code) in _UNSTORABLE_TEXT_SQLSTATES
 
 
 def _route_template(scope: Scope) -> str:

@@ -1,0 +1,56 @@
+"""Every reporting route against every role, a foreign agency and a foreign site, and every bad credential.
+
+A route missing from ``MATRIX`` fails the coverage test: new endpoints get a row here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.reporting.harness import OTHER_SITE, SECRET, SITE, ReportingApi
+from tests.support.authz import (
+    PROBES,
+    Call,
+    Caller,
+    Route,
+    Scope,
+    mismatches,
+    roles_without_a_caller,
+    uncovered,
+)
+
+pytestmark = pytest.mark.integration
+
+SCOPE = Scope(secret=SECRET, agency="dpmptsp", site=SITE, other_agency="polres", other_site=OTHER_SITE)
+
+
+async def home_figures(api: ReportingApi) -> Call:
+    """Figures of the home agency at the home site: foreign staff ask for what is not theirs."""
+    return Call(query={"agency": SCOPE.agency, "site": SCOPE.site, "from": "2026-03-01", "to": "2026-03-31"})
+
+
+READERS = {Caller.OFFICER: 200, Caller.SUPERVISOR: 200, Caller.OPERATOR: 200, Caller.MINISTRY: 200}
+
+# Callers not named in `allow` get 403.
+MATRIX: list[Route[ReportingApi]] = [
+    *PROBES,
+    Route("GET", "/v1/figures/daily", allow=READERS, prepare=home_figures),
+    Route("GET", "/v1/figures/totals", allow=READERS, prepare=home_figures),
+]
+
+
+@pytest.mark.parametrize("route", MATRIX, ids=str)
+async def test_each_caller_gets_the_answer_of_the_matrix(
+    reporting: ReportingApi, route: Route[ReportingApi]
+) -> None:
+    found = await mismatches(reporting, route, SCOPE)
+
+    assert not found, "\n".join(found)
+
+
+async def test_the_matrix_covers_every_route(reporting: ReportingApi) -> None:
+    missing, stale = uncovered(reporting.app, MATRIX)
+
+    assert not missing, "Routes without a row in the reporting authorization matrix:\n" + "\n".join(missing)
+    assert not stale, "Rows of the reporting authorization matrix for no route:\n" + "\n".join(stale)
+    assert not roles_without_a_caller(SCOPE), "Roles without a column in the authorization matrix"
