@@ -93,11 +93,12 @@ class Scope:
 
 @dataclass(frozen=True)
 class Call:
-    """What one request sends: path parameters, query and JSON body."""
+    """What one request sends: path parameters, query, JSON body and headers besides the credential."""
 
     path: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class HasClient(Protocol):
@@ -154,7 +155,9 @@ PROBES: list[Route[Any]] = [
 
 async def _send(client: httpx.AsyncClient, route: Route[Any], call: Call, headers: Headers) -> httpx.Response:
     url = route.path.format(**call.path)
-    return await client.request(route.method, url, params=dict(call.query), json=call.body, headers=headers)
+    return await client.request(
+        route.method, url, params=dict(call.query), json=call.body, headers={**call.headers, **headers}
+    )
 
 
 def _problem(response: httpx.Response, expected: int) -> str | None:

@@ -6,6 +6,8 @@ A route missing from ``MATRIX`` fails the coverage test: new endpoints get a row
 from __future__ import annotations
 
 import itertools
+import uuid
+from typing import Any
 
 import pytest
 
@@ -42,6 +44,64 @@ async def moving_out(api: IdentityApi) -> Call:
     return Call(path={"citizen_ref": created["citizen_ref"]}, body={"status": "moved_out"})
 
 
+DOCUMENTS = "/v1/document-applications"
+
+
+def _key() -> dict[str, str]:
+    return {"Idempotency-Key": f"authz-{uuid.uuid4().hex}"}
+
+
+async def _ktp_printing(api: IdentityApi, channel: str = "walk_in") -> dict[str, Any]:
+    citizen = person(next(_seeds)) | {"site": SITE}
+    await api.register(citizen)
+    return {"service_type": "disdukcapil.ktp-el-cetak", "channel": channel, "ktp_el": {"nik": citizen["nik"]}}
+
+
+async def document_request(api: IdentityApi) -> Call:
+    return Call(body=await _ktp_printing(api), headers=_key())
+
+
+async def online_document_request(api: IdentityApi) -> Call:
+    return Call(body=await _ktp_printing(api, "online") | {"site": SITE}, headers=_key())
+
+
+async def _submitted(api: IdentityApi) -> dict[str, Any]:
+    officer = SCOPE.claims(Caller.OFFICER).bearer()
+    response = await api.client.post(DOCUMENTS, json=await _ktp_printing(api), headers={**officer, **_key()})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def document_application(api: IdentityApi) -> Call:
+    return Call(path={"application_id": (await _submitted(api))["id"]})
+
+
+async def verifying_a_document(api: IdentityApi) -> Call:
+    return Call(path={"application_id": (await _submitted(api))["id"], "action": "verify"}, body={})
+
+
+async def tracked_document(api: IdentityApi) -> Call:
+    return Call(path={"tracking_code": (await _submitted(api))["tracking_code"]})
+
+
+async def issued_document(api: IdentityApi) -> Call:
+    officer = SCOPE.claims(Caller.OFFICER).bearer()
+    app_id = (await _submitted(api))["id"]
+    for action in ("verify", "print"):
+        done = await api.client.post(f"{DOCUMENTS}/{app_id}/actions/{action}", json={}, headers=officer)
+        assert done.status_code == 200, done.text
+    return Call(path={"application_id": app_id})
+
+
+# Staff of another agency or site do not learn that an application exists.
+_UNSEEN = {
+    Caller.OFFICER_OTHER_AGENCY: 404,
+    Caller.SUPERVISOR_OTHER_AGENCY: 404,
+    Caller.OFFICER_OTHER_SITE: 404,
+    Caller.SUPERVISOR_OTHER_SITE: 404,
+}
+
 # Callers not named in `allow` get 403; a record of another site answers 404, like a missing one.
 MATRIX: list[Route[IdentityApi]] = [
     *PROBES,
@@ -75,6 +135,64 @@ MATRIX: list[Route[IdentityApi]] = [
         prepare=moving_out,
     ),
     Route("GET", "/v1/me/access-log", allow={Caller.CITIZEN: 200}),
+    # At the counter, Disdukcapil staff take applications at their own site (KTP-el printing is served
+    # at any site, whatever the citizen's domicile); a citizen applies online only, for themself.
+    Route(
+        "POST",
+        DOCUMENTS,
+        allow={
+            Caller.OFFICER: 201,
+            Caller.SUPERVISOR: 201,
+            Caller.OFFICER_OTHER_SITE: 201,
+            Caller.SUPERVISOR_OTHER_SITE: 201,
+        },
+        prepare=document_request,
+    ),
+    # Online for this site: staff of another site may not file it; a citizen may not file it for
+    # someone else (the NIK is not theirs).
+    Route(
+        "POST",
+        DOCUMENTS,
+        allow={Caller.OFFICER: 201, Caller.SUPERVISOR: 201},
+        prepare=online_document_request,
+        variant="online",
+    ),
+    # The work queue is always the caller's own site's: another site's staff see an empty one.
+    Route(
+        "GET",
+        DOCUMENTS,
+        allow={
+            Caller.OFFICER: 200,
+            Caller.SUPERVISOR: 200,
+            Caller.OFFICER_OTHER_SITE: 200,
+            Caller.SUPERVISOR_OTHER_SITE: 200,
+        },
+    ),
+    # An application out of the caller's scope answers like a missing one, whoever asks.
+    Route(
+        "GET",
+        DOCUMENTS + "/{application_id}",
+        allow={Caller.OFFICER: 200, Caller.SUPERVISOR: 200, Caller.CITIZEN: 404, **_UNSEEN},
+        prepare=document_application,
+    ),
+    Route(
+        "POST",
+        DOCUMENTS + "/{application_id}/actions/{action}",
+        allow={Caller.OFFICER: 200, Caller.SUPERVISOR: 403, Caller.CITIZEN: 404, **_UNSEEN},
+        prepare=verifying_a_document,
+    ),
+    Route(
+        "GET",
+        DOCUMENTS + "/{application_id}/document",
+        allow={
+            Caller.OFFICER: 200,
+            Caller.SUPERVISOR: 200,
+            Caller.OFFICER_OTHER_SITE: 404,
+            Caller.SUPERVISOR_OTHER_SITE: 404,
+        },
+        prepare=issued_document,
+    ),
+    Route("GET", DOCUMENTS + "/track/{tracking_code}", public=200, prepare=tracked_document),
 ]
 
 
