@@ -47,6 +47,7 @@ from mpp.queue.ports import Catalogue, Clock
 
 PRODUCER = "mpp.queue"
 MAX_SERVICES_PER_VISIT = 10
+PEEK = 5
 
 
 class UnknownServiceType(QueueError):
@@ -519,7 +520,12 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
             if lane is not None:
                 candidates[lane.id] = lane
     now = ports.clock.now()
-    decision = choose_next([t.candidate() for t in candidates.values()], policy, now, state)
+    # The head of the queue, read without locks, only to rank and explain: tickets ahead of the locked
+    # candidates are being called by other counters right now and are shown as skipped.
+    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK)
+    pool = {t.id: t.candidate() for t in head}
+    pool.update({t.id: t.candidate() for t in candidates.values()})
+    decision = choose_next(list(pool.values()), policy, now, state, available=set(candidates))
     if decision is None:
         return None
     ticket = candidates[decision.ticket.ticket_id]
@@ -609,15 +615,10 @@ async def put_policy(cmd: PutPolicy, uow: QueueUnitOfWork, ports: Ports) -> Orde
         await uow.tickets.rerank(cmd.site, cmd.agency, policy)
     else:
         # Agencies with a policy of their own keep it; everyone else follows the new default.
-        for t_agency in await _agencies_waiting(uow, cmd.site):
+        for t_agency in await uow.tickets.agencies_waiting(cmd.site):
             if await uow.policies.find(cmd.site, t_agency) is None:
                 await uow.tickets.rerank(cmd.site, t_agency, policy)
     return policy
-
-
-async def _agencies_waiting(uow: QueueUnitOfWork, site: str) -> list[str]:
-    items, _ = await uow.tickets.waiting(site=site, agency=None, service_type=None, offset=0, limit=100_000)
-    return sorted({t.agency for t in items})
 
 
 Handler = Callable[[Any, QueueUnitOfWork, Ports], Awaitable[Any]]

@@ -18,7 +18,7 @@ Consequences the tests check:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -189,25 +189,38 @@ def order_key(policy: OrderingPolicy, c: Candidate) -> tuple[int, int, int, str]
 
 
 def choose_next(
-    waiting: Sequence[Candidate], policy: OrderingPolicy, now: datetime, counter_state: CounterState
+    waiting: Sequence[Candidate],
+    policy: OrderingPolicy,
+    now: datetime,
+    counter_state: CounterState,
+    available: Collection[str] | None = None,
 ) -> Decision | None:
-    """The ticket a counter calls next and why, or None when nobody waits."""
-    if not waiting:
-        return None
+    """The ticket a counter calls next and why, or None when nobody it may take waits.
+
+    ``available`` (ticket ids) restricts the choice to the tickets this counter may take; the others are
+    still ranked and shown in the explanation (a ticket another counter is calling at this instant).
+    """
     ordered = sorted(waiting, key=lambda c: order_key(policy, c))
-    best = ordered[0]
+    pool = [c for c in ordered if available is None or c.ticket_id in available]
+    if not pool:
+        return None
+    best = pool[0]
     rule = Rule.HIGHEST_SCORE
+    after = ordered[ordered.index(best) + 1 :]
     if len(ordered) == 1:
         rule = Rule.ONLY_CANDIDATE
-    elif policy.rank(ordered[1].priority_group, ordered[1].queued_at) == policy.rank(
+    elif after and policy.rank(after[0].priority_group, after[0].queued_at) == policy.rank(
         best.priority_group, best.queued_at
     ):
         rule = Rule.FIFO_TIE
     nth = policy.priority_every_nth
     if nth is not None and not best.priority and counter_state.calls_since_priority >= nth - 1:
-        lane = [c for c in ordered if c.priority]
+        lane = [c for c in pool if c.priority]
         if lane:
             best, rule = lane[0], Rule.EVERY_NTH
+    in_use = [
+        c.ticket_id for c in ordered if c not in pool and order_key(policy, c) < order_key(policy, best)
+    ]
     top = ordered[:TOP_CANDIDATES]
     if best not in top:
         top = [*top[: TOP_CANDIDATES - 1], best]
@@ -234,5 +247,6 @@ def choose_next(
             for c in top
         ],
         "waiting_considered": len(ordered),
+        "skipped_in_use": in_use,
     }
     return Decision(best, rule, explanation)

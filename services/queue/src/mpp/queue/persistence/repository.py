@@ -164,6 +164,20 @@ class TicketRepository:
         row = (await self._s.execute(query)).mappings().first()
         return None if row is None else _ticket(row)
 
+    async def waiting_head(self, site: str, service_types: Sequence[str], *, limit: int) -> list[Ticket]:
+        """The first waiting tickets of ``service_types`` in rank order, without locking them."""
+        query = (
+            select(tickets)
+            .where(
+                tickets.c.site == site,
+                tickets.c.service_type.in_(list(service_types)),
+                tickets.c.state == TicketState.WAITING.value,
+            )
+            .order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
+            .limit(limit)
+        )
+        return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()]
+
     async def waiting(
         self,
         *,
@@ -190,6 +204,15 @@ class TicketRepository:
             .limit(limit)
         )
         return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()], total
+
+    async def agencies_waiting(self, site: str) -> list[str]:
+        query = (
+            select(tickets.c.agency)
+            .where(tickets.c.site == site, tickets.c.state == TicketState.WAITING.value)
+            .distinct()
+            .order_by(tickets.c.agency)
+        )
+        return list((await self._s.execute(query)).scalars().all())
 
     async def ahead_of(self, t: Ticket) -> int:
         """Waiting tickets of the same service type ranked before ``t``."""
