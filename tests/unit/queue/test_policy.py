@@ -94,6 +94,18 @@ class TestChooseNext:
         assert decision.explanation["rule"] == "priority_every_nth"
         assert decision.next_counter_state(CounterState(2)) == CounterState(0)
 
+    def test_a_ticket_another_counter_holds_is_skipped_and_reported(self) -> None:
+        head, second = ticket(1, minute=0), ticket(2, minute=1)
+
+        decision = choose_next(
+            [head, second], OrderingPolicy(), T0 + timedelta(minutes=5), CounterState(), {"t0002"}
+        )
+
+        assert decision is not None
+        assert decision.ticket == second
+        assert decision.explanation["skipped_in_use"] == ["t0001"]
+        assert choose_next([head], OrderingPolicy(), T0, CounterState(), set()) is None
+
 
 policies = st.builds(
     OrderingPolicy,
