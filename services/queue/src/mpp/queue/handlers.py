@@ -46,7 +46,6 @@ from mpp.queue.persistence.uow import QueueUnitOfWork
 from mpp.queue.ports import Catalogue, Clock
 
 PRODUCER = "mpp.queue"
-MAX_SERVICES_PER_VISIT = 10
 PEEK = 5
 
 
@@ -506,6 +505,9 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
         raise CounterBusy(busy)
     policy = await effective_policy(uow, cmd.site, counter.agency)
     state = CounterState(counter.calls_since_priority)
+    # The head of the queue, read without locks, only to rank and explain: tickets in it that rank ahead
+    # of the locked candidates are being called by other counters and are reported as skipped.
+    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK)
     candidates: dict[str, Ticket] = {}
     first = await uow.tickets.lock_first_waiting(cmd.site, counter.service_types, priority_only=False)
     if first is not None:
@@ -520,9 +522,6 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
             if lane is not None:
                 candidates[lane.id] = lane
     now = ports.clock.now()
-    # The head of the queue, read without locks, only to rank and explain: tickets ahead of the locked
-    # candidates are being called by other counters right now and are shown as skipped.
-    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK)
     pool = {t.id: t.candidate() for t in head}
     pool.update({t.id: t.candidate() for t in candidates.values()})
     decision = choose_next(list(pool.values()), policy, now, state, available=set(candidates))
