@@ -118,6 +118,9 @@ class TicketIssuedV1(EventPayload):
     channel: Channel = Field(description="Taken at the kiosk (walk_in) or booked online.")
     appointment_id: AppointmentId | None = None
     issued_at: AwareDatetime
+    transferred_from: TicketId | None = Field(
+        default=None, description="Ticket of the same visit this one continues after a transfer, if any."
+    )
 
 
 @event("TicketCalled", 1, topic=QUEUE_VISITS, domain=DOMAIN)
@@ -203,6 +206,10 @@ class TicketTransferredV1(EventPayload):
     officer_ref: OfficerRef
     reason: str = Field(default="", max_length=500, description="Short reason (no personal data).")
     transferred_at: AwareDatetime
+    to_ticket_id: TicketId | None = Field(
+        default=None, description="The new ticket that continues the visit in the target queue."
+    )
+    to_ticket_number: TicketNumber | None = Field(default=None, description="Number of the new ticket.")
 
 
 @event("TicketCancelled", 1, topic=QUEUE_VISITS, domain=DOMAIN)

@@ -1,28 +1,94 @@
-"""Composition root of the queue service.
-
-The service's domain is not built yet: the process runs the shared runtime (migrations, outbox
-relay, health, readiness and metrics) so deployments and the local platform already include it.
-"""
+"""Composition root: ``create_app(settings)`` wires database, Kafka runtime, routes and telemetry."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from mpp.kit.runtime import build_runtime, service_app
+from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
+from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
+from mpp.queue.api.http import public, router
 from mpp.queue.config import QueueSettings
+from mpp.queue.handlers import Ports
 from mpp.queue.persistence.tables import consumer_offsets, inbox, outbox
+from mpp.queue.persistence.uow import QueueUnitOfWork
+from mpp.queue.ports import CounterInfo, ServiceInfo
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class CatalogueAdapter:
+    """The queue's view of the site's service catalogue."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self._services = {
+            st.code: ServiceInfo(code=st.code, agency=st.agency, prefix=st.ticket_prefix)
+            for st in catalogue.service_types
+        }
+        self._counters = {
+            (c.site, c.code): CounterInfo(
+                code=c.code, site=c.site, agency=c.agency, service_types=c.service_types
+            )
+            for c in catalogue.counters
+        }
+        self._sites = {s.code: s for s in catalogue.sites}
+        # A site the catalogue does not list (a test or demo site) lives in the first site's time zone.
+        self._default_site = catalogue.sites[0]
+
+    def service(self, code: str) -> ServiceInfo | None:
+        return self._services.get(code)
+
+    def counter(self, site: str, code: str) -> CounterInfo | None:
+        return self._counters.get((site, code))
+
+    def counters_at(self, site: str) -> tuple[CounterInfo, ...]:
+        return tuple(c for (s, _), c in sorted(self._counters.items()) if s == site)
+
+    def site_zone(self, site: str) -> tzinfo:
+        return ZoneInfo(self._sites.get(site, self._default_site).timezone.value)
+
+    def site_manager(self, site: str) -> str:
+        return self._sites.get(site, self._default_site).manager_agency
+
+
+class QueueService:
+    """What the HTTP edge needs: a unit-of-work factory and the ports."""
+
+    def __init__(self, runtime: ServiceRuntime, ports: Ports) -> None:
+        self.runtime = runtime
+        self.ports = ports
+        # SQLite has no row locks; one process serializes its transactions instead (see QueueUnitOfWork).
+        self._writer_lock = asyncio.Lock() if runtime.engine.dialect.name == "sqlite" else None
+
+    def uow(self) -> QueueUnitOfWork:
+        return QueueUnitOfWork(self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock)
+
+
 def create_app(settings: QueueSettings | None = None) -> FastAPI:
+    settings = settings or QueueSettings()
+    catalogue = (
+        load_catalogue(settings.catalogue_file.read_text())
+        if settings.catalogue_file
+        else load_demo_catalogue()
+    )
     runtime = build_runtime(
-        settings or QueueSettings(),
+        settings,
         outbox=outbox,
         inbox=inbox,
         offsets=consumer_offsets,
         migrations=MIGRATIONS,
     )
-    return service_app(runtime, title="MPP Queue", version="0.1.0")
+    app = service_app(runtime, title="MPP Queue", version="0.2.0")
+    app.state.queue = QueueService(runtime, Ports(clock=SystemClock(), catalogue=CatalogueAdapter(catalogue)))
+    app.include_router(router)
+    app.include_router(public)
+    return app

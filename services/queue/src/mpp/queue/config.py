@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from mpp.kit.settings import ServiceSettings
@@ -13,3 +16,6 @@ class QueueSettings(ServiceSettings):
     service_name: str = "queue"
     database_url: str = "sqlite+aiosqlite:///./.local/queue.db"
     http_port: int = 8103
+    catalogue_file: Path | None = Field(
+        default=None, description="The site's service catalogue (JSON); the demo catalogue when unset."
+    )

@@ -1,1 +1,1 @@
-"""Pure queue domain logic. No I/O."""
+"""The queue domain: pure rules for ordering, tickets, visits and counters (no I/O)."""

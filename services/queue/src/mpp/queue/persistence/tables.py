@@ -1,11 +1,123 @@
-"""Queue tables: for now only the runtime tables (outbox, inbox, consumer offsets)."""
+"""Queue tables. Nothing here identifies a citizen: tickets carry a priority group, never a NIK or name."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from mpp.kit.db import add_runtime_tables
 
 metadata = MetaData()
+
+visits = Table(
+    "visits",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("tickets_total", Integer, nullable=False),
+    Column("tickets_served", Integer, nullable=False),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("visit_id", String(36), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("prefix", String(3), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("number", String(8), nullable=False),
+    Column("priority_group", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("rank", BigInteger, nullable=False),
+    Column("call_count", Integer, nullable=False),
+    Column("first_called_at", DateTime(timezone=True)),
+    Column("called_at", DateTime(timezone=True)),
+    Column("counter", String(64)),
+    Column("officer", String(128)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("transferred_from", String(36)),
+    Column("transferred_to", String(36)),
+    Column("decision", JSON),
+    UniqueConstraint("site", "day", "number", name="uq_tickets_site_day_number"),
+)
+# Call-next reads the waiting tickets of a site's service types in rank order.
+Index(
+    "ix_tickets_waiting",
+    tickets.c.site,
+    tickets.c.service_type,
+    tickets.c.state,
+    tickets.c.rank,
+    tickets.c.seq,
+)
+Index("ix_tickets_visit", tickets.c.visit_id)
+Index("ix_tickets_counter", tickets.c.site, tickets.c.counter, tickets.c.state)
+
+ticket_sequences = Table(
+    "ticket_sequences",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("prefix", String(3), primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("code", String(64), primary_key=True),
+    Column("agency", String(64), nullable=False),
+    Column("service_types", JSON, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("opened_at", DateTime(timezone=True)),
+    Column("opened_by", String(128)),
+    Column("planned", Boolean, nullable=False),
+    Column("calls_since_priority", Integer, nullable=False),
+    Column("tickets_served", Integer, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True, doc="Empty for the site's default."),
+    Column("document", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(128), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),
+)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)

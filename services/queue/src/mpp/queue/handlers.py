@@ -1,0 +1,634 @@
+"""Queue use cases: (command, unit of work, ports) -> result. A dict routes commands to handlers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mpp.contracts.envelope import Envelope, EventPayload
+from mpp.contracts.events.common import Channel, PriorityGroup
+from mpp.contracts.events.queue import (
+    CancelledBy,
+    CounterClosedV1,
+    CounterCloseReason,
+    CounterOpenedV1,
+    ServiceCompletedV1,
+    ServiceStartedV1,
+    TicketCalledV1,
+    TicketCancelledV1,
+    TicketIssuedV1,
+    TicketNoShowV1,
+    TicketTransferredV1,
+    VisitEndedV1,
+    VisitStartedV1,
+)
+from mpp.queue.domain.model import (
+    Called,
+    Cancelled,
+    Completed,
+    Counter,
+    NoShow,
+    QueueError,
+    Started,
+    Ticket,
+    TicketState,
+    Transferred,
+    Visit,
+    WrongState,
+    transfer_queued_at,
+)
+from mpp.queue.domain.policy import CounterState, OrderingPolicy, choose_next
+from mpp.queue.persistence.repository import SITE_DEFAULT
+from mpp.queue.persistence.uow import QueueUnitOfWork
+from mpp.queue.ports import Catalogue, Clock
+
+PRODUCER = "mpp.queue"
+PEEK = 5
+
+
+class UnknownServiceType(QueueError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"unknown service type {code!r}")
+
+
+class UnknownCounter(QueueError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"unknown counter {code!r}")
+
+
+class NotFound(QueueError):
+    pass
+
+
+class ServiceNotAtCounter(QueueError):
+    def __init__(self, codes: list[str]) -> None:
+        self.codes = codes
+        super().__init__(f"service types not served at this counter: {codes}")
+
+
+class CounterBusy(QueueError):
+    """The counter still has a called or served ticket."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+        super().__init__(f"counter is dealing with ticket {ticket.number}")
+
+
+class WrongCounter(QueueError):
+    """The ticket was called to another counter."""
+
+
+@dataclass
+class Ports:
+    clock: Clock
+    catalogue: Catalogue
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartVisit:
+    site: str
+    channel: Channel
+    service_types: tuple[str, ...]
+    priority_group: PriorityGroup
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class AddTicket:
+    visit_id: str
+    service_type: str
+    priority_group: PriorityGroup
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class OpenCounter:
+    site: str
+    counter: str
+    officer: str
+    service_types: tuple[str, ...]
+    """Empty: every service type the catalogue assigns to the counter."""
+    planned: bool
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class CloseCounter:
+    site: str
+    counter: str
+    officer: str
+    reason: CounterCloseReason
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class CallNext:
+    site: str
+    counter: str
+    officer: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class ActOnTicket:
+    ticket_id: str
+    action: str
+    """recall, start, complete, no_show or cancel."""
+    actor: str
+    correlation_id: str
+    cancelled_by: CancelledBy = CancelledBy.OFFICER
+    reason_code: str = "citizen_left"
+    application_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TransferTicket:
+    ticket_id: str
+    to_service_type: str
+    officer: str
+    reason: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class PutPolicy:
+    site: str
+    agency: str | None
+    """None: the site's default for every agency without its own policy."""
+    document: dict[str, Any]
+    actor: str
+    correlation_id: str
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+async def effective_policy(uow: QueueUnitOfWork, site: str, agency: str) -> OrderingPolicy:
+    """The agency's policy at the site, else the site's default, else the built-in default."""
+    for key in (agency, SITE_DEFAULT):
+        document = await uow.policies.find(site, key)
+        if document is not None:
+            return OrderingPolicy.model_validate(document)
+    return OrderingPolicy()
+
+
+def _wrap(payload: EventPayload, *, agency: str, site: str, subject: str, corr: str) -> Envelope:
+    return Envelope.wrap(
+        payload, producer=PRODUCER, agency=agency, site=site, subject=subject, correlation_id=corr or None
+    )
+
+
+def _ticket_envelope(t: Ticket, payload: EventPayload, corr: str) -> Envelope:
+    return _wrap(payload, agency=t.agency, site=t.site, subject=t.visit_id, corr=corr)
+
+
+def _issued(t: Ticket, corr: str) -> Envelope:
+    return _ticket_envelope(
+        t,
+        TicketIssuedV1(
+            visit_id=t.visit_id,
+            ticket_id=t.id,
+            ticket_number=t.number,
+            service_type=t.service_type,
+            agency=t.agency,
+            priority_group=t.priority_group,
+            channel=t.channel,
+            issued_at=t.issued_at,
+            transferred_from=t.transferred_from,
+        ),
+        corr,
+    )
+
+
+def _ticket_events(t: Ticket, corr: str) -> list[Envelope]:
+    """Map the ticket's internal events to contract events (the wire never follows refactors)."""
+    out: list[Envelope] = []
+    for ev in t.events:
+        payload: EventPayload
+        match ev:
+            case Called(at=at, counter=counter, officer=officer, call_count=n):
+                payload = TicketCalledV1(
+                    visit_id=t.visit_id,
+                    ticket_id=t.id,
+                    ticket_number=t.number,
+                    service_type=t.service_type,
+                    agency=t.agency,
+                    counter=counter,
+                    officer_ref=officer,
+                    call_count=n,
+                    called_at=at,
+                    waiting_seconds=t.waiting_seconds(until=at),
+                )
+            case Started(at=at, officer=officer):
+                assert t.counter is not None
+                payload = ServiceStartedV1(
+                    visit_id=t.visit_id,
+                    ticket_id=t.id,
+                    service_type=t.service_type,
+                    agency=t.agency,
+                    counter=t.counter,
+                    officer_ref=officer,
+                    started_at=at,
+                    walking_seconds=t.walking_seconds(),
+                )
+            case Completed(at=at, officer=officer):
+                assert t.counter is not None
+                payload = ServiceCompletedV1(
+                    visit_id=t.visit_id,
+                    ticket_id=t.id,
+                    ticket_number=t.number,
+                    service_type=t.service_type,
+                    agency=t.agency,
+                    counter=t.counter,
+                    officer_ref=officer,
+                    priority_group=t.priority_group,
+                    channel=t.channel,
+                    issued_at=t.issued_at,
+                    completed_at=at,
+                    waiting_seconds=t.waiting_seconds(),
+                    walking_seconds=t.walking_seconds(),
+                    service_seconds=t.service_seconds(),
+                    total_seconds=t.total_seconds(),
+                )
+            case NoShow(at=at):
+                assert t.counter is not None
+                payload = TicketNoShowV1(
+                    visit_id=t.visit_id,
+                    ticket_id=t.id,
+                    service_type=t.service_type,
+                    agency=t.agency,
+                    counter=t.counter,
+                    call_count=t.call_count,
+                    waiting_seconds=t.waiting_seconds(),
+                    marked_at=at,
+                )
+            case Cancelled(at=at, by=by, reason_code=code):
+                payload = TicketCancelledV1(
+                    visit_id=t.visit_id,
+                    ticket_id=t.id,
+                    service_type=t.service_type,
+                    agency=t.agency,
+                    cancelled_by=CancelledBy(by),
+                    reason_code=code,
+                    cancelled_at=at,
+                    waiting_seconds=t.waiting_seconds(until=at),
+                )
+            case Transferred(at=at, officer=officer, to_ticket=new, reason=reason):
+                payload = TicketTransferredV1(
+                    visit_id=t.visit_id,
+                    ticket_id=t.id,
+                    from_service_type=t.service_type,
+                    to_service_type=new.service_type,
+                    from_agency=t.agency,
+                    to_agency=new.agency,
+                    from_counter=t.counter,
+                    officer_ref=officer,
+                    reason=reason,
+                    transferred_at=at,
+                    to_ticket_id=new.id,
+                    to_ticket_number=new.number,
+                )
+        out.append(_ticket_envelope(t, payload, corr))
+    t.events.clear()
+    return out
+
+
+async def _issue(
+    uow: QueueUnitOfWork,
+    ports: Ports,
+    *,
+    visit: Visit,
+    service_type: str,
+    priority_group: PriorityGroup,
+    at: datetime,
+    transferred_from: Ticket | None = None,
+) -> Ticket:
+    service = ports.catalogue.service(service_type)
+    if service is None:
+        raise UnknownServiceType(service_type)
+    day = at.astimezone(ports.catalogue.site_zone(visit.site)).date().isoformat()
+    seq = await uow.tickets.next_sequence(site=visit.site, day=day, prefix=service.prefix)
+    policy = await effective_policy(uow, visit.site, service.agency)
+    queued_at = (
+        at
+        if transferred_from is None
+        else transfer_queued_at(transferred_from, at, policy.transfer_credit_minutes)
+    )
+    ticket = Ticket(
+        id=str(uuid.uuid4()),
+        visit_id=visit.id,
+        site=visit.site,
+        agency=service.agency,
+        service_type=service.code,
+        prefix=service.prefix,
+        day=day,
+        seq=seq,
+        priority_group=priority_group,
+        channel=visit.channel,
+        issued_at=at,
+        queued_at=queued_at,
+        rank=policy.rank(priority_group, queued_at),
+        transferred_from=None if transferred_from is None else transferred_from.id,
+    )
+    await uow.tickets.add(ticket)
+    return ticket
+
+
+async def _end_visit_if_done(
+    uow: QueueUnitOfWork, visit_id: str, at: datetime, corr: str, ports: Ports
+) -> None:
+    visit = await uow.visits.get(visit_id, lock=True)
+    if visit is None:
+        return
+    tickets = await uow.tickets.of_visit(visit_id)
+    if visit.end_if_done(tickets, at):
+        await uow.visits.save(visit)
+        assert visit.ended_at is not None
+        uow.publish(
+            _wrap(
+                VisitEndedV1(
+                    visit_id=visit.id,
+                    started_at=visit.started_at,
+                    ended_at=visit.ended_at,
+                    duration_seconds=max(0, int((visit.ended_at - visit.started_at).total_seconds())),
+                    tickets=visit.tickets_total,
+                    tickets_served=visit.tickets_served,
+                ),
+                agency=ports.catalogue.site_manager(visit.site),
+                site=visit.site,
+                subject=visit.id,
+                corr=corr,
+            )
+        )
+
+
+# --- handlers -----------------------------------------------------------------------------------
+
+
+async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tuple[Visit, list[Ticket]]:
+    for code in cmd.service_types:
+        if ports.catalogue.service(code) is None:
+            raise UnknownServiceType(code)
+    now = ports.clock.now()
+    visit = Visit(id=str(uuid.uuid4()), site=cmd.site, channel=cmd.channel, started_at=now)
+    await uow.visits.add(visit)
+    uow.publish(
+        _wrap(
+            VisitStartedV1(visit_id=visit.id, channel=cmd.channel, started_at=now),
+            agency=ports.catalogue.site_manager(cmd.site),
+            site=cmd.site,
+            subject=visit.id,
+            corr=cmd.correlation_id,
+        )
+    )
+    issued = []
+    for code in cmd.service_types:
+        ticket = await _issue(
+            uow, ports, visit=visit, service_type=code, priority_group=cmd.priority_group, at=now
+        )
+        uow.publish(_issued(ticket, cmd.correlation_id))
+        issued.append(ticket)
+    return visit, issued
+
+
+async def add_ticket(cmd: AddTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
+    visit = await uow.visits.get(cmd.visit_id, lock=True)
+    if visit is None:
+        raise NotFound(cmd.visit_id)
+    if visit.ended:
+        raise WrongState("visit", "ended", "add_ticket")
+    ticket = await _issue(
+        uow,
+        ports,
+        visit=visit,
+        service_type=cmd.service_type,
+        priority_group=cmd.priority_group,
+        at=ports.clock.now(),
+    )
+    uow.publish(_issued(ticket, cmd.correlation_id))
+    return ticket
+
+
+async def _counter(uow: QueueUnitOfWork, ports: Ports, site: str, code: str) -> Counter:
+    info = ports.catalogue.counter(site, code)
+    if info is None:
+        raise UnknownCounter(code)
+    await uow.counters.ensure(
+        Counter(code=info.code, site=info.site, agency=info.agency, service_types=info.service_types)
+    )
+    counter = await uow.counters.get(site, code, lock=True)
+    assert counter is not None
+    return counter
+
+
+async def open_counter(cmd: OpenCounter, uow: QueueUnitOfWork, ports: Ports) -> Counter:
+    info = ports.catalogue.counter(cmd.site, cmd.counter)
+    if info is None:
+        raise UnknownCounter(cmd.counter)
+    wanted = cmd.service_types or info.service_types
+    foreign = sorted(set(wanted) - set(info.service_types))
+    if foreign:
+        raise ServiceNotAtCounter(foreign)
+    counter = await _counter(uow, ports, cmd.site, cmd.counter)
+    now = ports.clock.now()
+    counter.open_for(officer=cmd.officer, service_types=tuple(wanted), planned=cmd.planned, at=now)
+    await uow.counters.save(counter)
+    uow.publish(
+        _wrap(
+            CounterOpenedV1(
+                counter=counter.code,
+                agency=counter.agency,
+                service_types=counter.service_types,
+                officer_ref=cmd.officer,
+                planned=cmd.planned,
+                opened_at=now,
+            ),
+            agency=counter.agency,
+            site=counter.site,
+            subject=f"{counter.site}.{counter.code}",
+            corr=cmd.correlation_id,
+        )
+    )
+    return counter
+
+
+async def close_counter(cmd: CloseCounter, uow: QueueUnitOfWork, ports: Ports) -> Counter:
+    counter = await _counter(uow, ports, cmd.site, cmd.counter)
+    counter.close()
+    await uow.counters.save(counter)
+    assert counter.opened_at is not None
+    uow.publish(
+        _wrap(
+            CounterClosedV1(
+                counter=counter.code,
+                agency=counter.agency,
+                officer_ref=cmd.officer,
+                reason=cmd.reason,
+                opened_at=counter.opened_at,
+                closed_at=ports.clock.now(),
+                tickets_served=counter.tickets_served,
+            ),
+            agency=counter.agency,
+            site=counter.site,
+            subject=f"{counter.site}.{counter.code}",
+            corr=cmd.correlation_id,
+        )
+    )
+    return counter
+
+
+async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket | None:
+    """Call the policy's next ticket to an open counter; None when nobody waits.
+
+    The counter's row is locked first, so one counter's calls are serialized. The candidates are the first
+    waiting ticket in rank order and, when the every-Nth rule may apply, the first priority ticket, each
+    taken with ``FOR UPDATE SKIP LOCKED``. Because every ticket ages at the same rate, the rank order is the
+    policy's score order at any instant, so the first unlocked row in rank order is exactly the ticket the
+    policy would choose among the tickets no other counter is deciding on at that moment. A row another
+    counter holds is skipped rather than waited for; it is released at once if that counter chose its other
+    candidate, so a ticket can be passed over only by the few counters calling in the same instant. The
+    policy (:func:`choose_next`) then decides between the locked candidates and its explanation is stored.
+    """
+    counter = await uow.counters.get(cmd.site, cmd.counter, lock=True)
+    if counter is None or not counter.open:
+        raise WrongState("counter", "closed", "call_next")
+    busy = await uow.tickets.at_counter(cmd.site, cmd.counter)
+    if busy is not None:
+        raise CounterBusy(busy)
+    policy = await effective_policy(uow, cmd.site, counter.agency)
+    state = CounterState(counter.calls_since_priority)
+    # The head of the queue, read without locks, only to rank and explain: tickets in it that rank ahead
+    # of the locked candidates are being called by other counters and are reported as skipped.
+    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK)
+    candidates: dict[str, Ticket] = {}
+    first = await uow.tickets.lock_first_waiting(cmd.site, counter.service_types, priority_only=False)
+    if first is not None:
+        candidates[first.id] = first
+        nth = policy.priority_every_nth
+        if (
+            first.priority_group is PriorityGroup.NONE
+            and nth is not None
+            and state.calls_since_priority >= nth - 1
+        ):
+            lane = await uow.tickets.lock_first_waiting(cmd.site, counter.service_types, priority_only=True)
+            if lane is not None:
+                candidates[lane.id] = lane
+    now = ports.clock.now()
+    pool = {t.id: t.candidate() for t in head}
+    pool.update({t.id: t.candidate() for t in candidates.values()})
+    decision = choose_next(list(pool.values()), policy, now, state, available=set(candidates))
+    if decision is None:
+        return None
+    ticket = candidates[decision.ticket.ticket_id]
+    explanation = {**decision.explanation, "counter": counter.code, "lock": "for_update_skip_locked"}
+    ticket.call(counter=counter.code, officer=cmd.officer, at=now, decision=explanation)
+    counter.calls_since_priority = decision.next_counter_state(state).calls_since_priority
+    await uow.counters.save(counter)
+    await uow.tickets.save(ticket)
+    uow.publish(*_ticket_events(ticket, cmd.correlation_id))
+    return ticket
+
+
+async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
+    ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
+    if ticket is None:
+        raise NotFound(cmd.ticket_id)
+    now = ports.clock.now()
+    match cmd.action:
+        case "recall":
+            policy = await effective_policy(uow, ticket.site, ticket.agency)
+            ticket.recall(officer=cmd.actor, at=now, max_calls=policy.max_calls)
+        case "start":
+            ticket.start(officer=cmd.actor, at=now)
+        case "complete":
+            ticket.complete(officer=cmd.actor, at=now)
+            if ticket.counter is not None:
+                counter = await uow.counters.get(ticket.site, ticket.counter, lock=True)
+                if counter is not None:
+                    counter.tickets_served += 1
+                    await uow.counters.save(counter)
+        case "no_show":
+            ticket.no_show(at=now)
+        case "cancel":
+            ticket.cancel(by=cmd.cancelled_by.value, reason_code=cmd.reason_code, at=now)
+        case _:
+            raise WrongState("ticket", ticket.state.value, cmd.action)
+    await uow.tickets.save(ticket)
+    events = _ticket_events(ticket, cmd.correlation_id)
+    if cmd.action == "complete" and cmd.application_id is not None:
+        events = [
+            e.model_copy(
+                update={"payload": e.payload.model_copy(update={"application_id": cmd.application_id})}
+            )
+            if isinstance(e.payload, ServiceCompletedV1)
+            else e
+            for e in events
+        ]
+    uow.publish(*events)
+    if ticket.finished:
+        await _end_visit_if_done(uow, ticket.visit_id, now, cmd.correlation_id, ports)
+    return ticket
+
+
+async def transfer_ticket(cmd: TransferTicket, uow: QueueUnitOfWork, ports: Ports) -> tuple[Ticket, Ticket]:
+    ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
+    if ticket is None:
+        raise NotFound(cmd.ticket_id)
+    if ticket.state not in (TicketState.WAITING, TicketState.CALLED, TicketState.SERVING):
+        raise WrongState("ticket", ticket.state.value, "transfer")
+    if ports.catalogue.service(cmd.to_service_type) is None:
+        raise UnknownServiceType(cmd.to_service_type)
+    visit = await uow.visits.get(ticket.visit_id, lock=True)
+    if visit is None:
+        raise NotFound(ticket.visit_id)
+    now = ports.clock.now()
+    new = await _issue(
+        uow,
+        ports,
+        visit=visit,
+        service_type=cmd.to_service_type,
+        priority_group=ticket.priority_group,
+        at=now,
+        transferred_from=ticket,
+    )
+    ticket.transfer(to=new, officer=cmd.officer, reason=cmd.reason, at=now)
+    await uow.tickets.save(ticket)
+    uow.publish(*_ticket_events(ticket, cmd.correlation_id), _issued(new, cmd.correlation_id))
+    return ticket, new
+
+
+async def put_policy(cmd: PutPolicy, uow: QueueUnitOfWork, ports: Ports) -> OrderingPolicy:
+    """Store a validated policy and re-rank the waiting tickets it governs."""
+    policy = OrderingPolicy.load(cmd.document)
+    document = policy.model_dump(mode="json")
+    await uow.policies.put(cmd.site, cmd.agency or SITE_DEFAULT, document, cmd.actor, ports.clock.now())
+    if cmd.agency is not None:
+        await uow.tickets.rerank(cmd.site, cmd.agency, policy)
+    else:
+        # Agencies with a policy of their own keep it; everyone else follows the new default.
+        for t_agency in await uow.tickets.agencies_waiting(cmd.site):
+            if await uow.policies.find(cmd.site, t_agency) is None:
+                await uow.tickets.rerank(cmd.site, t_agency, policy)
+    return policy
+
+
+Handler = Callable[[Any, QueueUnitOfWork, Ports], Awaitable[Any]]
+
+HANDLERS: dict[type, Handler] = {
+    StartVisit: start_visit,
+    AddTicket: add_ticket,
+    OpenCounter: open_counter,
+    CloseCounter: close_counter,
+    CallNext: call_next,
+    ActOnTicket: act_on_ticket,
+    TransferTicket: transfer_ticket,
+    PutPolicy: put_policy,
+}

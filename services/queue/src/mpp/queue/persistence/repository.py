@@ -1,0 +1,418 @@
+"""Every query of the queue service lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mpp.contracts.events.common import Channel, PriorityGroup
+from mpp.kit.db import dialect_insert
+from mpp.queue.domain.model import Counter, Ticket, TicketState, Visit
+from mpp.queue.domain.policy import OrderingPolicy
+from mpp.queue.persistence.tables import (
+    counters,
+    idempotency_keys,
+    policies,
+    ticket_sequences,
+    tickets,
+    visits,
+)
+
+SITE_DEFAULT = ""
+"""The ``agency`` key of a site's default policy."""
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive timestamps; everything is stored in UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _ticket(row: RowMapping) -> Ticket:
+    issued_at = _aware(row["issued_at"])
+    queued_at = _aware(row["queued_at"])
+    assert issued_at is not None and queued_at is not None
+    return Ticket(
+        id=row["id"],
+        visit_id=row["visit_id"],
+        site=row["site"],
+        agency=row["agency"],
+        service_type=row["service_type"],
+        prefix=row["prefix"],
+        day=row["day"],
+        seq=row["seq"],
+        priority_group=PriorityGroup(row["priority_group"]),
+        channel=Channel(row["channel"]),
+        issued_at=issued_at,
+        queued_at=queued_at,
+        rank=row["rank"],
+        state=TicketState(row["state"]),
+        call_count=row["call_count"],
+        first_called_at=_aware(row["first_called_at"]),
+        called_at=_aware(row["called_at"]),
+        counter=row["counter"],
+        officer=row["officer"],
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]),
+        transferred_from=row["transferred_from"],
+        transferred_to=row["transferred_to"],
+        decision=row["decision"],
+    )
+
+
+def _ticket_values(t: Ticket) -> dict[str, Any]:
+    return {
+        "state": t.state.value,
+        "call_count": t.call_count,
+        "first_called_at": t.first_called_at,
+        "called_at": t.called_at,
+        "counter": t.counter,
+        "officer": t.officer,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "transferred_to": t.transferred_to,
+        "decision": t.decision,
+        "rank": t.rank,
+    }
+
+
+class TicketRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, t: Ticket) -> None:
+        await self._s.execute(
+            tickets.insert().values(
+                id=t.id,
+                visit_id=t.visit_id,
+                site=t.site,
+                agency=t.agency,
+                service_type=t.service_type,
+                prefix=t.prefix,
+                day=t.day,
+                seq=t.seq,
+                number=t.number,
+                priority_group=t.priority_group.value,
+                channel=t.channel.value,
+                issued_at=t.issued_at,
+                queued_at=t.queued_at,
+                transferred_from=t.transferred_from,
+                **_ticket_values(t),
+            )
+        )
+
+    async def save(self, t: Ticket) -> None:
+        await self._s.execute(update(tickets).where(tickets.c.id == t.id).values(**_ticket_values(t)))
+
+    async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
+        query = select(tickets).where(tickets.c.id == ticket_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await self._s.execute(query)).mappings().first()
+        return None if row is None else _ticket(row)
+
+    async def find_by_number(self, site: str, day: str, number: str) -> Ticket | None:
+        query = select(tickets).where(
+            tickets.c.site == site, tickets.c.day == day, tickets.c.number == number
+        )
+        row = (await self._s.execute(query)).mappings().first()
+        return None if row is None else _ticket(row)
+
+    async def of_visit(self, visit_id: str) -> list[Ticket]:
+        query = (
+            select(tickets).where(tickets.c.visit_id == visit_id).order_by(tickets.c.issued_at, tickets.c.id)
+        )
+        return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()]
+
+    async def at_counter(self, site: str, counter: str) -> Ticket | None:
+        """The ticket a counter is dealing with (called or being served), if any."""
+        query = select(tickets).where(
+            tickets.c.site == site,
+            tickets.c.counter == counter,
+            tickets.c.state.in_([TicketState.CALLED.value, TicketState.SERVING.value]),
+        )
+        row = (await self._s.execute(query.limit(1))).mappings().first()
+        return None if row is None else _ticket(row)
+
+    async def lock_first_waiting(
+        self, site: str, service_types: Sequence[str], *, priority_only: bool
+    ) -> Ticket | None:
+        """The first waiting ticket in rank order that no other transaction holds, locked for this one.
+
+        On PostgreSQL ``FOR UPDATE SKIP LOCKED``: a ticket another counter is deciding on right now is
+        passed over instead of waited for, so two counters never take the same ticket and never queue
+        behind each other. SQLite ignores the clause; the service serializes its writers there.
+        """
+        query = select(tickets).where(
+            tickets.c.site == site,
+            tickets.c.service_type.in_(list(service_types)),
+            tickets.c.state == TicketState.WAITING.value,
+        )
+        if priority_only:
+            query = query.where(tickets.c.priority_group != PriorityGroup.NONE.value)
+        query = (
+            query.order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self._s.execute(query)).mappings().first()
+        return None if row is None else _ticket(row)
+
+    async def waiting_head(self, site: str, service_types: Sequence[str], *, limit: int) -> list[Ticket]:
+        """The first waiting tickets of ``service_types`` in rank order, without locking them."""
+        query = (
+            select(tickets)
+            .where(
+                tickets.c.site == site,
+                tickets.c.service_type.in_(list(service_types)),
+                tickets.c.state == TicketState.WAITING.value,
+            )
+            .order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
+            .limit(limit)
+        )
+        return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()]
+
+    async def waiting(
+        self,
+        *,
+        site: str,
+        agency: str | None,
+        service_type: str | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Ticket], int]:
+        conditions = [tickets.c.site == site, tickets.c.state == TicketState.WAITING.value]
+        if agency is not None:
+            conditions.append(tickets.c.agency == agency)
+        if service_type is not None:
+            conditions.append(tickets.c.service_type == service_type)
+        where = and_(*conditions)
+        total = int(
+            (await self._s.execute(select(func.count()).select_from(tickets).where(where))).scalar_one()
+        )
+        query = (
+            select(tickets)
+            .where(where)
+            .order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()], total
+
+    async def agencies_waiting(self, site: str) -> list[str]:
+        query = (
+            select(tickets.c.agency)
+            .where(tickets.c.site == site, tickets.c.state == TicketState.WAITING.value)
+            .distinct()
+            .order_by(tickets.c.agency)
+        )
+        return list((await self._s.execute(query)).scalars().all())
+
+    async def ahead_of(self, t: Ticket) -> int:
+        """Waiting tickets of the same service type ranked before ``t``."""
+        query = (
+            select(func.count())
+            .select_from(tickets)
+            .where(
+                tickets.c.site == t.site,
+                tickets.c.service_type == t.service_type,
+                tickets.c.state == TicketState.WAITING.value,
+                or_(
+                    tickets.c.rank < t.rank,
+                    and_(tickets.c.rank == t.rank, tickets.c.queued_at < t.queued_at),
+                    and_(tickets.c.rank == t.rank, tickets.c.queued_at == t.queued_at, tickets.c.seq < t.seq),
+                ),
+            )
+        )
+        return int((await self._s.execute(query)).scalar_one())
+
+    async def rerank(self, site: str, agency: str | None, policy: OrderingPolicy) -> int:
+        """Recompute the rank of waiting tickets after a policy change (``agency`` None: the whole site)."""
+        query = select(tickets).where(tickets.c.site == site, tickets.c.state == TicketState.WAITING.value)
+        if agency is not None:
+            query = query.where(tickets.c.agency == agency)
+        rows = [_ticket(r) for r in (await self._s.execute(query.with_for_update())).mappings().all()]
+        for t in rows:
+            await self._s.execute(
+                update(tickets)
+                .where(tickets.c.id == t.id)
+                .values(rank=policy.rank(t.priority_group, t.queued_at))
+            )
+        return len(rows)
+
+    async def next_sequence(self, *, site: str, day: str, prefix: str) -> int:
+        """The next number of ``prefix`` at ``site`` on ``day``; an upsert, so concurrent issues never share one."""
+        insert = dialect_insert(self._s, ticket_sequences).values(site=site, day=day, prefix=prefix, last=1)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[ticket_sequences.c.site, ticket_sequences.c.day, ticket_sequences.c.prefix],
+            set_={"last": ticket_sequences.c.last + 1},
+        ).returning(ticket_sequences.c.last)
+        return int((await self._s.execute(upsert)).scalar_one())
+
+
+class VisitRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, v: Visit) -> None:
+        await self._s.execute(
+            visits.insert().values(
+                id=v.id,
+                site=v.site,
+                channel=v.channel.value,
+                started_at=v.started_at,
+                ended_at=v.ended_at,
+                tickets_total=v.tickets_total,
+                tickets_served=v.tickets_served,
+            )
+        )
+
+    async def get(self, visit_id: str, *, lock: bool = False) -> Visit | None:
+        query = select(visits).where(visits.c.id == visit_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await self._s.execute(query)).mappings().first()
+        if row is None:
+            return None
+        started_at = _aware(row["started_at"])
+        assert started_at is not None
+        return Visit(
+            id=row["id"],
+            site=row["site"],
+            channel=Channel(row["channel"]),
+            started_at=started_at,
+            ended_at=_aware(row["ended_at"]),
+            tickets_total=row["tickets_total"],
+            tickets_served=row["tickets_served"],
+        )
+
+    async def save(self, v: Visit) -> None:
+        await self._s.execute(
+            update(visits)
+            .where(visits.c.id == v.id)
+            .values(ended_at=v.ended_at, tickets_total=v.tickets_total, tickets_served=v.tickets_served)
+        )
+
+
+class CounterRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, site: str, code: str, *, lock: bool = False) -> Counter | None:
+        query = select(counters).where(counters.c.site == site, counters.c.code == code)
+        if lock:
+            query = query.with_for_update()
+        row = (await self._s.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return Counter(
+            code=row["code"],
+            site=row["site"],
+            agency=row["agency"],
+            service_types=tuple(row["service_types"]),
+            open=row["open"],
+            opened_at=_aware(row["opened_at"]),
+            opened_by=row["opened_by"],
+            planned=row["planned"],
+            calls_since_priority=row["calls_since_priority"],
+            tickets_served=row["tickets_served"],
+        )
+
+    async def ensure(self, c: Counter) -> None:
+        """Create the counter's row from the catalogue the first time it is used."""
+        insert = dialect_insert(self._s, counters).values(**self._values(c), site=c.site, code=c.code)
+        await self._s.execute(
+            insert.on_conflict_do_nothing(index_elements=[counters.c.site, counters.c.code])
+        )
+
+    async def save(self, c: Counter) -> None:
+        await self._s.execute(
+            update(counters)
+            .where(counters.c.site == c.site, counters.c.code == c.code)
+            .values(**self._values(c))
+        )
+
+    @staticmethod
+    def _values(c: Counter) -> dict[str, Any]:
+        return {
+            "agency": c.agency,
+            "service_types": list(c.service_types),
+            "open": c.open,
+            "opened_at": c.opened_at,
+            "opened_by": c.opened_by,
+            "planned": c.planned,
+            "calls_since_priority": c.calls_since_priority,
+            "tickets_served": c.tickets_served,
+        }
+
+    async def at_site(self, site: str, agency: str | None) -> list[Counter]:
+        query = select(counters.c.code).where(counters.c.site == site)
+        if agency is not None:
+            query = query.where(counters.c.agency == agency)
+        codes = (await self._s.execute(query.order_by(counters.c.code))).scalars().all()
+        found = [await self.get(site, code) for code in codes]
+        return [c for c in found if c is not None]
+
+
+class PolicyStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def find(self, site: str, agency: str) -> dict[str, Any] | None:
+        query = select(policies.c.document).where(policies.c.site == site, policies.c.agency == agency)
+        document: dict[str, Any] | None = (await self._s.execute(query)).scalar_one_or_none()
+        return document
+
+    async def put(self, site: str, agency: str, document: dict[str, Any], by: str, at: datetime) -> None:
+        insert = dialect_insert(self._s, policies).values(
+            site=site, agency=agency, document=document, updated_at=at, updated_by=by
+        )
+        await self._s.execute(
+            insert.on_conflict_do_update(
+                index_elements=[policies.c.site, policies.c.agency],
+                set_={"document": document, "updated_at": at, "updated_by": by},
+            )
+        )
+
+
+class IdempotencyStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def find(self, principal: str, key: str) -> tuple[str, int, dict[str, Any]] | None:
+        row = (
+            await self._s.execute(
+                select(
+                    idempotency_keys.c.request_hash,
+                    idempotency_keys.c.status_code,
+                    idempotency_keys.c.response,
+                ).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+            )
+        ).first()
+        return (row.request_hash, row.status_code, row.response) if row else None
+
+    async def remember(
+        self,
+        principal: str,
+        key: str,
+        request_hash: str,
+        status_code: int,
+        response: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        await self._s.execute(
+            idempotency_keys.insert().values(
+                principal=principal,
+                key=key,
+                request_hash=request_hash,
+                status_code=status_code,
+                response=response,
+                created_at=at,
+            )
+        )

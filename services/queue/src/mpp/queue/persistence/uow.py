@@ -1,0 +1,66 @@
+"""The queue unit of work: the only place that commits."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mpp.kit.outbox import UnitOfWork
+from mpp.queue.persistence.repository import (
+    CounterRepository,
+    IdempotencyStore,
+    PolicyStore,
+    TicketRepository,
+    VisitRepository,
+)
+from mpp.queue.persistence.tables import outbox
+
+
+class QueueUnitOfWork(UnitOfWork):
+    visits: VisitRepository
+    tickets: TicketRepository
+    counters: CounterRepository
+    policies: PolicyStore
+    idempotency: IdempotencyStore
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        wakeup: asyncio.Event | None = None,
+        writer_lock: asyncio.Lock | None = None,
+    ) -> None:
+        super().__init__(sessions, outbox, wakeup)
+        # SQLite (one process) has no row locks: its transactions take this lock so that two requests
+        # never decide on the same rows at once. PostgreSQL passes None and relies on row locks.
+        self._writer_lock = writer_lock
+
+    async def __aenter__(self) -> Self:
+        if self._writer_lock is not None:
+            await self._writer_lock.acquire()
+        try:
+            await super().__aenter__()
+        except BaseException:
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+            raise
+        self.visits = VisitRepository(self.session)
+        self.tickets = TicketRepository(self.session)
+        self.counters = CounterRepository(self.session)
+        self.policies = PolicyStore(self.session)
+        self.idempotency = IdempotencyStore(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        finally:
+            if self._writer_lock is not None:
+                self._writer_lock.release()

@@ -1,0 +1,115 @@
+"""Many counters calling at once on PostgreSQL: every ticket is called exactly once, by one counter;
+ticket numbers stay unique when kiosks issue at the same moment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter as Tally
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from mpp.contracts.masterdata import Counter, load_demo_catalogue
+from mpp.queue.app import CatalogueAdapter
+from mpp.queue.persistence.tables import tickets
+from tests.integration.queue.harness import KK, KTP, SITE, QueueApi, officer, supervisor
+
+pytestmark = pytest.mark.integration
+
+COUNTERS = [f"loket-{n}" for n in range(20, 28)]
+GROUPS = ["none", "none", "lansia", "none", "anak", "none", "disabilitas", "none", "ibu_hamil"]
+
+
+def with_extra_counters(api: QueueApi) -> None:
+    """Eight more disdukcapil counters for KK, so that many counters compete for one queue."""
+    demo = load_demo_catalogue()
+    extra = tuple(
+        Counter(code=code, site=SITE, agency="disdukcapil", name=f"Loket {code[-2:]}", service_types=(KK,))
+        for code in COUNTERS
+    )
+    api.app.state.queue.ports.catalogue = CatalogueAdapter(
+        demo.model_copy(update={"counters": demo.counters + extra})
+    )
+
+
+async def work_counter(api: QueueApi, code: str, calls: list[tuple[str, str]], errors: list[str]) -> None:
+    headers = officer(subject=f"officer-{code}")
+    while True:
+        response = await api.call_next(code, headers)
+        if response.status_code != 200:
+            errors.append(f"{code} call-next {response.status_code} {response.text}")
+            return
+        ticket: dict[str, Any] | None = response.json()["ticket"]
+        if ticket is None:
+            return
+        calls.append((ticket["id"], code))
+        for action in ("start", "complete"):
+            done = await api.act(ticket["id"], action, headers)
+            if done.status_code != 200:
+                errors.append(f"{code} {action} {done.status_code} {done.text}")
+                return
+
+
+class TestConcurrentCallNext:
+    async def test_counters_calling_in_parallel_call_each_ticket_exactly_once(self, queue: QueueApi) -> None:
+        with_extra_counters(queue)
+        issued = [(await queue.ticket(KK, priority_group=GROUPS[i % len(GROUPS)]))["id"] for i in range(60)]
+        await queue.client.put(
+            "/v1/policies/agencies/disdukcapil",
+            json={"priority_every_nth": 3},
+            headers=supervisor(),
+        )
+        for code in COUNTERS:
+            await queue.open_counter(code, officer(subject=f"officer-{code}"))
+        calls: list[tuple[str, str]] = []
+        errors: list[str] = []
+
+        await asyncio.gather(*(work_counter(queue, code, calls, errors) for code in COUNTERS))
+
+        assert errors == []
+        assert sorted(t for t, _ in calls) == sorted(issued)
+        assert max(Tally(t for t, _ in calls).values()) == 1
+        assert len({code for _, code in calls}) > 1
+        events = [e for e in await queue.events() if e.event_type == "TicketCalled"]
+        assert sorted(e.payload["ticket_id"] for e in events) == sorted(issued)
+        by_ticket = {t: code for t, code in calls}
+        assert all(by_ticket[e.payload["ticket_id"]] == e.payload["counter"] for e in events)
+
+    async def test_two_presses_on_one_counter_call_one_ticket(self, queue: QueueApi) -> None:
+        await queue.ticket(KTP)
+        await queue.ticket(KTP)
+        await queue.open_counter("loket-01", officer())
+
+        first, second = await asyncio.gather(
+            queue.call_next("loket-01", officer("disdukcapil", "officer-a")),
+            queue.call_next("loket-01", officer("disdukcapil", "officer-b")),
+        )
+
+        assert sorted([first.status_code, second.status_code]) == [200, 409]
+        async with queue.engine.connect() as conn:
+            states = (await conn.execute(select(tickets.c.state).order_by(tickets.c.seq))).scalars().all()
+        assert states == ["called", "waiting"]
+
+    async def test_a_ticket_another_counter_holds_is_skipped_and_shown_in_the_decision(
+        self, queue: QueueApi
+    ) -> None:
+        head = await queue.ticket(KTP)
+        queue.clock.advance(seconds=30)
+        second = await queue.ticket(KTP)
+        await queue.open_counter("loket-01", officer())
+        async with queue.engine.connect() as conn, conn.begin():
+            # Another counter is in the middle of taking the head of the queue.
+            await conn.execute(select(tickets.c.id).where(tickets.c.id == head["id"]).with_for_update())
+            response = await queue.call_next("loket-01", officer())
+
+        assert response.json()["ticket"]["id"] == second["id"]
+        assert response.json()["decision"]["skipped_in_use"] == [head["id"]]
+
+
+class TestConcurrentIssue:
+    async def test_kiosks_issuing_at_once_never_share_a_number(self, queue: QueueApi) -> None:
+        visits = await asyncio.gather(*(queue.start_visit(KTP, "disdukcapil.ikd") for _ in range(25)))
+
+        numbers = [t["number"] for v in visits for t in v["tickets"]]
+        assert sorted(numbers) == sorted(f"A-{n:03d}" for n in range(1, 51))
