@@ -134,3 +134,26 @@ class TestNulCharacters:
 
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_character"
+
+
+class TestControlCharacters:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("full_name", "Siti\x00Aminah"),
+            ("full_name", "Siti\nAminah"),
+            ("birth_place", "Kota\x1bSukamaju"),
+        ],
+    )
+    async def test_in_a_name_or_place_are_422_naming_the_field_and_nothing_is_stored(
+        self, identity: IdentityApi, field: str, value: str
+    ) -> None:
+        response = await identity.client.post(
+            "/v1/citizens", json=person(1) | {field: value}, headers=officer()
+        )
+
+        assert response.status_code == 422
+        problems = _problems(response.json())
+        assert [p["field"] for p in problems] == [field]
+        assert "karakter kontrol" in response.text
+        assert await identity.citizen_rows() == []

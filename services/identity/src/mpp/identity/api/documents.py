@@ -54,6 +54,7 @@ from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
 from mpp.kit.idempotency import IdempotencyKey, canonical, replayed
 from mpp.kit.observability import correlation_id
+from mpp.kit.text import SINGLE_LINE
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,10 @@ class BirthIn(BaseModel):
 
     mother_nik: Number
     father_nik: Number | None = None
-    child_name: Annotated[str, StringConstraints(min_length=1, max_length=400)]
+    child_name: Annotated[str, StringConstraints(min_length=1, max_length=400), SINGLE_LINE]
     child_sex: Sex
     child_birth_date: date
-    child_birth_place: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    child_birth_place: Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE]
     register_child: bool = Field(
         default=True, description="Daftarkan anak sebagai penduduk dengan NIK baru saat akta terbit."
     )

@@ -41,6 +41,7 @@ from mpp.identity.persistence.repository import ConcurrentUpdate
 from mpp.kit.auth import Principal, Role, require_roles
 from mpp.kit.http import DomainError
 from mpp.kit.observability import correlation_id
+from mpp.kit.text import SINGLE_LINE
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class IdempotencyKeyReused(DomainError):
     message = "Idempotency-Key sudah dipakai untuk permintaan yang berbeda"
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=400)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=400), SINGLE_LINE]
 Number = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 
 
@@ -99,7 +100,7 @@ class RegisterCitizenIn(BaseModel):
     kk_number: Number
     full_name: Name
     birth_date: date
-    birth_place: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    birth_place: Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE]
     sex: Sex
     domicile_kabkota: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8)]
     site: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
