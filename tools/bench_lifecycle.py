@@ -374,6 +374,60 @@ async def lifecycle(trace: Trace, plan: Plan, http: HttpPool, watcher: TopicWatc
 
 
 # --------------------------------------------------------------------------------------------------
+# what the run's PostgreSQL backends are doing
+# --------------------------------------------------------------------------------------------------
+
+
+class PgSampler:
+    """Samples ``pg_stat_activity`` for the run's databases a few times a second: how many backends are
+    busy and on what (wait event, statement), which tells lock or pool waits from CPU work."""
+
+    def __init__(self, admin_url: str, databases: dict[str, str], interval_s: float = 0.2) -> None:
+        self.admin_url = admin_url
+        self.databases = databases  # database name -> service
+        self.interval_s = interval_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.samples = 0
+        self.active: dict[str, int] = {}
+        self.waits: dict[str, int] = {}
+
+    def summary(self) -> dict[str, Any]:
+        n = max(self.samples, 1)
+        top = sorted(self.waits.items(), key=lambda kv: kv[1], reverse=True)[:8]
+        return {
+            "samples": self.samples,
+            "mean_active_backends": {k: round(v / n, 2) for k, v in self.active.items()},
+            "top_active": [{"what": k, "mean_backends": round(v / n, 2)} for k, v in top],
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        engine = create_engine(self.admin_url, pool_size=1)
+        query = text(
+            "SELECT datname, coalesce(wait_event_type || ':' || wait_event, 'cpu'), "
+            "regexp_replace(left(query, 48), '\\s+', ' ', 'g') FROM pg_stat_activity "
+            "WHERE datname = ANY(:names) AND state NOT IN ('idle') AND pid <> pg_backend_pid()"
+        )
+        names = list(self.databases)
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                while not stop.is_set():
+                    rows = (await conn.execute(query, {"names": names})).all()
+                    self.samples += 1
+                    for db, wait, stmt in rows:
+                        service = self.databases.get(str(db), str(db))
+                        self.active[service] = self.active.get(service, 0) + 1
+                        key = f"{service} {wait} {stmt}"
+                        self.waits[key] = self.waits.get(key, 0) + 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+        finally:
+            await engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------------
 # one offered rate
 # --------------------------------------------------------------------------------------------------
 
@@ -385,6 +439,8 @@ class Context:
     http: HttpPool
     watcher: TopicWatcher
     pids: dict[str, int]
+    sampler: PgSampler | None = None
+    idle_cpu_pct: dict[str, float] = field(default_factory=dict)
     next_n: int = 0
 
 
@@ -411,6 +467,8 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
     traces: list[Trace] = []
     tasks: list[asyncio.Task[None]] = []
     log(f"lifecycle {label}: {rate:g}/s offered for {seconds:g} s ({count} applications)")
+    if ctx.sampler is not None:
+        ctx.sampler.reset()
     meter = Meter(other_pids=dict(ctx.pids)).start()
     t0 = time.perf_counter()
     for i in range(count):
@@ -425,6 +483,7 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
     arrivals_end = time.perf_counter()
     lag = arrivals_end - (t0 + (count - 1) / rate)
     meter.stop()
+    pg_activity = ctx.sampler.summary() if ctx.sampler is not None else None
     done, pending = await asyncio.wait(tasks, timeout=ctx.cfg.drain_timeout_s)
     drained = time.perf_counter()
     for task in pending:
@@ -490,6 +549,14 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
             **{k: round(v, 1) for k, v in meter.other_cpu_pct.items()},
         },
         "machine_cpu_busy_pct": None if meter.machine_busy_pct is None else round(meter.machine_busy_pct, 1),
+        # CPU milliseconds each process spent per offered lifecycle, above its idle use: meaningful when
+        # the step kept up (bounded), and the least noisy figure on a shared machine.
+        "cpu_ms_per_lifecycle": {
+            k: round(max(0.0, v - ctx.idle_cpu_pct.get(k, 0.0)) * 10.0 / rate, 2)
+            for k, v in meter.other_cpu_pct.items()
+            if k in ("identity", "licensing", "postgres", "kafka")
+        },
+        "pg_activity": pg_activity,
     }
     if incomplete:
         out["incomplete_samples"] = await _states(ctx, [t for t in traces if not t.complete][:10])
@@ -498,6 +565,28 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
         f"{lat.get('p50_ms', math.nan)} ms, p99 {lat.get('p99_ms', math.nan)} ms, CPU {out['cpu_pct']}"
     )
     return out
+
+
+async def settle(ctx: Context, quiet_s: float = 3.0, limit_s: float = 180.0) -> None:
+    """Wait until the services have finished what earlier steps left them (the run's events stop
+    arriving and identity and licensing are nearly idle), so that every step starts from a quiet system."""
+    t0 = time.monotonic()
+    last = -1
+    quiet_since = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        meter = Meter(
+            other_pids={k: v for k, v in ctx.pids.items() if k in ("identity", "licensing")}
+        ).start()
+        await asyncio.sleep(1.0)
+        meter.stop()
+        events = sum(ctx.watcher.counts.values())
+        busy = sum(meter.other_cpu_pct.values())
+        if events != last or busy > 25.0:
+            last = events
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+    log(f"lifecycle: the services were still busy after {limit_s:.0f} s; going on")
 
 
 async def _states(ctx: Context, traces: Sequence[Trace]) -> list[str]:
@@ -748,6 +837,7 @@ async def run_lifecycle(cfg: LifecycleConfig) -> LifecycleReport:
         http = HttpPool("127.0.0.1", licensing.port, cfg.connections)
         stop = asyncio.Event()
         watch_task: asyncio.Task[None] | None = None
+        sampler_task: asyncio.Task[None] | None = None
         try:
             identity.start()
             licensing.start()
@@ -761,21 +851,31 @@ async def run_lifecycle(cfg: LifecycleConfig) -> LifecycleReport:
             pids = {**cfg.watched_pids, "identity": identity.proc.pid, "licensing": licensing.proc.pid}
             ctx = Context(cfg=cfg, plan=build_plan(secret, site, niks), http=http, watcher=watcher, pids=pids)
             report.details["lifecycle_watched_pids"] = sorted(pids)
+            ctx.sampler = PgSampler(cfg.admin_url, {names[0]: "identity", names[1]: "licensing"})
+            sampler_task = asyncio.create_task(ctx.sampler.run(stop), name="bench lifecycle pg sampler")
             steps: dict[str, Any] = {}
             if cfg.warmup_seconds > 0:
                 steps["warmup"] = await run_step(ctx, cfg.warmup_rate, cfg.warmup_seconds, "warm-up")
-            headline = await run_step(ctx, cfg.rate, cfg.seconds, "headline")
-            steps["headline"] = headline
+            await settle(ctx)
+            idle = Meter(other_pids=dict(pids)).start()
+            await asyncio.sleep(3.0)
+            ctx.idle_cpu_pct = {k: round(v, 1) for k, v in idle.stop().other_cpu_pct.items()}
+            steps["idle_cpu_pct"] = ctx.idle_cpu_pct
+            log(f"lifecycle: idle CPU {ctx.idle_cpu_pct}")
             search: list[dict[str, Any]] = []
             for rate in sorted(cfg.rates):
-                await asyncio.sleep(2.0)  # let the services finish what the previous step left
+                await settle(ctx)
                 step = await run_step(ctx, rate, cfg.step_seconds, f"search {rate:g}/s")
                 search.append(step)
                 if not step["bounded"]:
                     break  # higher rates would only queue more
             steps["search"] = search
+            # Last, so that a backlog it leaves behind when the rate is too high spoils no other step.
+            await settle(ctx)
+            headline = await run_step(ctx, cfg.rate, cfg.seconds, "headline")
+            steps["headline"] = headline
             if cfg.profile:
-                await asyncio.sleep(2.0)
+                await settle(ctx)
                 await _profile_pass(ctx, [identity, licensing], report)
             report.details["lifecycle"] = steps
             report.details["lifecycle_topic_events"] = dict(watcher.counts)
@@ -784,9 +884,10 @@ async def run_lifecycle(cfg: LifecycleConfig) -> LifecycleReport:
                 report.errors.append(f"lifecycle: the topic watcher died: {watch_task.exception()!r}")
         finally:
             stop.set()
-            if watch_task is not None:
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(watch_task, timeout=10)
+            for task in (watch_task, sampler_task):
+                if task is not None:
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait_for(task, timeout=10)
             await watcher.stop()
             await http.close()
             await asyncio.gather(identity.stop(), licensing.stop())
@@ -845,6 +946,23 @@ def _figures(
             "ratio",
             "lifecycles/s / raw produce msgs/s",
         )
+    kept_up = [s for s in search if s["bounded"]]
+    if kept_up:
+        best = max(kept_up, key=lambda s: float(s["offered_per_s"]))
+        for name, ms in best["cpu_ms_per_lifecycle"].items():
+            report.add(
+                f"lifecycle_{name}_cpu_ms_per_lifecycle",
+                ms,
+                "ms",
+                f"{name} CPU per lifecycle above idle, at {best['offered_per_s']:g}/s",
+            )
+            if name in ("identity", "licensing") and ms > 0:
+                report.add(
+                    f"lifecycle_{name}_cpu_bound_per_s",
+                    1000.0 / ms,
+                    "lc/s",
+                    f"{name}: lifecycles/s one whole core would carry",
+                )
     bounded = [s["offered_per_s"] for s in search if s["bounded"]]
     report.add(
         "lifecycle_max_bounded_rate_per_s",
