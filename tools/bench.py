@@ -10,6 +10,10 @@ One run, one broker, measured in this order:
    offset 0 of a topic of real ApplicationSubmitted/PermitIssued records, for several ``max_records``.
 4. ``submit``: ``POST /v1/applications`` against the licensing service run by uvicorn in a subprocess,
    driven from this process with httpx (HTTP/1.1 keep-alive, closed loop).
+5. ``lifecycle``: applications carried from submit through NIK verification to PermitIssued across the
+   identity and licensing processes, open loop at fixed offered rates (tools/bench_lifecycle.py). It
+   publishes to the registry topics of the broker it is given, under a site code and consumer groups of
+   its own. ``--only raw,lifecycle`` runs it with its raw baseline.
 
 Prints a table and writes ``artifacts/bench.json``. Targets are printed as information: a benchmark
 measures, it never fails on a target. It fails (exit 1) only when what it measures misbehaves: an HTTP
@@ -18,13 +22,15 @@ error, a lost or dead-lettered event, a phase that could not run.
 The relay and projection loops are timed per batch (SQL statements by kind, fetch, parse, apply,
 offset commit), never per event, so the breakdown costs nothing measurable. ``--profile`` adds cProfile
 passes (CPU time) of the relay loop, the projection loop and the licensing server after the measured
-runs: artifacts/bench_profile_{relay,projection,submit}.txt, own time grouped by package first.
+runs: artifacts/bench_profile_{relay,projection,submit}.txt, own time grouped by package first; and of
+identity and licensing under the lifecycle load: artifacts/bench_profile_lifecycle_{identity,licensing}.txt.
 
 Environment (set by tools/bench.sh): ``KAFKA_BOOTSTRAP_SERVERS``; ``MPP_BENCH_POSTGRES_URL`` (a database
 on a server where the role may create databases); ``MPP_BENCH_LOCAL_KAFKA=1`` when bench.sh started the
 broker; ``MPP_BENCH_KAFKA_PID`` and ``MPP_BENCH_POSTGRES_PID`` to report the broker's and the database
-server's CPU. The submit phase runs the licensing relay as in production, so it publishes its
-applications to ``mpp.licensing.applications`` on that broker: use ``--no-submit-relay`` on a shared one.
+server's CPU (without them, a broker or server on this machine is found by its listening port). The
+submit phase runs the licensing relay as in production, so it publishes its applications to
+``mpp.licensing.applications`` on that broker: use ``--no-submit-relay`` on a shared one.
 """
 
 from __future__ import annotations
@@ -1294,7 +1300,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--lifecycle-rates",
         type=csv_float,
-        default=[100.0, 200.0, 300.0, 400.0],
+        default=[10.0, 20.0, 40.0, 80.0, 160.0, 300.0],
         help="saturation search: offered rates, ascending, stops after the first unbounded one",
     )
     p.add_argument("--lifecycle-step-seconds", type=float, default=10.0)

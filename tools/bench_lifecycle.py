@@ -76,7 +76,7 @@ class LifecycleConfig:
     artifacts: Path
     rate: float = 300.0
     seconds: float = 20.0
-    rates: list[float] = field(default_factory=lambda: [100.0, 200.0, 300.0, 400.0])
+    rates: list[float] = field(default_factory=lambda: [10.0, 20.0, 40.0, 80.0, 160.0, 300.0])
     step_seconds: float = 10.0
     warmup_rate: float = 50.0
     warmup_seconds: float = 4.0
