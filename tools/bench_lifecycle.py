@@ -1015,10 +1015,10 @@ def _figures(
         )
     if cfg.raw_produce_msgs_per_s:
         report.add(
-            "lifecycle_vs_raw_produce_ratio",
-            achieved / cfg.raw_produce_msgs_per_s,
-            "ratio",
-            "lifecycles/s / raw produce msgs/s",
+            "lifecycle_vs_raw_produce_pct",
+            100.0 * achieved / cfg.raw_produce_msgs_per_s,
+            "%",
+            "lifecycles/s as % of raw produce msgs/s",
         )
     kept_up = [s for s in search if s["bounded"]]
     if kept_up:
@@ -1046,10 +1046,16 @@ def _figures(
     )
     if bounded and cfg.raw_produce_msgs_per_s:
         report.add(
-            "lifecycle_max_bounded_vs_raw_produce_ratio",
-            max(bounded) / cfg.raw_produce_msgs_per_s,
-            "ratio",
-            "highest bounded rate / raw produce msgs/s",
+            "lifecycle_max_bounded_vs_raw_produce_pct",
+            100.0 * max(bounded) / cfg.raw_produce_msgs_per_s,
+            "%",
+            "highest bounded rate as % of raw produce",
+        )
+        report.add(
+            "lifecycle_raw_produce_msgs_per_bounded_lifecycle",
+            cfg.raw_produce_msgs_per_s / max(bounded),
+            "msgs",
+            "raw produce msgs/s per bounded lifecycle/s",
         )
     for s in search:
         report.add(
