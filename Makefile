@@ -39,7 +39,7 @@ contracts-check: venv ## Fail when generated contracts are stale or changed inco
 	@$(PY) -m mpp.contracts.generate --check
 
 bench: venv ## Throughput and latency on the real local broker and PostgreSQL (writes artifacts/bench.json)
-	@bash tools/bench.sh
+	@bash tools/bench.sh $(BENCH_ARGS)
 
 infra-up: ## Start the local Kafka broker and PostgreSQL
 	@bash deploy/local/kafka.sh start

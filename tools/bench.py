@@ -10,6 +10,10 @@ One run, one broker, measured in this order:
    offset 0 of a topic of real ApplicationSubmitted/PermitIssued records, for several ``max_records``.
 4. ``submit``: ``POST /v1/applications`` against the licensing service run by uvicorn in a subprocess,
    driven from this process with httpx (HTTP/1.1 keep-alive, closed loop).
+5. ``lifecycle``: applications carried from submit through NIK verification to PermitIssued across the
+   identity and licensing processes, open loop at fixed offered rates (tools/bench_lifecycle.py). It
+   publishes to the registry topics of the broker it is given, under a site code and consumer groups of
+   its own. ``--only raw,lifecycle`` runs it with its raw baseline.
 
 Prints a table and writes ``artifacts/bench.json``. Targets are printed as information: a benchmark
 measures, it never fails on a target. It fails (exit 1) only when what it measures misbehaves: an HTTP
@@ -18,13 +22,15 @@ error, a lost or dead-lettered event, a phase that could not run.
 The relay and projection loops are timed per batch (SQL statements by kind, fetch, parse, apply,
 offset commit), never per event, so the breakdown costs nothing measurable. ``--profile`` adds cProfile
 passes (CPU time) of the relay loop, the projection loop and the licensing server after the measured
-runs: artifacts/bench_profile_{relay,projection,submit}.txt, own time grouped by package first.
+runs: artifacts/bench_profile_{relay,projection,submit}.txt, own time grouped by package first; and of
+identity and licensing under the lifecycle load: artifacts/bench_profile_lifecycle_{identity,licensing}.txt.
 
 Environment (set by tools/bench.sh): ``KAFKA_BOOTSTRAP_SERVERS``; ``MPP_BENCH_POSTGRES_URL`` (a database
 on a server where the role may create databases); ``MPP_BENCH_LOCAL_KAFKA=1`` when bench.sh started the
 broker; ``MPP_BENCH_KAFKA_PID`` and ``MPP_BENCH_POSTGRES_PID`` to report the broker's and the database
-server's CPU. The submit phase runs the licensing relay as in production, so it publishes its
-applications to ``mpp.licensing.applications`` on that broker: use ``--no-submit-relay`` on a shared one.
+server's CPU (without them, a broker or server on this machine is found by its listening port). The
+submit phase runs the licensing relay as in production, so it publishes its applications to
+``mpp.licensing.applications`` on that broker: use ``--no-submit-relay`` on a shared one.
 """
 
 from __future__ import annotations
@@ -80,11 +86,13 @@ from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.persistence.tables import consumer_offsets, daily_counts, inbox
+from tools.bench_lifecycle import LifecycleConfig, run_lifecycle
 from tools.bench_support import (
     WATCHED_PIDS,
     Meter,
     PhaseTimer,
     SqlTimer,
+    listening_pid,
     percentile,
     profile_report,
     profiled,
@@ -93,7 +101,7 @@ from tools.bench_support import (
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 PARTITIONS = registry_topic(LICENSING_APPLICATIONS).partitions  # bench topics are shaped like it
-SECTIONS = ("raw", "relay", "projection", "submit")
+SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle")
 
 # Information only: printed next to the figures, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -101,6 +109,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "relay_events_per_s": (">=", 10_000.0, "relay >= 10,000 events/s"),
     "submit_requests_per_s": (">=", 500.0, "submit >= 500 req/s"),
     "submit_latency_p99_ms": ("<", 100.0, "submit p99 < 100 ms"),
+    "lifecycle_completed_per_s": (">=", 300.0, "lifecycle >= 300 complete/s"),
 }
 
 
@@ -1015,6 +1024,50 @@ async def bench_submit(bench: Bench, d: Demo) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# 5. application lifecycle (tools/bench_lifecycle.py)
+# --------------------------------------------------------------------------------------------------
+
+
+async def bench_lifecycle(bench: Bench) -> None:
+    a, r = bench.args, bench.results
+    cfg = LifecycleConfig(
+        bootstrap=bench.bootstrap,
+        admin_url=bench.admin_url,
+        run_id=bench.run_id,
+        root=ROOT,
+        artifacts=ARTIFACTS,
+        rate=a.lifecycle_rate,
+        seconds=a.lifecycle_seconds,
+        rates=a.lifecycle_rates,
+        step_seconds=a.lifecycle_step_seconds,
+        warmup_rate=a.lifecycle_warmup_rate,
+        warmup_seconds=a.lifecycle_warmup_seconds,
+        citizens=a.lifecycle_citizens,
+        connections=a.lifecycle_connections,
+        p99_bound_ms=a.lifecycle_p99_bound_ms,
+        drain_timeout_s=a.lifecycle_drain_timeout,
+        watched_pids=dict(WATCHED_PIDS),
+        raw_produce_msgs_per_s=r.value("raw_produce_msgs_per_s"),
+        profile=a.profile,
+        profile_rate=a.lifecycle_profile_rate,
+        profile_seconds=a.lifecycle_profile_seconds,
+    )
+    report = await run_lifecycle(cfg)
+    for name, value, unit, label in report.figures:
+        r.add("lifecycle", name, value, unit, label)
+    r.details.update(report.details)
+    r.notes.extend(report.notes)
+    for error in report.errors:
+        r.fail(error)
+    r.notes.append(
+        "lifecycle: identity and licensing run as processes on fresh databases; the generator (this process, "
+        "open loop) and both services share the machine's CPUs with PostgreSQL and Kafka"
+    )
+    if cfg.raw_produce_msgs_per_s is None:
+        r.notes.append("lifecycle: no raw produce baseline in this run (add raw to --only for the ratio)")
+
+
+# --------------------------------------------------------------------------------------------------
 # machine info, report
 # --------------------------------------------------------------------------------------------------
 
@@ -1188,6 +1241,13 @@ def write_json(path: Path, bench: Bench, machine: dict[str, Any]) -> None:
             "http_warmup": a.http_warmup,
             "http_serial_requests": a.http_serial_requests,
             "http_concurrency": a.concurrency,
+            "lifecycle_rate": a.lifecycle_rate,
+            "lifecycle_seconds": a.lifecycle_seconds,
+            "lifecycle_rates": a.lifecycle_rates,
+            "lifecycle_step_seconds": a.lifecycle_step_seconds,
+            "lifecycle_citizens": a.lifecycle_citizens,
+            "lifecycle_connections": a.lifecycle_connections,
+            "lifecycle_p99_bound_ms": a.lifecycle_p99_bound_ms,
             "sections": a.only,
             "profile": a.profile,
         },
@@ -1213,7 +1273,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     csv_int = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
     p.add_argument(
-        "--only", type=lambda s: s.split(","), default=list(SECTIONS), help="raw,relay,projection,submit"
+        "--only",
+        type=lambda s: s.split(","),
+        default=list(SECTIONS),
+        help="raw,relay,projection,submit,lifecycle (e.g. --only raw,lifecycle)",
     )
     p.add_argument("--messages", type=int, default=200_000, help="raw produce/consume messages")
     p.add_argument("--message-bytes", type=int, default=300)
@@ -1231,6 +1294,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http-serial-requests", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--no-submit-relay", dest="submit_relay", action="store_false")
+    csv_float = lambda s: [float(x) for x in s.split(",") if x]  # noqa: E731
+    p.add_argument("--lifecycle-rate", type=float, default=300.0, help="offered lifecycles/s, headline run")
+    p.add_argument("--lifecycle-seconds", type=float, default=20.0, help="length of the headline run")
+    p.add_argument(
+        "--lifecycle-rates",
+        type=csv_float,
+        default=[10.0, 20.0, 40.0, 80.0, 160.0, 300.0],
+        help="saturation search: offered rates, ascending, stops after the first unbounded one",
+    )
+    p.add_argument("--lifecycle-step-seconds", type=float, default=10.0)
+    p.add_argument("--lifecycle-warmup-rate", type=float, default=50.0)
+    p.add_argument("--lifecycle-warmup-seconds", type=float, default=4.0)
+    p.add_argument("--lifecycle-citizens", type=int, default=1000, help="citizens seeded in identity")
+    p.add_argument("--lifecycle-connections", type=int, default=64, help="HTTP connections to licensing")
+    p.add_argument(
+        "--lifecycle-p99-bound-ms",
+        type=float,
+        default=2000.0,
+        help="a searched rate is bounded when all complete, p99 <= this and >= 90%% of it is achieved",
+    )
+    p.add_argument(
+        "--lifecycle-drain-timeout", type=float, default=60.0, help="seconds to wait for stragglers"
+    )
+    p.add_argument("--lifecycle-profile-rate", type=float, default=100.0)
+    p.add_argument("--lifecycle-profile-seconds", type=float, default=10.0)
     p.add_argument(
         "--phase-timeout", type=float, default=120.0, help="seconds; every measured loop stops by then"
     )
@@ -1262,6 +1350,14 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         pid = os.environ.get(var, "")
         if pid.isdigit():
             WATCHED_PIDS[name] = int(pid)
+    # A broker or database on this machine that bench.sh did not start: find it by its listening port.
+    for name, port in (
+        ("kafka", _port(bootstrap.split(",")[0])),
+        ("postgres", make_url(admin_url).port or 5432),
+    ):
+        found = listening_pid(port) if name not in WATCHED_PIDS and port else None
+        if found is not None:
+            WATCHED_PIDS[name] = found
     results = Results()
     if "postgres" in WATCHED_PIDS:
         results.notes.append(
@@ -1292,6 +1388,7 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         "relay": lambda: bench_relay(bench, d),
         "projection": lambda: bench_projection(bench, d),
         "submit": lambda: bench_submit(bench, d),
+        "lifecycle": lambda: bench_lifecycle(bench),
     }
     try:
         for name in SECTIONS:
@@ -1315,6 +1412,11 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         log(f"FAILED: {len(bench.results.errors)} error(s); the figures above are not trustworthy")
         return 1
     return 0
+
+
+def _port(address: str) -> int | None:
+    host, _, port = address.rpartition(":")
+    return int(port) if host in {"127.0.0.1", "localhost", "::1", "[::1]"} and port.isdigit() else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

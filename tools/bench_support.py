@@ -297,3 +297,40 @@ def profile_report(
         ],
     }
     return text, summary
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` on this machine (None when it cannot be seen).
+
+    Reads /proc/net/tcp{,6} for the listening socket's inode and finds the process holding it; lets the
+    bench report the CPU of a broker or database it did not start.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    # cols[1] is local "ADDR:PORT" in hex, cols[3] the state (0A = LISTEN), cols[9] the inode.
+                    if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(cols[9])
+        except OSError:
+            continue
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    return int(entry)
+            except OSError:
+                continue
+    return None
