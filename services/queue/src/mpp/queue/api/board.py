@@ -125,7 +125,7 @@ def _page(request: Request, site: str, agency: str | None, speak: bool) -> HTMLR
     directory = _directory(request)
     site_name = directory.site_names.get(site, site)
     if agency is None:
-        title, subtitle = site_name, "Papan panggilan antrean"
+        title, subtitle = site_name, "Semua layanan"
     else:
         title, subtitle = directory.agency_names.get(agency, agency), site_name
     config: dict[str, Any] = {

@@ -87,7 +87,7 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <header>
   <div class="brand">
-    <div class="org">MAL PELAYANAN PUBLIK</div>
+    <div class="org">PAPAN PANGGILAN ANTREAN</div>
     <h1>{{title}}</h1>
     <div class="sub">{{subtitle}}</div>
   </div>
