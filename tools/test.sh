@@ -28,4 +28,5 @@ fi
 MPP_TEST_POSTGRES_URL="$(bash deploy/local/postgres.sh url mpp_test)"
 export MPP_TEST_POSTGRES_URL
 mkdir -p artifacts
+bash deploy/local/chromium.sh ensure
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

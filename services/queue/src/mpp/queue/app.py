@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
 from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
+from mpp.queue.api.board import install_board
 from mpp.queue.api.http import public, router
 from mpp.queue.config import QueueSettings
 from mpp.queue.handlers import Ports
@@ -91,4 +92,5 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
     app.state.queue = QueueService(runtime, Ports(clock=SystemClock(), catalogue=CatalogueAdapter(catalogue)))
     app.include_router(router)
     app.include_router(public)
+    install_board(app, runtime, catalogue)
     return app

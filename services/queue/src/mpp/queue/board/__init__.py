@@ -1,0 +1,1 @@
+"""The live display board: recent calls per site, fed by the queue's own events on Kafka."""
