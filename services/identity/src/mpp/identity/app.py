@@ -122,6 +122,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         calendar=CatalogueCalendar(catalogue),
         pseudonymiser=keys,
         agencies=CatalogueAgencies(catalogue),
+        registry_available=not settings.registry_unavailable,
     )
     runtime = build_runtime(
         settings,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mpp.contracts.calendar import Pause, WorkingClock
 from mpp.contracts.workflow import Workflow
 from mpp.kit.db import dialect_insert
-from mpp.licensing.domain.model import Application
+from mpp.licensing.domain.model import VERIFYING_NIK, Application
 from mpp.licensing.persistence.tables import applications, idempotency_keys, permit_sequences
 
 
@@ -29,7 +29,14 @@ class ApplicationRepository:
         self._s = session
         self._rules = rules
 
-    async def add(self, app: Application, *, applicant_name: str, documents: list[dict[str, Any]]) -> None:
+    async def add(
+        self,
+        app: Application,
+        *,
+        applicant_name: str,
+        documents: list[dict[str, Any]],
+        sealed_request: bytes | None = None,
+    ) -> None:
         await self._s.execute(
             applications.insert().values(
                 id=app.id,
@@ -43,8 +50,8 @@ class ApplicationRepository:
                 submitted_at=app.submitted_at,
                 version=1,
                 workflow=app.workflow.code,
-                verification_request_id=app.verification_request_id,
                 **_mutable(app),
+                verification_request=sealed_request,
             )
         )
         app.version = 1
@@ -53,12 +60,18 @@ class ApplicationRepository:
         row = (await self._s.execute(select(applications).where(applications.c.id == application_id))).first()
         return None if row is None else self._to_application(row)
 
-    async def save(self, app: Application) -> None:
-        """Optimistic save: fails if the stored version moved since the aggregate was loaded."""
+    async def save(self, app: Application, *, sealed_request: bytes | None = None) -> None:
+        """Optimistic save: fails if the stored version moved since the aggregate was loaded. The sealed
+        verification request is replaced when given, and forgotten once the NIK is settled."""
+        values = _mutable(app)
+        if sealed_request is not None:
+            values["verification_request"] = sealed_request
+        elif not app.awaiting_nik:
+            values["verification_request"] = None
         result = await self._s.execute(
             update(applications)
             .where(applications.c.id == app.id, applications.c.version == app.version)
-            .values(version=app.version + 1, **_mutable(app))
+            .values(version=app.version + 1, **values)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
@@ -72,6 +85,32 @@ class ApplicationRepository:
             )
         ).first()
         return None if row is None else self._to_application(row)
+
+    async def sealed_request(self, application_id: str) -> bytes | None:
+        """The pending verification request, sealed, while the NIK is not settled."""
+        row = (
+            await self._s.execute(
+                select(applications.c.verification_request).where(applications.c.id == application_id)
+            )
+        ).first()
+        return None if row is None or row.verification_request is None else bytes(row.verification_request)
+
+    async def verification_due_for_update(self, now: datetime, limit: int) -> list[Application]:
+        """Applications verifying their NIK whose next request is due, locked for this transaction; rows
+        another worker holds are skipped (PostgreSQL), so each is asked again once per pass."""
+        query = (
+            select(applications)
+            .where(
+                applications.c.verification_next_at <= now,
+                applications.c.status == VERIFYING_NIK,
+            )
+            .order_by(applications.c.verification_next_at)
+            .limit(limit)
+        )
+        if self._s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = (await self._s.execute(query)).all()
+        return [self._to_application(row) for row in rows]
 
     async def find_by_tracking_code(self, tracking_code: str) -> Application | None:
         row = (
@@ -199,6 +238,8 @@ class ApplicationRepository:
             sla_breached_at=_aware(row.sla_breached_at),
             verification_request_id=row.verification_request_id,
             nik_failure_reason=row.nik_failure_reason,
+            verification_attempts=row.verification_attempts,
+            verification_next_at=_aware(row.verification_next_at),
             version=row.version,
         )
 
@@ -263,6 +304,9 @@ def _mutable(app: Application) -> dict[str, Any]:
         "sla_breached_at": _utc(app.sla_breached_at),
         "applicant_ref": app.applicant_ref,
         "nik_failure_reason": app.nik_failure_reason,
+        "verification_request_id": app.verification_request_id,
+        "verification_attempts": app.verification_attempts,
+        "verification_next_at": _utc(app.verification_next_at),
     }
 
 
