@@ -115,7 +115,7 @@ class LicensingApi:
             for offset, env in enumerate(envelopes)
         ]
         async with service.runtime.sessions() as session, session.begin():
-            await verification_results(service.ports)(session, batch)
+            await verification_results(service.ports, service.ignored_answers)(session, batch)
 
     async def nik_verified(self, application_id: str, citizen_ref: str = CITIZEN_REF) -> Envelope:
         """Identity's CitizenVerified answer to the application's verification request, delivered."""

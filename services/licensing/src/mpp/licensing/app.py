@@ -84,10 +84,18 @@ class CatalogueAdapter:
 class LicensingService:
     """What the HTTP edge needs: a unit-of-work factory and the ports."""
 
-    def __init__(self, runtime: ServiceRuntime, ports: Ports, swept: Counter | None = None) -> None:
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        ports: Ports,
+        swept: Counter | None = None,
+        ignored: Counter | None = None,
+    ) -> None:
         self.runtime = runtime
         self.ports = ports
         self._swept = swept
+        self.ignored_answers = ignored
+        """Counter of verification answers that changed nothing, by reason."""
 
     def uow(self) -> LicensingUnitOfWork:
         return LicensingUnitOfWork(
@@ -106,13 +114,13 @@ class LicensingService:
     async def watch_sla(self, stop: asyncio.Event, interval_s: float) -> None:
         await _every(stop, interval_s, self.flag_sla_breaches, "licensing.sla_watch.failed")
 
-    async def sweep_verifications(self) -> SweepResult:
+    async def sweep_verifications(self, batch: int = 200) -> SweepResult:
         """One pass of the verification sweep: due requests published again, exhausted ones handed to
         officers, in one transaction per batch until nothing is due."""
         total = SweepResult(0, 0)
         while True:
             async with self.uow() as uow:
-                done = await ask_again_unanswered(uow, self.ports)
+                done = await ask_again_unanswered(uow, self.ports, batch=batch)
                 await uow.commit()
             total = SweepResult(total.asked_again + done.asked_again, total.stalled + done.stalled)
             if self._swept is not None:
@@ -195,7 +203,7 @@ def create_app(settings: LicensingSettings | None = None) -> FastAPI:
         ],
     )
     app = service_app(runtime, title="MPP Licensing", version="0.1.0")
-    service = LicensingService(runtime, ports, swept)
+    service = LicensingService(runtime, ports, swept, ignored)
     app.state.licensing = service
     runtime_lifespan = app.router.lifespan_context
 
