@@ -340,6 +340,14 @@ class ResultsApplied:
     def ignore(self, why: Ignored) -> None:
         self.ignored[why] = self.ignored.get(why, 0) + 1
 
+    def count(self, step: VerificationStep) -> None:
+        if step is VerificationStep.RETRY_SCHEDULED:
+            self.retries_scheduled += 1
+        elif step is VerificationStep.STALLED:
+            self.stalled += 1
+        elif step is VerificationStep.REJECTED:
+            self.rejected += 1
+
 
 async def apply_verification_results(
     results: list[Envelope],
@@ -352,6 +360,7 @@ async def apply_verification_results(
     (registry unavailable) schedules a new request or hands the application to an officer."""
     outcome = ResultsApplied()
     now = ports.clock.now()
+    answers: list[tuple[Envelope, VerificationResult]] = []
     for env in results:
         result = env.payload
         if not isinstance(result, CitizenVerifiedV1 | CitizenVerificationFailedV1):
@@ -359,9 +368,15 @@ async def apply_verification_results(
         if env.producer != VERIFIER_PRODUCER or env.agency != VERIFIER_AGENCY:
             outcome.ignore(Ignored.FOREIGN_PRODUCER)
             continue
-        app = await applications.find_by_verification_request(result.request_id)
-        if app is None:
-            owner = await applications.get(result.case_id)
+        answers.append((env, result))
+    # One query for the batch: the results topic carries every agency's answers, most of them not ours.
+    by_request, by_id = await applications.for_answers(
+        {r.request_id for _, r in answers}, {r.case_id for _, r in answers}
+    )
+    for env, result in answers:
+        app = by_request.get(result.request_id)
+        if app is None or app.verification_request_id != result.request_id:
+            owner = by_id.get(result.case_id)
             outcome.ignore(Ignored.STALE if owner is not None and owner.awaiting_nik else _not_current(owner))
             continue
         if app.id != result.case_id or app.agency != result.requesting_agency:
@@ -375,31 +390,41 @@ async def apply_verification_results(
             app.nik_verified(result.citizen_ref, result.request_id)
             outcome.started += 1
         else:
-            next_request_id = str(uuid.uuid4())
-            step = app.nik_refused(
-                request_id=result.request_id,
-                reason=result.reason,
-                retryable=result.retryable,
-                now=now,
-                policy=ports.policy,
-                next_request_id=next_request_id,
-            )
+            step, sealed = await _refused(app, result, applications, ports, now)
             if step is VerificationStep.IGNORED:
                 outcome.ignore(Ignored.SETTLED)
                 continue
-            if step is VerificationStep.RETRY_SCHEDULED:
-                # A new question (new request id): identity answers each request id once.
-                request = await _pending_request(app, applications, ports.vault)
-                renewed = request.model_copy(update={"request_id": next_request_id})
-                sealed = ports.vault.seal(app.id, renewed.model_dump_json().encode())
-                outcome.retries_scheduled += 1
-            elif step is VerificationStep.STALLED:
-                outcome.stalled += 1
-            else:
-                outcome.rejected += 1
+            outcome.count(step)
+        if sealed is not None:
+            by_request[app.verification_request_id or ""] = app
         await applications.save(app, sealed_request=sealed)
         outcome.published.extend(_contract_events(app, env.correlation_id or app.id, str(env.id)))
     return outcome
+
+
+async def _refused(
+    app: Application,
+    result: CitizenVerificationFailedV1,
+    applications: ApplicationRepository,
+    ports: Ports,
+    now: datetime,
+) -> tuple[VerificationStep, bytes | None]:
+    """Apply identity's refusal; with a retry scheduled, the renewed request (new id), sealed."""
+    next_request_id = str(uuid.uuid4())
+    step = app.nik_refused(
+        request_id=result.request_id,
+        reason=result.reason,
+        retryable=result.retryable,
+        now=now,
+        policy=ports.policy,
+        next_request_id=next_request_id,
+    )
+    if step is not VerificationStep.RETRY_SCHEDULED:
+        return step, None
+    # A new question (new request id): identity answers each request id once.
+    request = await _pending_request(app, applications, ports.vault)
+    renewed = request.model_copy(update={"request_id": next_request_id})
+    return step, ports.vault.seal(app.id, renewed.model_dump_json().encode())
 
 
 def _not_current(owner: Application | None) -> Ignored:

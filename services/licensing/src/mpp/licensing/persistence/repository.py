@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -14,6 +14,9 @@ from mpp.contracts.workflow import Workflow
 from mpp.kit.db import dialect_insert
 from mpp.licensing.domain.model import VERIFYING_NIK, Application
 from mpp.licensing.persistence.tables import applications, idempotency_keys, permit_sequences
+
+ID_LENGTH = 36
+"""Application ids are UUIDs; a longer case id (another service's) cannot be one."""
 
 
 class ConcurrentUpdate(Exception):
@@ -85,6 +88,27 @@ class ApplicationRepository:
             )
         ).first()
         return None if row is None else self._to_application(row)
+
+    async def for_answers(
+        self, request_ids: Collection[str], case_ids: Collection[str]
+    ) -> tuple[dict[str, Application], dict[str, Application]]:
+        """In one query, the applications that asked any of ``request_ids`` or whose id is one of
+        ``case_ids``: by outstanding request id, and by id."""
+        if not request_ids and not case_ids:
+            return {}, {}
+        rows = (
+            await self._s.execute(
+                select(applications).where(
+                    or_(
+                        applications.c.verification_request_id.in_(list(request_ids)),
+                        applications.c.id.in_([c for c in case_ids if len(c) <= ID_LENGTH]),
+                    )
+                )
+            )
+        ).all()
+        found = [self._to_application(row) for row in rows]
+        by_request = {a.verification_request_id: a for a in found if a.verification_request_id}
+        return by_request, {a.id: a for a in found}
 
     async def sealed_request(self, application_id: str) -> bytes | None:
         """The pending verification request, sealed, while the NIK is not settled."""
