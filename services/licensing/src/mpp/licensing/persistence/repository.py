@@ -93,19 +93,24 @@ class ApplicationRepository:
         self, request_ids: Collection[str], case_ids: Collection[str]
     ) -> tuple[dict[str, Application], dict[str, Application]]:
         """In one query, the applications that asked any of ``request_ids`` or whose id is one of
-        ``case_ids``: by outstanding request id, and by id."""
+        ``case_ids``: by outstanding request id, and by id. On PostgreSQL they are locked for this
+        transaction (in id order, so two batches never deadlock): the verification sweep, which skips
+        locked rows, cannot change them between this read and the save."""
         if not request_ids and not case_ids:
             return {}, {}
-        rows = (
-            await self._s.execute(
-                select(applications).where(
-                    or_(
-                        applications.c.verification_request_id.in_(list(request_ids)),
-                        applications.c.id.in_([c for c in case_ids if len(c) <= ID_LENGTH]),
-                    )
+        query = (
+            select(applications)
+            .where(
+                or_(
+                    applications.c.verification_request_id.in_(list(request_ids)),
+                    applications.c.id.in_([c for c in case_ids if len(c) <= ID_LENGTH]),
                 )
             )
-        ).all()
+            .order_by(applications.c.id)
+        )
+        if self._s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = (await self._s.execute(query)).all()
         found = [self._to_application(row) for row in rows]
         by_request = {a.verification_request_id: a for a in found if a.verification_request_id}
         return by_request, {a.id: a for a in found}
