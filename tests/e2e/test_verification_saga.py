@@ -233,19 +233,24 @@ async def access_log_lines(saga: Saga, case_ids: set[str]) -> list[tuple[str, st
         await engine.dispose()
 
 
-def answered_once(lines: list[tuple[str, str, int]], apps: list[Submitted]) -> None:
-    """Identity looked each request up once (one access-log line per request id), and each application's
-    NIK under one request id only.
-
-    On a shared test broker another identity instance (a benchmark, another run) may answer some requests
-    before this run's identity does; those applications have no line in this run's log, so the log is
-    required to cover most applications rather than all of them.
-    """
+def answered_once(lines: list[tuple[str, str, int]], apps: list[Submitted], must_cover: set[str]) -> None:
+    """Identity looked each request up once (one access-log line per request id), each application's NIK
+    under one request id only, and every application of ``must_cover`` has its line."""
     per_case = Counter(case for case, _request, _n in lines)
     assert set(per_case) <= {a.application_id for a in apps}
     assert set(per_case.values()) == {1}
     assert {n for _case, _request, n in lines} == {1}
-    assert len(per_case) >= len(apps) * 3 // 4
+    assert must_cover <= set(per_case)
+
+
+def still_waiting(views: dict[str, dict[str, Any]], attempts: int) -> set[str] | None:
+    """The applications still verifying their NIK, once each of them has been asked ``attempts`` times;
+    None while one has not. Applications already settled count as done: on a shared test broker another
+    identity instance (a benchmark, another run) reads the same request topic and may answer first."""
+    waiting = {i for i, v in views.items() if v["state"] == "verifying_nik"}
+    if any(views[i]["nik_verification"]["attempts"] < attempts for i in waiting):
+        return None
+    return waiting
 
 
 async def settle(client: httpx.AsyncClient, saga: Saga, apps: list[Submitted]) -> dict[str, dict[str, Any]]:
@@ -291,17 +296,21 @@ class TestVerificationSaga:
 
             apps = await submit_all(client, saga, batch)
 
-            # While identity is down nothing is answered; licensing asks again about every application.
-            async def every_one_asked_again() -> bool:
-                asked = await metric(
-                    client, saga.licensing, "mpp_licensing_verification_sweep_total", outcome="asked_again"
-                )
-                return asked >= 2 * BATCH
+            # While identity is down nothing is answered; licensing asks again about every application,
+            # with the same request id.
+            waiting: set[str] = set()
 
-            await wait_for(every_one_asked_again, timeout_s=60, interval_s=0.5, what="licensing to ask again")
-            waiting = await states(client, saga, apps)
-            assert {v["state"] for v in waiting.values()} == {"verifying_nik"}
-            assert all(v["nik_verification"]["attempts"] >= 2 for v in waiting.values())
+            async def each_asked_again() -> bool:
+                found = still_waiting(await states(client, saga, apps), attempts=3)
+                waiting.update(found or ())
+                return found is not None
+
+            await wait_for(each_asked_again, timeout_s=60, interval_s=0.5, what="licensing to ask again")
+            assert waiting, "another identity instance answered every request"
+            asked_again = await metric(
+                client, saga.licensing, "mpp_licensing_verification_sweep_total", outcome="asked_again"
+            )
+            assert asked_again >= 2 * len(waiting)
 
             saga.identity.start()
             await saga.identity.wait_ready()
@@ -314,16 +323,19 @@ class TestVerificationSaga:
             assert len(verified) == sum(ok for _nik, ok in batch) > 0
             await exactly_once(saga, since, verified)
 
-            # Identity answered each request once: one access-log line per request id, however often
-            # licensing asked (identity skipped the repeats).
-            answered_once(await access_log_lines(saga, {a.application_id for a in apps}), apps)
-            assert await metric(client, saga.identity, "mpp_identity_verification_duplicates_total") >= BATCH
+            # Identity answered each request once: one access-log line per request id and one request
+            # id per application (nothing was refused for a passing reason here), however often
+            # licensing asked; it skipped at least two repeats of each application that waited.
+            lines = await access_log_lines(saga, {a.application_id for a in apps})
+            answered_once(lines, apps, must_cover={a.application_id for a in apps})
+            duplicates = await metric(client, saga.identity, "mpp_identity_verification_duplicates_total")
+            assert duplicates >= 2 * len(waiting)
 
         assert saga.licensing.terminate() is not None
         assert saga.identity.terminate() is not None
 
     async def test_licensing_asks_again_until_the_registry_is_available(self, saga: Saga) -> None:
-        batch = [(saga.niks[n], True) for n in range(30) if (n + 1) % DECEASED_EVERY != 0]
+        batch = [(saga.niks[n], True) for n in range(40) if (n + 1) % DECEASED_EVERY != 0]
         async with httpx.AsyncClient(timeout=30) as client:
             assert saga.identity.terminate() is not None
             saga.identity.env["MPP_IDENTITY_REGISTRY_UNAVAILABLE"] = "true"
@@ -333,17 +345,20 @@ class TestVerificationSaga:
 
             apps = await submit_all(client, saga, batch)
 
+            # Each answer is registry_unavailable: licensing asks again with a new request id each time.
+            waiting: set[str] = set()
+
             async def refused_twice_each() -> bool:
-                views = await states(client, saga, apps)
-                return all(v["nik_verification"]["attempts"] >= 3 for v in views.values())
+                found = still_waiting(await states(client, saga, apps), attempts=3)
+                waiting.update(found or ())
+                return found is not None
 
             await wait_for(refused_twice_each, timeout_s=60, interval_s=0.5, what="passing refusals")
-            views = await states(client, saga, apps)
-            assert {v["state"] for v in views.values()} == {"verifying_nik"}
+            assert waiting, "another identity instance answered every request"
             unavailable = await metric(
                 client, saga.identity, "mpp_identity_verifications_total", outcome="registry_unavailable"
             )
-            assert unavailable >= 2 * len(apps)
+            assert unavailable >= 2 * len(waiting)
             # Nothing was looked up while the registry was unavailable, so nothing was logged.
             assert await access_log_lines(saga, {a.application_id for a in apps}) == []
 
@@ -355,7 +370,8 @@ class TestVerificationSaga:
 
             assert {v["state"] for v in final.values()} == {INITIAL_STATE}
             await exactly_once(saga, since, {a.application_id for a in apps})
-            answered_once(await access_log_lines(saga, {a.application_id for a in apps}), apps)
+            lines = await access_log_lines(saga, {a.application_id for a in apps})
+            answered_once(lines, apps, must_cover=waiting)
 
         assert saga.licensing.terminate() is not None
         assert saga.identity.terminate() is not None

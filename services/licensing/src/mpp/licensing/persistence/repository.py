@@ -80,15 +80,6 @@ class ApplicationRepository:
             raise ConcurrentUpdate(app.id)
         app.version += 1
 
-    async def find_by_verification_request(self, request_id: str) -> Application | None:
-        """The application that asked identity the verification ``request_id``, or None."""
-        row = (
-            await self._s.execute(
-                select(applications).where(applications.c.verification_request_id == request_id)
-            )
-        ).first()
-        return None if row is None else self._to_application(row)
-
     async def for_answers(
         self, request_ids: Collection[str], case_ids: Collection[str]
     ) -> tuple[dict[str, Application], dict[str, Application]]:
