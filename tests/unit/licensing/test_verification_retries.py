@@ -8,7 +8,7 @@ import pytest
 
 from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.masterdata import load_demo_catalogue
-from mpp.contracts.workflow import TransitionRefused
+from mpp.contracts.workflow import RoleRefused, TransitionRefused
 from mpp.licensing.domain.model import (
     NIK_REJECTED,
     NIK_STALLED,
@@ -212,6 +212,14 @@ class TestStalledApplication:
         assert app.allowed_actions({"officer"}) == [RETRY_NIK_VERIFICATION]
         with pytest.raises(TransitionRefused):
             app.check("verify", {"officer"})
+
+    def test_other_roles_see_no_action_and_may_not_retry(self) -> None:
+        app = self._stalled()
+
+        assert app.allowed_actions({"ministry"}) == []
+        with pytest.raises(RoleRefused):
+            app.restart_verification(request_id="req-9", now=T0, policy=POLICY, roles={"operator"})
+        assert app.state == NIK_STALLED
 
     def test_a_retry_starts_a_new_round_with_a_new_request(self) -> None:
         app = self._stalled()

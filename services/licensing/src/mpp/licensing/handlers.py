@@ -464,7 +464,7 @@ async def restart_nik_verification(
     """An officer asks identity again about a stalled application: a new round, with a new request id."""
     now = ports.clock.now()
     request_id = str(uuid.uuid4())
-    app.restart_verification(request_id=request_id, now=now, policy=ports.policy)
+    app.restart_verification(request_id=request_id, now=now, policy=ports.policy, roles=cmd.roles)
     request = await _pending_request(app, uow.applications, ports.vault)
     renewed = request.model_copy(
         update={"request_id": request_id, "officer_ref": cmd.actor, "requested_at": now}

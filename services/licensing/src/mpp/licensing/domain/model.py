@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from mpp.contracts.calendar import CalendarNotCovered, ClockPaused, DurationUnit, Pause, Sla, WorkingClock
-from mpp.contracts.workflow import TransitionRefused, Workflow, WorkflowAction
+from mpp.contracts.workflow import RoleRefused, TransitionRefused, Workflow, WorkflowAction
 from mpp.licensing.domain.verification import RetryPolicy, Step, after_refusal, after_silence
 
 ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
@@ -106,6 +106,8 @@ DomainEvent = (
 PERMIT_ISSUED = "PermitIssued"
 RETRY_NIK_VERIFICATION = "retry_nik_verification"
 """The officer's action on a stalled application: verify the NIK again."""
+RETRY_ROLES = ("officer", "supervisor")
+"""Who may retry a stalled NIK verification."""
 
 VERIFYING_NIK = "verifying_nik"
 """Before the workflow: the applicant's NIK is being verified by the identity service."""
@@ -288,10 +290,14 @@ class Application:
         self.verification_next_at = nxt.at
         return VerificationStep.ASK_AGAIN
 
-    def restart_verification(self, *, request_id: str, now: datetime, policy: RetryPolicy) -> None:
+    def restart_verification(
+        self, *, request_id: str, now: datetime, policy: RetryPolicy, roles: Collection[str] = RETRY_ROLES
+    ) -> None:
         """An officer starts a new round of attempts for a stalled application (a new request id)."""
         if self.state != NIK_STALLED:
-            raise TransitionRefused(self.state, "retry_nik_verification", [])
+            raise TransitionRefused(self.state, RETRY_NIK_VERIFICATION, self.allowed_actions(roles))
+        if not set(roles) & set(RETRY_ROLES):
+            raise RoleRefused(self.state, RETRY_NIK_VERIFICATION, roles, RETRY_ROLES)
         self.state = VERIFYING_NIK
         self.verification_request_id = request_id
         self.verification_attempts = 1
@@ -353,7 +359,7 @@ class Application:
 
     def allowed_actions(self, roles: Collection[str]) -> list[str]:
         if self.state == NIK_STALLED:
-            return [RETRY_NIK_VERIFICATION]
+            return [RETRY_NIK_VERIFICATION] if set(roles) & set(RETRY_ROLES) else []
         if self.state in PRE_WORKFLOW_LABELS:
             return []
         return [a.code for a in self.workflow.allowed_actions(self.state, roles)]
