@@ -16,6 +16,7 @@ from mpp.contracts.envelope import Envelope
 from mpp.contracts.events.common import AgeBand
 from mpp.contracts.events.identity import CitizenVerificationFailedV1, CitizenVerifiedV1, VerificationFailure
 from mpp.licensing.app import LicensingService
+from mpp.licensing.domain.model import REQUEST_LOST_REASON
 from mpp.licensing.domain.verification import RetryPolicy
 from mpp.licensing.persistence.tables import applications
 from tests.integration.licensing.harness import (
@@ -268,6 +269,31 @@ class TestTimeoutSweep:
         assert sum(r.asked_again for r in results) == 20
         for application_id in ids:
             assert len(await requests_of(saga, application_id)) == 2
+
+    async def test_a_request_that_cannot_be_read_back_stalls_only_its_application(
+        self, saga: LicensingApi
+    ) -> None:
+        lost = await submit(saga, seed=24)
+        kept = await submit(saga, seed=25)
+        async with saga.engine.begin() as conn:
+            await conn.execute(
+                applications.update()
+                .where(applications.c.id == lost)
+                .values(verification_request=b"\x01damaged")
+            )
+        saga.clock.at = NOW + timedelta(minutes=6)
+
+        swept = await service(saga).sweep_verifications()
+
+        assert (swept.asked_again, swept.stalled) == (1, 1)
+        body = await read(saga, lost)
+        assert body["state"] == "nik_verification_stalled"
+        assert body["nik_verification"]["failure_reason"] == REQUEST_LOST_REASON
+        retried = await saga.client.post(
+            f"/v1/applications/{lost}/actions/retry_nik_verification", headers=officer()
+        )
+        assert retried.status_code == 409
+        assert len(await requests_of(saga, kept)) == 2
 
     async def test_the_nik_is_kept_sealed_while_waiting_and_forgotten_once_settled(
         self, saga: LicensingApi

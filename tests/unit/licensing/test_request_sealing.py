@@ -41,6 +41,8 @@ def test_another_key_or_a_damaged_value_does_not_open() -> None:
         RequestSealer(decode_key(KEY)).open("app-1", sealed[:-1] + bytes([sealed[-1] ^ 1]))
     with pytest.raises(UnreadableRequest):
         RequestSealer(decode_key(KEY)).open("app-1", b"\x09" + sealed[1:])
+    with pytest.raises(UnreadableRequest):
+        RequestSealer(decode_key(KEY)).open("app-1", sealed[:20])
 
 
 @pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode()])

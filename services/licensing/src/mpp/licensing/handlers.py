@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
+
+from pydantic import ValidationError
 
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import Channel
@@ -32,6 +35,7 @@ from mpp.contracts.events.licensing import (
 )
 from mpp.licensing.domain.model import (
     PERMIT_ISSUED,
+    REQUEST_LOST_REASON,
     RETRY_NIK_VERIFICATION,
     Application,
     Approved,
@@ -49,11 +53,13 @@ from mpp.licensing.domain.model import (
     new_tracking_code,
 )
 from mpp.licensing.domain.verification import RetryPolicy
+from mpp.licensing.persistence.protection import UnreadableRequest
 from mpp.licensing.persistence.repository import ApplicationRepository
 from mpp.licensing.persistence.uow import LicensingUnitOfWork
 from mpp.licensing.ports import Clock, RequestVault, ServiceCatalogue
 
 PRODUCER = "mpp.licensing"
+log = logging.getLogger(__name__)
 
 
 class UnknownServiceType(LicensingError):
@@ -301,11 +307,17 @@ def _request_envelope(
 
 async def _pending_request(
     app: Application, applications: ApplicationRepository, vault: RequestVault
-) -> CitizenVerificationRequestedV1:
+) -> CitizenVerificationRequestedV1 | None:
+    """The request to publish again, or None when it cannot be read back (none kept, or sealed with a key
+    this deployment no longer has)."""
     sealed = await applications.sealed_request(app.id)
     if sealed is None:
-        raise VerificationRequestLost(app.id)
-    return CitizenVerificationRequestedV1.model_validate_json(vault.open(app.id, sealed))
+        return None
+    try:
+        return CitizenVerificationRequestedV1.model_validate_json(vault.open(app.id, sealed))
+    except (UnreadableRequest, ValidationError):
+        log.warning("licensing.verification.request_unreadable", extra={"application_id": app.id})
+        return None
 
 
 VerificationResult = CitizenVerifiedV1 | CitizenVerificationFailedV1
@@ -423,6 +435,9 @@ async def _refused(
         return step, None
     # A new question (new request id): identity answers each request id once.
     request = await _pending_request(app, applications, ports.vault)
+    if request is None:
+        app.verification_unrepeatable(REQUEST_LOST_REASON)
+        return VerificationStep.STALLED, None
     renewed = request.model_copy(update={"request_id": next_request_id})
     return step, ports.vault.seal(app.id, renewed.model_dump_json().encode())
 
@@ -448,8 +463,12 @@ async def ask_again_unanswered(uow: LicensingUnitOfWork, ports: Ports, *, batch:
         step = app.verification_due(now, ports.policy)
         if step is VerificationStep.ASK_AGAIN:
             request = await _pending_request(app, uow.applications, ports.vault)
-            uow.publish(_request_envelope(app, request, "nik-" + app.id))
-            asked += 1
+            if request is None:
+                app.verification_unrepeatable(REQUEST_LOST_REASON)
+                stalled += 1
+            else:
+                uow.publish(_request_envelope(app, request, "nik-" + app.id))
+                asked += 1
         elif step is VerificationStep.STALLED:
             stalled += 1
         else:
@@ -466,6 +485,8 @@ async def restart_nik_verification(
     request_id = str(uuid.uuid4())
     app.restart_verification(request_id=request_id, now=now, policy=ports.policy, roles=cmd.roles)
     request = await _pending_request(app, uow.applications, ports.vault)
+    if request is None:
+        raise VerificationRequestLost(app.id)
     renewed = request.model_copy(
         update={"request_id": request_id, "officer_ref": cmd.actor, "requested_at": now}
     )

@@ -122,6 +122,7 @@ PRE_WORKFLOW_LABELS = {
     NIK_STALLED: "Verifikasi NIK tertunda: layanan kependudukan belum menjawab, petugas dapat mengulang",
 }
 NO_ANSWER_REASON = "Layanan kependudukan tidak menjawab permintaan verifikasi NIK"
+REQUEST_LOST_REASON = "Permintaan verifikasi NIK tidak dapat diulang; ajukan permohonan baru"
 
 
 class VerificationStep(StrEnum):
@@ -303,6 +304,11 @@ class Application:
         self.verification_attempts = 1
         self.verification_next_at = now + policy.silence_wait(1)
         self.nik_failure_reason = None
+
+    def verification_unrepeatable(self, reason: str) -> None:
+        """The pending request cannot be published again (it cannot be read back): stop waiting."""
+        if self.verifying_nik:
+            self._stall(reason)
 
     def _stall(self, reason: str) -> None:
         self.state = NIK_STALLED

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
+TAG_BYTES = 16
 VERSION = b"\x01"
 
 
@@ -43,7 +44,7 @@ class RequestSealer:
         return VERSION + nonce + self._aead.encrypt(nonce, request_json, application_id.encode())
 
     def open(self, application_id: str, sealed: bytes) -> bytes:
-        if sealed[:1] != VERSION:
+        if sealed[:1] != VERSION or len(sealed) < 1 + NONCE_BYTES + TAG_BYTES:
             raise UnreadableRequest(application_id)
         nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
         try:
