@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from mpp.contracts.topics import TopicSpec
 from mpp.kit.kafka import ensure_topics, stop_consumer, topic_partitions
@@ -69,3 +69,36 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(interval_s)
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of ``topic``: where records written from now on start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(await topic_partitions(bootstrap, topic))
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await stop_consumer(consumer)
+
+
+async def read_since(bootstrap: str, topic: str, since: dict[int, int], timeout_s: float = 60.0) -> list[Any]:
+    """Every record written to ``topic`` after the offsets ``since`` (from ``end_offsets``), up to now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(bootstrap, topic)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, since.get(tp.partition, 0))
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            for recs in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                records.extend(r for r in recs if r.offset < ends[TopicPartition(topic, r.partition)])
+        return records
+    finally:
+        await stop_consumer(consumer)

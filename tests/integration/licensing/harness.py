@@ -115,7 +115,7 @@ class LicensingApi:
             for offset, env in enumerate(envelopes)
         ]
         async with service.runtime.sessions() as session, session.begin():
-            await verification_results(service.ports.catalogue.rules)(session, batch)
+            await verification_results(service.ports, service.ignored_answers)(session, batch)
 
     async def nik_verified(self, application_id: str, citizen_ref: str = CITIZEN_REF) -> Envelope:
         """Identity's CitizenVerified answer to the application's verification request, delivered."""
@@ -268,6 +268,7 @@ async def running_licensing(database_url: str) -> AsyncIterator[LicensingApi]:
         log_json=False,
         log_level="WARNING",
         sla_watch_enabled=False,
+        verification_sweep_enabled=False,
     )
     app = create_app(settings)
     clock = FixedClock(NOW)

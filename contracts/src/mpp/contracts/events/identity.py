@@ -34,6 +34,12 @@ from mpp.contracts.topics import (
 
 DOMAIN = "identity"
 
+VERIFIER_PRODUCER = "mpp.identity"
+"""Envelope ``producer`` of every CitizenVerified and CitizenVerificationFailed: only the identity service
+answers verification requests, and askers ignore answers from any other producer."""
+VERIFIER_AGENCY = "disdukcapil"
+"""Envelope ``agency`` of every verification answer (the civil registry)."""
+
 
 ApplicationId = Annotated[
     str,

@@ -188,6 +188,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         pseudonymiser=keys,
         agencies=CatalogueAgencies(catalogue),
         documents=documents,
+        registry_available=not settings.registry_unavailable,
     )
     runtime = build_runtime(
         settings,

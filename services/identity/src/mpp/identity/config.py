@@ -40,6 +40,11 @@ class IdentitySettings(ServiceSettings):
         default=SecretStr(DEV_CITIZEN_REF_KEY),
         description="HMAC-SHA256 key of citizen_ref, the pseudonym other services receive.",
     )
+    registry_unavailable: bool = Field(
+        default=False,
+        description="Declare the civil registry unavailable (maintenance): verification requests are "
+        "answered registry_unavailable, retryable, without a lookup.",
+    )
     verifier_group: str = Field(
         default="mpp.identity.verifier",
         description="Consumer group answering verification requests (tests run their own).",

@@ -18,6 +18,7 @@ from mpp.contracts.events.identity import (
     DocumentApplicationReturnedV1,
     DocumentApplicationSubmittedV1,
     DocumentIssuedV1,
+    VerificationFailure,
 )
 from mpp.identity.domain.citizen import Citizen, CitizenStatus, IdentityError, Registration, register
 from mpp.identity.domain.documents import (
@@ -111,6 +112,9 @@ class Ports:
     pseudonymiser: Pseudonymiser
     agencies: AgencyDirectory
     documents: DocumentCatalogue | None = None
+    registry_available: bool = True
+    """False while the civil registry is declared unavailable (maintenance): verification requests are
+    then answered registry_unavailable, retryable, without a lookup."""
 
 
 async def register_citizen(cmd: RegisterCitizen, uow: IdentityUnitOfWork, ports: Ports) -> Registration:
@@ -170,6 +174,13 @@ async def change_citizen_status(cmd: ChangeCitizenStatus, uow: IdentityUnitOfWor
     if citizen.change_status(cmd.status, at=ports.clock.now()):
         await uow.citizens.save_status(citizen)
     return citizen
+
+
+REGISTRY_UNAVAILABLE = Refused(
+    VerificationFailure.REGISTRY_UNAVAILABLE,
+    "Database kependudukan sedang tidak dapat diakses; permintaan akan diulang",
+    retryable=True,
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,14 @@ async def verify_citizens(
         if key not in seen:
             seen.add(key)
             fresh.append((env, p))
+    if not ports.registry_available:
+        # Nothing was looked up or disclosed, so nothing goes to the access log, and the request id stays
+        # unanswered: asking again with it later gets a real answer.
+        for env, p in fresh:
+            scope.publish(_answer(env, p, REGISTRY_UNAVAILABLE, now))
+        return VerificationOutcome(
+            decisions=[REGISTRY_UNAVAILABLE] * len(fresh), duplicates=len(asked) - len(fresh)
+        )
     entries = await scope.citizens.registry_entries(p.nik for _, p in fresh)
     decisions: list[Decision] = []
     records: list[AccessRecord] = []

@@ -7,21 +7,25 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 
 from mpp.contracts.calendar import WorkingClock
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
 from mpp.contracts.topics import consumer_group
 from mpp.contracts.workflow import Workflow
+from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
 from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service_app
 from mpp.licensing.api.http import public, router
 from mpp.licensing.api.messaging import VERIFICATION_RESULT_TYPES, verification_results
-from mpp.licensing.config import LicensingSettings
-from mpp.licensing.handlers import Ports, flag_sla_breaches
+from mpp.licensing.config import DEV_DATA_KEY, LicensingSettings
+from mpp.licensing.domain.verification import RetryPolicy
+from mpp.licensing.handlers import Ports, SweepResult, ask_again_unanswered, flag_sla_breaches
+from mpp.licensing.persistence.protection import RequestSealer, decode_key
 from mpp.licensing.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.licensing.persistence.uow import LicensingUnitOfWork
 
@@ -80,9 +84,18 @@ class CatalogueAdapter:
 class LicensingService:
     """What the HTTP edge needs: a unit-of-work factory and the ports."""
 
-    def __init__(self, runtime: ServiceRuntime, ports: Ports) -> None:
+    def __init__(
+        self,
+        runtime: ServiceRuntime,
+        ports: Ports,
+        swept: Counter | None = None,
+        ignored: Counter | None = None,
+    ) -> None:
         self.runtime = runtime
         self.ports = ports
+        self._swept = swept
+        self.ignored_answers = ignored
+        """Counter of verification answers that changed nothing, by reason."""
 
     def uow(self) -> LicensingUnitOfWork:
         return LicensingUnitOfWork(
@@ -99,13 +112,41 @@ class LicensingService:
         return flagged
 
     async def watch_sla(self, stop: asyncio.Event, interval_s: float) -> None:
-        while not stop.is_set():
-            try:
-                await self.flag_sla_breaches()
-            except Exception as exc:  # a database outage must not end the watch; the next pass retries
-                log.warning("licensing.sla_watch.failed", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        await _every(stop, interval_s, self.flag_sla_breaches, "licensing.sla_watch.failed")
+
+    async def sweep_verifications(self, batch: int = 200) -> SweepResult:
+        """One pass of the verification sweep: due requests published again, exhausted ones handed to
+        officers, in one transaction per batch until nothing is due."""
+        total = SweepResult(0, 0)
+        while True:
+            async with self.uow() as uow:
+                done = await ask_again_unanswered(uow, self.ports, batch=batch)
+                await uow.commit()
+            total = SweepResult(total.asked_again + done.asked_again, total.stalled + done.stalled)
+            if self._swept is not None:
+                self._swept.labels(outcome="asked_again").inc(done.asked_again)
+                self._swept.labels(outcome="stalled").inc(done.stalled)
+            if done.asked_again + done.stalled == 0:
+                break
+        if total.asked_again or total.stalled:
+            log.info(
+                "licensing.verification.swept",
+                extra={"asked_again": total.asked_again, "stalled": total.stalled},
+            )
+        return total
+
+    async def watch_verifications(self, stop: asyncio.Event, interval_s: float) -> None:
+        await _every(stop, interval_s, self.sweep_verifications, "licensing.verification_sweep.failed")
+
+
+async def _every(stop: asyncio.Event, interval_s: float, job: Any, failure: str) -> None:
+    while not stop.is_set():
+        try:
+            await job()
+        except Exception as exc:  # a database outage must not end the watch; the next pass retries
+            log.warning(failure, extra={"error": type(exc).__name__})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 def create_app(settings: LicensingSettings | None = None) -> FastAPI:
@@ -116,24 +157,53 @@ def create_app(settings: LicensingSettings | None = None) -> FastAPI:
         else load_demo_catalogue()
     )
     adapter = CatalogueAdapter(catalogue)
-    ports = Ports(clock=SystemClock(), catalogue=adapter)
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    setup_tracing(settings.service_name, settings.otlp_endpoint)
+    if settings.data_key.get_secret_value() == DEV_DATA_KEY:
+        log.warning("licensing.keys.development_default", extra={"keys": ["data_key"]})
+    metrics = ServiceMetrics(settings.service_name)
+    ignored = Counter(
+        "mpp_licensing_verification_answers_ignored_total",
+        "Verification answers that changed nothing, by reason (foreign_producer, not_ours, mismatched, "
+        "stale, settled).",
+        ["reason"],
+        registry=metrics.registry,
+    )
+    swept = Counter(
+        "mpp_licensing_verification_sweep_total",
+        "Applications the verification sweep asked identity about again, or handed to an officer.",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+    ports = Ports(
+        clock=SystemClock(),
+        catalogue=adapter,
+        vault=RequestSealer(decode_key(settings.data_key.get_secret_value())),
+        policy=RetryPolicy(
+            max_attempts=settings.verification_max_attempts,
+            answer_timeout=timedelta(seconds=settings.verification_timeout_s),
+            base_delay=timedelta(seconds=settings.verification_retry_base_s),
+            max_delay=timedelta(seconds=settings.verification_retry_max_s),
+        ),
+    )
     runtime = build_runtime(
         settings,
         outbox=outbox,
         inbox=inbox,
         offsets=consumer_offsets,
         migrations=MIGRATIONS,
+        metrics=metrics,
         consumers=[
             ConsumerSpec(
                 group_id=settings.verification_results_group,
                 topics=consumer_group(VERIFICATION_RESULTS_GROUP).topics,
-                handler=verification_results(adapter.rules),
+                handler=verification_results(ports, ignored),
                 event_types=VERIFICATION_RESULT_TYPES,
             )
         ],
     )
     app = service_app(runtime, title="MPP Licensing", version="0.1.0")
-    service = LicensingService(runtime, ports)
+    service = LicensingService(runtime, ports, swept, ignored)
     app.state.licensing = service
     runtime_lifespan = app.router.lifespan_context
 
@@ -141,16 +211,25 @@ def create_app(settings: LicensingSettings | None = None) -> FastAPI:
     async def lifespan(app_: Any) -> AsyncIterator[Any]:
         async with runtime_lifespan(app_) as state:
             stop = asyncio.Event()
-            watch = (
-                asyncio.create_task(service.watch_sla(stop, settings.sla_watch_interval_s), name="sla-watch")
-                if settings.sla_watch_enabled
-                else None
-            )
+            watches = []
+            if settings.sla_watch_enabled:
+                watches.append(
+                    asyncio.create_task(
+                        service.watch_sla(stop, settings.sla_watch_interval_s), name="sla-watch"
+                    )
+                )
+            if settings.verification_sweep_enabled:
+                watches.append(
+                    asyncio.create_task(
+                        service.watch_verifications(stop, settings.verification_sweep_interval_s),
+                        name="verification-sweep",
+                    )
+                )
             try:
                 yield state
             finally:
                 stop.set()
-                if watch is not None:
+                for watch in watches:
                     await watch
 
     app.router.lifespan_context = lifespan

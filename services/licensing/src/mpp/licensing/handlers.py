@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
+
+from pydantic import ValidationError
 
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import Channel
 from mpp.contracts.events.identity import (
+    VERIFIER_AGENCY,
+    VERIFIER_PRODUCER,
     CitizenVerificationFailedV1,
     CitizenVerificationRequestedV1,
     CitizenVerifiedV1,
@@ -29,6 +35,8 @@ from mpp.contracts.events.licensing import (
 )
 from mpp.licensing.domain.model import (
     PERMIT_ISSUED,
+    REQUEST_LOST_REASON,
+    RETRY_NIK_VERIFICATION,
     Application,
     Approved,
     LicensingError,
@@ -39,15 +47,19 @@ from mpp.licensing.domain.model import (
     Returned,
     SlaBreached,
     Submitted,
+    VerificationStep,
     Verified,
     format_permit_number,
     new_tracking_code,
 )
+from mpp.licensing.domain.verification import RetryPolicy
+from mpp.licensing.persistence.protection import UnreadableRequest
 from mpp.licensing.persistence.repository import ApplicationRepository
 from mpp.licensing.persistence.uow import LicensingUnitOfWork
-from mpp.licensing.ports import Clock, ServiceCatalogue
+from mpp.licensing.ports import Clock, RequestVault, ServiceCatalogue
 
 PRODUCER = "mpp.licensing"
+log = logging.getLogger(__name__)
 
 
 class UnknownServiceType(LicensingError):
@@ -105,7 +117,13 @@ class ActOnApplication:
 class Ports:
     clock: Clock
     catalogue: ServiceCatalogue
+    vault: RequestVault
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VerificationRequestLost(LicensingError):
+    """The pending verification request of an application waiting for its NIK cannot be read back."""
 
 
 def _contract_events(app: Application, correlation_id: str, causation_id: str | None) -> list[Envelope]:
@@ -249,13 +267,10 @@ async def submit_application(cmd: SubmitApplication, uow: LicensingUnitOfWork, p
         workflow=workflow,
         clock=clock,
         verification_request_id=request_id,
+        policy=ports.policy,
     )
-    await uow.applications.add(
-        app,
-        applicant_name=cmd.applicant_name,
-        documents=[d.__dict__ for d in cmd.documents],
-    )
-    # The NIK leaves licensing only in this request, on identity's personal-data topic; it is not stored.
+    # The NIK leaves licensing only in this request, on identity's personal-data topic. The request is
+    # kept sealed (to ask again) only until identity settles the NIK, never in the clear.
     request = CitizenVerificationRequestedV1(
         request_id=request_id,
         nik=cmd.applicant_nik,
@@ -266,52 +281,228 @@ async def submit_application(cmd: SubmitApplication, uow: LicensingUnitOfWork, p
         purpose=VerificationPurpose.PERMIT_APPLICATION,
         requested_at=app.submitted_at,
     )
-    uow.publish(
-        Envelope.wrap(
-            request,
-            producer=PRODUCER,
-            agency=app.agency,
-            site=app.site,
-            subject=request_id,
-            correlation_id=cmd.correlation_id,
-            causation_id=None,
-        )
+    await uow.applications.add(
+        app,
+        applicant_name=cmd.applicant_name,
+        documents=[d.__dict__ for d in cmd.documents],
+        sealed_request=ports.vault.seal(app.id, request.model_dump_json().encode()),
     )
+    uow.publish(_request_envelope(app, request, cmd.correlation_id))
     return app
+
+
+def _request_envelope(
+    app: Application, request: CitizenVerificationRequestedV1, correlation_id: str
+) -> Envelope:
+    return Envelope.wrap(
+        request,
+        producer=PRODUCER,
+        agency=app.agency,
+        site=app.site,
+        subject=request.request_id,
+        correlation_id=correlation_id,
+        causation_id=None,
+    )
+
+
+async def _pending_request(
+    app: Application, applications: ApplicationRepository, vault: RequestVault
+) -> CitizenVerificationRequestedV1 | None:
+    """The request to publish again, or None when it cannot be read back (none kept, or sealed with a key
+    this deployment no longer has)."""
+    sealed = await applications.sealed_request(app.id)
+    if sealed is None:
+        return None
+    try:
+        return CitizenVerificationRequestedV1.model_validate_json(vault.open(app.id, sealed))
+    except (UnreadableRequest, ValidationError):
+        log.warning("licensing.verification.request_unreadable", extra={"application_id": app.id})
+        return None
 
 
 VerificationResult = CitizenVerifiedV1 | CitizenVerificationFailedV1
 
 
+class Ignored(StrEnum):
+    """Why an answer on the results topic changed nothing (bounded: a metric label)."""
+
+    FOREIGN_PRODUCER = "foreign_producer"
+    """Not published by the identity service."""
+    NOT_OURS = "not_ours"
+    """An answer to another service's request: the results topic carries every agency's answers."""
+    MISMATCHED = "mismatched"
+    """Names one of our requests but another case or agency than the one that asked."""
+    STALE = "stale"
+    """An answer to an earlier request of the application, replaced since."""
+    SETTLED = "settled"
+    """The application's NIK was already settled by an earlier answer (a redelivery or a repeat)."""
+
+
+@dataclass
+class ResultsApplied:
+    """What one batch of answers did: events to publish and counts for logs and metrics."""
+
+    published: list[Envelope] = field(default_factory=list)
+    started: int = 0
+    rejected: int = 0
+    retries_scheduled: int = 0
+    stalled: int = 0
+    ignored: dict[Ignored, int] = field(default_factory=dict)
+
+    def ignore(self, why: Ignored) -> None:
+        self.ignored[why] = self.ignored.get(why, 0) + 1
+
+    def count(self, step: VerificationStep) -> None:
+        if step is VerificationStep.RETRY_SCHEDULED:
+            self.retries_scheduled += 1
+        elif step is VerificationStep.STALLED:
+            self.stalled += 1
+        elif step is VerificationStep.REJECTED:
+            self.rejected += 1
+
+
 async def apply_verification_results(
-    results: list[Envelope], applications: ApplicationRepository
-) -> list[Envelope]:
-    """Answers of the identity service to this service's verification requests: a verified NIK starts the
-    application's workflow (ApplicationSubmitted), a refused one ends it. Answers to requests of other
-    services, and answers already applied, change nothing. The contract events to publish."""
-    published: list[Envelope] = []
+    results: list[Envelope],
+    applications: ApplicationRepository,
+    ports: Ports,
+) -> ResultsApplied:
+    """Answers of the identity service to this service's verification requests. An answer counts only
+    when identity published it and it answers the application's outstanding request: a verified NIK
+    starts the workflow (ApplicationSubmitted, once), a final refusal ends the application, a passing one
+    (registry unavailable) schedules a new request or hands the application to an officer."""
+    outcome = ResultsApplied()
+    now = ports.clock.now()
+    answers: list[tuple[Envelope, VerificationResult]] = []
     for env in results:
         result = env.payload
         if not isinstance(result, CitizenVerifiedV1 | CitizenVerificationFailedV1):
             continue
-        app = await applications.find_by_verification_request(result.request_id)
-        if app is None or app.id != result.case_id:
+        if env.producer != VERIFIER_PRODUCER or env.agency != VERIFIER_AGENCY:
+            outcome.ignore(Ignored.FOREIGN_PRODUCER)
             continue
+        answers.append((env, result))
+    # One query for the batch: the results topic carries every agency's answers, most of them not ours.
+    by_request, by_id = await applications.for_answers(
+        {r.request_id for _, r in answers}, {r.case_id for _, r in answers}
+    )
+    for env, result in answers:
+        app = by_request.get(result.request_id)
+        if app is None or app.verification_request_id != result.request_id:
+            owner = by_id.get(result.case_id)
+            outcome.ignore(Ignored.STALE if owner is not None and owner.awaiting_nik else _not_current(owner))
+            continue
+        if app.id != result.case_id or app.agency != result.requesting_agency:
+            outcome.ignore(Ignored.MISMATCHED)
+            continue
+        if not app.awaiting_nik:
+            outcome.ignore(Ignored.SETTLED)
+            continue
+        sealed: bytes | None = None
         if isinstance(result, CitizenVerifiedV1):
-            changed = app.nik_verified(result.citizen_ref)
+            app.nik_verified(result.citizen_ref, result.request_id)
+            outcome.started += 1
         else:
-            changed = app.nik_rejected(result.reason)
-        if not changed:
+            step, sealed = await _refused(app, result, applications, ports, now)
+            if step is VerificationStep.IGNORED:
+                outcome.ignore(Ignored.SETTLED)
+                continue
+            outcome.count(step)
+        if sealed is not None:
+            by_request[app.verification_request_id or ""] = app
+        await applications.save(app, sealed_request=sealed)
+        outcome.published.extend(_contract_events(app, env.correlation_id or app.id, str(env.id)))
+    return outcome
+
+
+async def _refused(
+    app: Application,
+    result: CitizenVerificationFailedV1,
+    applications: ApplicationRepository,
+    ports: Ports,
+    now: datetime,
+) -> tuple[VerificationStep, bytes | None]:
+    """Apply identity's refusal; with a retry scheduled, the renewed request (new id), sealed."""
+    next_request_id = str(uuid.uuid4())
+    step = app.nik_refused(
+        request_id=result.request_id,
+        reason=result.reason,
+        retryable=result.retryable,
+        now=now,
+        policy=ports.policy,
+        next_request_id=next_request_id,
+    )
+    if step is not VerificationStep.RETRY_SCHEDULED:
+        return step, None
+    # A new question (new request id): identity answers each request id once.
+    request = await _pending_request(app, applications, ports.vault)
+    if request is None:
+        app.verification_unrepeatable(REQUEST_LOST_REASON)
+        return VerificationStep.STALLED, None
+    renewed = request.model_copy(update={"request_id": next_request_id})
+    return step, ports.vault.seal(app.id, renewed.model_dump_json().encode())
+
+
+def _not_current(owner: Application | None) -> Ignored:
+    # The case is ours but settled (a late answer to an earlier request), or not ours at all.
+    return Ignored.NOT_OURS if owner is None else Ignored.SETTLED
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    asked_again: int
+    stalled: int
+
+
+async def ask_again_unanswered(uow: LicensingUnitOfWork, ports: Ports, *, batch: int = 200) -> SweepResult:
+    """One pass of the verification sweep: every application whose verification request is due (no answer
+    within its wait, or a retry after a passing refusal) has its outstanding request published again, with
+    the same request id; those out of attempts are handed to an officer. The caller commits."""
+    now = ports.clock.now()
+    asked = stalled = 0
+    for app in await uow.applications.verification_due_for_update(now, batch):
+        step = app.verification_due(now, ports.policy)
+        if step is VerificationStep.ASK_AGAIN:
+            request = await _pending_request(app, uow.applications, ports.vault)
+            if request is None:
+                app.verification_unrepeatable(REQUEST_LOST_REASON)
+                stalled += 1
+            else:
+                uow.publish(_request_envelope(app, request, "nik-" + app.id))
+                asked += 1
+        elif step is VerificationStep.STALLED:
+            stalled += 1
+        else:
             continue
-        await applications.save(app)
-        published.extend(_contract_events(app, env.correlation_id or app.id, str(env.id)))
-    return published
+        await uow.applications.save(app)
+    return SweepResult(asked, stalled)
+
+
+async def restart_nik_verification(
+    app: Application, cmd: ActOnApplication, uow: LicensingUnitOfWork, ports: Ports
+) -> Application:
+    """An officer asks identity again about a stalled application: a new round, with a new request id."""
+    now = ports.clock.now()
+    request_id = str(uuid.uuid4())
+    app.restart_verification(request_id=request_id, now=now, policy=ports.policy, roles=cmd.roles)
+    request = await _pending_request(app, uow.applications, ports.vault)
+    if request is None:
+        raise VerificationRequestLost(app.id)
+    renewed = request.model_copy(
+        update={"request_id": request_id, "officer_ref": cmd.actor, "requested_at": now}
+    )
+    await uow.applications.save(
+        app, sealed_request=ports.vault.seal(app.id, renewed.model_dump_json().encode())
+    )
+    uow.publish(_request_envelope(app, renewed, cmd.correlation_id))
+    return app
 
 
 async def act_on_application(cmd: ActOnApplication, uow: LicensingUnitOfWork, ports: Ports) -> Application:
     app = await uow.applications.get(cmd.application_id)
     if app is None:
         raise ApplicationNotFound(cmd.application_id)
+    if cmd.action == RETRY_NIK_VERIFICATION:
+        return await restart_nik_verification(app, cmd, uow, ports)
     now = ports.clock.now()
     action = app.check(cmd.action, cmd.roles, cmd.reason)
     permit_number = None

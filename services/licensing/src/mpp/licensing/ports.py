@@ -37,5 +37,13 @@ class ServiceCatalogue(Protocol):
         ...
 
 
+class RequestVault(Protocol):
+    """Keeps the pending verification request (it holds the NIK) unreadable at rest."""
+
+    def seal(self, application_id: str, request_json: bytes) -> bytes: ...
+
+    def open(self, application_id: str, sealed: bytes) -> bytes: ...
+
+
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> LicensingUnitOfWork: ...

@@ -18,7 +18,7 @@ from mpp.contracts.workflow import ReasonRequired, RoleRefused, TransitionRefuse
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
 from mpp.kit.observability import correlation_id
-from mpp.licensing.domain.model import Application, mask_name
+from mpp.licensing.domain.model import PRE_WORKFLOW_LABELS, Application, mask_name
 from mpp.licensing.handlers import (
     HANDLERS,
     ActOnApplication,
@@ -27,6 +27,7 @@ from mpp.licensing.handlers import (
     NoWorkflow,
     SubmitApplication,
     UnknownServiceType,
+    VerificationRequestLost,
 )
 from mpp.licensing.persistence.repository import ConcurrentUpdate
 
@@ -126,6 +127,15 @@ class ApplicationOut(BaseModel):
     due_at: datetime | None
     paused: bool
     sla_status: str
+    nik_verification: NikVerificationOut | None = None
+
+
+class NikVerificationOut(BaseModel):
+    """While the applicant's NIK is not settled, or why it was not verified."""
+
+    attempts: int
+    next_attempt_at: datetime | None
+    failure_reason: str | None
 
 
 def _out(app: Application, principal: Principal, now: datetime) -> dict[str, Any]:
@@ -147,6 +157,15 @@ def _out(app: Application, principal: Principal, now: datetime) -> dict[str, Any
         due_at=app.due_at.astimezone(UTC) if app.due_at else None,
         paused=app.paused,
         sla_status=app.sla_status(now).value,
+        nik_verification=(
+            NikVerificationOut(
+                attempts=app.verification_attempts,
+                next_attempt_at=app.verification_next_at,
+                failure_reason=app.nik_failure_reason,
+            )
+            if app.state in PRE_WORKFLOW_LABELS
+            else None
+        ),
     ).model_dump(mode="json")
 
 
@@ -326,6 +345,10 @@ async def act(
         ) from exc
     except (ConcurrentUpdate, IntegrityError) as exc:
         raise ConcurrentChange() from exc
+    except VerificationRequestLost as exc:
+        raise Conflict(
+            message="Permintaan verifikasi NIK tidak dapat diulang; ajukan permohonan baru"
+        ) from exc
     return _out(app, principal, app.issued_at or _now(svc))
 
 

@@ -10,7 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from mpp.contracts.calendar import CalendarNotCovered, ClockPaused, DurationUnit, Pause, Sla, WorkingClock
-from mpp.contracts.workflow import TransitionRefused, Workflow, WorkflowAction
+from mpp.contracts.workflow import RoleRefused, TransitionRefused, Workflow, WorkflowAction
+from mpp.licensing.domain.verification import RetryPolicy, Step, after_refusal, after_silence
 
 ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -103,15 +104,37 @@ DomainEvent = (
 )
 
 PERMIT_ISSUED = "PermitIssued"
+RETRY_NIK_VERIFICATION = "retry_nik_verification"
+"""The officer's action on a stalled application: verify the NIK again."""
+RETRY_ROLES = ("officer", "supervisor")
+"""Who may retry a stalled NIK verification."""
 
 VERIFYING_NIK = "verifying_nik"
 """Before the workflow: the applicant's NIK is being verified by the identity service."""
 NIK_REJECTED = "nik_rejected"
 """Before the workflow, and final: the identity service could not verify the NIK."""
+NIK_STALLED = "nik_verification_stalled"
+"""Before the workflow: every attempt to verify the NIK went unanswered or was refused for a passing
+reason; an officer may start verifying again."""
 PRE_WORKFLOW_LABELS = {
     VERIFYING_NIK: "Menunggu verifikasi NIK",
     NIK_REJECTED: "NIK tidak dapat diverifikasi",
+    NIK_STALLED: "Verifikasi NIK tertunda: layanan kependudukan belum menjawab, petugas dapat mengulang",
 }
+NO_ANSWER_REASON = "Layanan kependudukan tidak menjawab permintaan verifikasi NIK"
+REQUEST_LOST_REASON = "Permintaan verifikasi NIK tidak dapat diulang; ajukan permohonan baru"
+
+
+class VerificationStep(StrEnum):
+    """What one answer or one sweep pass did to an application waiting for its NIK verification."""
+
+    IGNORED = "ignored"
+    STARTED = "started"
+    REJECTED = "rejected"
+    ASK_AGAIN = "ask_again"
+    """A request is due: publish ``verification_request_id`` (again)."""
+    RETRY_SCHEDULED = "retry_scheduled"
+    STALLED = "stalled"
 
 
 @dataclass
@@ -139,6 +162,10 @@ class Application:
     sla_breached_at: datetime | None = None
     verification_request_id: str | None = None
     nik_failure_reason: str | None = None
+    verification_attempts: int = 0
+    """Verification requests published in the current round (the first one included)."""
+    verification_next_at: datetime | None = None
+    """When to publish a verification request again if no answer settled it by then."""
     version: int = 0
     events: list[DomainEvent] = field(default_factory=list, compare=False)
 
@@ -157,8 +184,11 @@ class Application:
         workflow: Workflow,
         clock: WorkingClock,
         verification_request_id: str,
+        policy: RetryPolicy | None = None,
     ) -> Application:
-        """A new application waiting for its NIK to be verified; the workflow starts once it is."""
+        """A new application waiting for its NIK to be verified; the workflow starts once it is. Its
+        first verification request is published with it."""
+        policy = policy or RetryPolicy()
         return cls(
             id=application_id,
             tracking_code=tracking_code,
@@ -173,6 +203,8 @@ class Application:
             clock=clock,
             state=VERIFYING_NIK,
             verification_request_id=verification_request_id,
+            verification_attempts=1,
+            verification_next_at=submitted_at + policy.silence_wait(1),
         )
 
     # NIK verification (before the workflow)
@@ -181,24 +213,107 @@ class Application:
     def verifying_nik(self) -> bool:
         return self.state == VERIFYING_NIK
 
-    def nik_verified(self, citizen_ref: str) -> bool:
+    @property
+    def awaiting_nik(self) -> bool:
+        """Still before the workflow with the NIK not settled: verifying or stalled."""
+        return self.state in (VERIFYING_NIK, NIK_STALLED)
+
+    def answers_outstanding_request(self, request_id: str) -> bool:
+        return self.awaiting_nik and request_id == self.verification_request_id
+
+    def nik_verified(self, citizen_ref: str, request_id: str | None = None) -> bool:
         """The identity service verified the NIK: the workflow starts, its SLA clock counting from the
-        submission. Whether this call changed anything (a repeated answer does not)."""
-        if not self.verifying_nik:
+        submission. Whether this call changed anything (a repeated or stale answer does not). A late
+        answer to the outstanding request still counts after the application stalled."""
+        if not self.answers_outstanding_request(request_id or self.verification_request_id or ""):
             return False
         self.applicant_ref = citizen_ref
         self.state = self.workflow.initial_state.code
+        self.verification_next_at = None
+        self.nik_failure_reason = None
         self._recompute_due()
         self.events.append(Submitted(self.id))
         return True
 
     def nik_rejected(self, reason: str) -> bool:
         """The identity service could not verify the NIK: the application ends here."""
-        if not self.verifying_nik:
+        if not self.awaiting_nik:
             return False
         self.state = NIK_REJECTED
         self.nik_failure_reason = reason
+        self.verification_next_at = None
         return True
+
+    def nik_refused(
+        self,
+        *,
+        request_id: str,
+        reason: str,
+        retryable: bool,
+        now: datetime,
+        policy: RetryPolicy,
+        next_request_id: str,
+    ) -> VerificationStep:
+        """Identity refused the outstanding request. A final refusal rejects the application; a passing
+        one (the registry was unavailable) schedules a new request with ``next_request_id``, or hands the
+        application to an officer once the attempts are used up."""
+        if not self.answers_outstanding_request(request_id):
+            return VerificationStep.IGNORED
+        if not self.verifying_nik:
+            # Stalled: only a final refusal still changes something; a passing one leaves it to the officer.
+            return (
+                VerificationStep.REJECTED
+                if not retryable and self.nik_rejected(reason)
+                else VerificationStep.IGNORED
+            )
+        nxt = after_refusal(policy, attempts=self.verification_attempts, retryable=retryable, now=now)
+        if nxt.step is Step.REJECT:
+            self.nik_rejected(reason)
+            return VerificationStep.REJECTED
+        if nxt.step is Step.HAND_TO_OFFICER:
+            self._stall(reason)
+            return VerificationStep.STALLED
+        self.verification_request_id = next_request_id
+        self.verification_next_at = nxt.at
+        self.nik_failure_reason = reason
+        return VerificationStep.RETRY_SCHEDULED
+
+    def verification_due(self, now: datetime, policy: RetryPolicy) -> VerificationStep:
+        """The sweep found the application still verifying: publish the outstanding request again if its
+        wait ran out (same request id), or hand it to an officer once the attempts are used up."""
+        if not self.verifying_nik or self.verification_next_at is None or self.verification_next_at > now:
+            return VerificationStep.IGNORED
+        nxt = after_silence(policy, attempts=self.verification_attempts, now=now)
+        if nxt.step is Step.HAND_TO_OFFICER:
+            self._stall(self.nik_failure_reason or NO_ANSWER_REASON)
+            return VerificationStep.STALLED
+        self.verification_attempts += 1
+        self.verification_next_at = nxt.at
+        return VerificationStep.ASK_AGAIN
+
+    def restart_verification(
+        self, *, request_id: str, now: datetime, policy: RetryPolicy, roles: Collection[str] = RETRY_ROLES
+    ) -> None:
+        """An officer starts a new round of attempts for a stalled application (a new request id)."""
+        if self.state != NIK_STALLED:
+            raise TransitionRefused(self.state, RETRY_NIK_VERIFICATION, self.allowed_actions(roles))
+        if not set(roles) & set(RETRY_ROLES):
+            raise RoleRefused(self.state, RETRY_NIK_VERIFICATION, roles, RETRY_ROLES)
+        self.state = VERIFYING_NIK
+        self.verification_request_id = request_id
+        self.verification_attempts = 1
+        self.verification_next_at = now + policy.silence_wait(1)
+        self.nik_failure_reason = None
+
+    def verification_unrepeatable(self, reason: str) -> None:
+        """The pending request cannot be published again (it cannot be read back): stop waiting."""
+        if self.verifying_nik:
+            self._stall(reason)
+
+    def _stall(self, reason: str) -> None:
+        self.state = NIK_STALLED
+        self.nik_failure_reason = reason
+        self.verification_next_at = None
 
     # Workflow
 
@@ -249,6 +364,8 @@ class Application:
         return action
 
     def allowed_actions(self, roles: Collection[str]) -> list[str]:
+        if self.state == NIK_STALLED:
+            return [RETRY_NIK_VERIFICATION] if set(roles) & set(RETRY_ROLES) else []
         if self.state in PRE_WORKFLOW_LABELS:
             return []
         return [a.code for a in self.workflow.allowed_actions(self.state, roles)]

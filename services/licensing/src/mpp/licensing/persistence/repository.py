@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -12,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mpp.contracts.calendar import Pause, WorkingClock
 from mpp.contracts.workflow import Workflow
 from mpp.kit.db import dialect_insert
-from mpp.licensing.domain.model import Application
+from mpp.licensing.domain.model import VERIFYING_NIK, Application
 from mpp.licensing.persistence.tables import applications, idempotency_keys, permit_sequences
+
+ID_LENGTH = 36
+"""Application ids are UUIDs; a longer case id (another service's) cannot be one."""
 
 
 class ConcurrentUpdate(Exception):
@@ -29,7 +32,14 @@ class ApplicationRepository:
         self._s = session
         self._rules = rules
 
-    async def add(self, app: Application, *, applicant_name: str, documents: list[dict[str, Any]]) -> None:
+    async def add(
+        self,
+        app: Application,
+        *,
+        applicant_name: str,
+        documents: list[dict[str, Any]],
+        sealed_request: bytes | None = None,
+    ) -> None:
         await self._s.execute(
             applications.insert().values(
                 id=app.id,
@@ -43,8 +53,8 @@ class ApplicationRepository:
                 submitted_at=app.submitted_at,
                 version=1,
                 workflow=app.workflow.code,
-                verification_request_id=app.verification_request_id,
                 **_mutable(app),
+                verification_request=sealed_request,
             )
         )
         app.version = 1
@@ -53,25 +63,74 @@ class ApplicationRepository:
         row = (await self._s.execute(select(applications).where(applications.c.id == application_id))).first()
         return None if row is None else self._to_application(row)
 
-    async def save(self, app: Application) -> None:
-        """Optimistic save: fails if the stored version moved since the aggregate was loaded."""
+    async def save(self, app: Application, *, sealed_request: bytes | None = None) -> None:
+        """Optimistic save: fails if the stored version moved since the aggregate was loaded. The sealed
+        verification request is replaced when given, and forgotten once the NIK is settled."""
+        values = _mutable(app)
+        if sealed_request is not None:
+            values["verification_request"] = sealed_request
+        elif not app.awaiting_nik:
+            values["verification_request"] = None
         result = await self._s.execute(
             update(applications)
             .where(applications.c.id == app.id, applications.c.version == app.version)
-            .values(version=app.version + 1, **_mutable(app))
+            .values(version=app.version + 1, **values)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
         app.version += 1
 
-    async def find_by_verification_request(self, request_id: str) -> Application | None:
-        """The application that asked identity the verification ``request_id``, or None."""
+    async def for_answers(
+        self, request_ids: Collection[str], case_ids: Collection[str]
+    ) -> tuple[dict[str, Application], dict[str, Application]]:
+        """In one query, the applications that asked any of ``request_ids`` or whose id is one of
+        ``case_ids``: by outstanding request id, and by id. On PostgreSQL they are locked for this
+        transaction (in id order, so two batches never deadlock): the verification sweep, which skips
+        locked rows, cannot change them between this read and the save."""
+        if not request_ids and not case_ids:
+            return {}, {}
+        query = (
+            select(applications)
+            .where(
+                or_(
+                    applications.c.verification_request_id.in_(list(request_ids)),
+                    applications.c.id.in_([c for c in case_ids if len(c) <= ID_LENGTH]),
+                )
+            )
+            .order_by(applications.c.id)
+        )
+        if self._s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = (await self._s.execute(query)).all()
+        found = [self._to_application(row) for row in rows]
+        by_request = {a.verification_request_id: a for a in found if a.verification_request_id}
+        return by_request, {a.id: a for a in found}
+
+    async def sealed_request(self, application_id: str) -> bytes | None:
+        """The pending verification request, sealed, while the NIK is not settled."""
         row = (
             await self._s.execute(
-                select(applications).where(applications.c.verification_request_id == request_id)
+                select(applications.c.verification_request).where(applications.c.id == application_id)
             )
         ).first()
-        return None if row is None else self._to_application(row)
+        return None if row is None or row.verification_request is None else bytes(row.verification_request)
+
+    async def verification_due_for_update(self, now: datetime, limit: int) -> list[Application]:
+        """Applications verifying their NIK whose next request is due, locked for this transaction; rows
+        another worker holds are skipped (PostgreSQL), so each is asked again once per pass."""
+        query = (
+            select(applications)
+            .where(
+                applications.c.verification_next_at <= now,
+                applications.c.status == VERIFYING_NIK,
+            )
+            .order_by(applications.c.verification_next_at)
+            .limit(limit)
+        )
+        if self._s.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = (await self._s.execute(query)).all()
+        return [self._to_application(row) for row in rows]
 
     async def find_by_tracking_code(self, tracking_code: str) -> Application | None:
         row = (
@@ -199,6 +258,8 @@ class ApplicationRepository:
             sla_breached_at=_aware(row.sla_breached_at),
             verification_request_id=row.verification_request_id,
             nik_failure_reason=row.nik_failure_reason,
+            verification_attempts=row.verification_attempts,
+            verification_next_at=_aware(row.verification_next_at),
             version=row.version,
         )
 
@@ -263,6 +324,9 @@ def _mutable(app: Application) -> dict[str, Any]:
         "sla_breached_at": _utc(app.sla_breached_at),
         "applicant_ref": app.applicant_ref,
         "nik_failure_reason": app.nik_failure_reason,
+        "verification_request_id": app.verification_request_id,
+        "verification_attempts": app.verification_attempts,
+        "verification_next_at": _utc(app.verification_next_at),
     }
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -47,9 +48,17 @@ applications = Table(
     Column("sla_breached_at", DateTime(timezone=True)),
     Column("verification_request_id", String(64)),
     Column("nik_failure_reason", String(500)),
+    Column("verification_attempts", Integer, nullable=False, server_default="0"),
+    Column("verification_next_at", DateTime(timezone=True)),
+    Column("verification_request", LargeBinary),
 )
 Index("ix_applications_scope", applications.c.agency, applications.c.site, applications.c.status)
 Index("ux_applications_verification_request_id", applications.c.verification_request_id, unique=True)
+Index(
+    "ix_applications_verification_next_at",
+    applications.c.verification_next_at,
+    postgresql_where=applications.c.verification_next_at.is_not(None),
+)
 Index("ix_applications_open_due", applications.c.due_at, postgresql_where=applications.c.finished.is_(False))
 
 permit_sequences = Table(
