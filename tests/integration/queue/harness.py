@@ -141,8 +141,7 @@ async def running_queue(
         jwt_hs256_secret=SECRET,
         log_json=False,
         log_level="WARNING",
-        appointment_sweep_seconds=0,
-        **overrides,
+        **({"appointment_sweep_seconds": 0} | overrides),
     )
     app = create_app(settings)
     clock = SteppingClock(NOW)

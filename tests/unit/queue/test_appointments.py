@@ -63,7 +63,16 @@ class TestSlots:
 
     def test_sunday_has_no_slots_and_a_saturday_opening_has_morning_slots(self) -> None:
         assert starts(date(2026, 11, 8)) == []
-        assert starts(date(2026, 11, 7)) == ["08:00", "08:30", "09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
+        assert starts(date(2026, 11, 7)) == [
+            "08:00",
+            "08:30",
+            "09:00",
+            "09:30",
+            "10:00",
+            "10:30",
+            "11:00",
+            "11:30",
+        ]
 
     def test_working_days_only_leaves_the_saturday_opening_out(self) -> None:
         assert starts(date(2026, 11, 7), AppointmentRules(working_days_only=True)) == []
