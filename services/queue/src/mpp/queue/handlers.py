@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mpp.contracts.envelope import Envelope, EventPayload
@@ -743,8 +743,8 @@ async def book_appointment(cmd: BookAppointment, uow: QueueUnitOfWork, ports: Po
         service_type=service.code,
         agency=service.agency,
         day=day,
-        slot_start=slot.start,
-        slot_end=slot.end,
+        slot_start=slot.start.astimezone(UTC),
+        slot_end=slot.end.astimezone(UTC),
         channel=cmd.channel.value,
         citizen_ref=cmd.citizen_ref,
         booker=cmd.booker,
@@ -840,7 +840,7 @@ async def check_in_appointment(
         service_type=appointment.service_type,
         priority_group=cmd.priority_group,
         at=now,
-        queued_at=merge_queued_at(appointment.slot_start, now),
+        queued_at=merge_queued_at(appointment.slot_start, now).astimezone(UTC),
     )
     uow.publish(_issued(ticket, cmd.correlation_id, appointment_id=appointment.id))
     appointment.check_in(at=now, rules=rules, visit_id=visit.id, ticket_id=ticket.id)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy.exc import IntegrityError
 
 from mpp.contracts.events.common import Channel, PriorityGroup
@@ -56,6 +56,7 @@ router = APIRouter(prefix="/v1/appointments", tags=["appointments"])
 public = APIRouter(prefix="/v1/public/appointments", tags=["public"])
 
 MAX_RANGE_DAYS = 31
+MAX_DAYS_AHEAD = 366
 STAFF_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
 BOOKER_ROLES = (Role.CITIZEN, *STAFF_ROLES)
 
@@ -206,6 +207,12 @@ async def slots(
     svc = _svc(request)
     site = site or svc.runtime.settings.site
     to = to or from_
+    today = svc.ports.clock.now().astimezone(svc.ports.catalogue.site_zone(site)).date()
+    if not today - timedelta(days=1) <= from_ <= today + timedelta(days=MAX_DAYS_AHEAD):
+        raise Unprocessable(
+            message=f"Tanggal awal harus antara kemarin dan {MAX_DAYS_AHEAD} hari ke depan",
+            details={"field": "from", "problem": f"from yesterday to {MAX_DAYS_AHEAD} days ahead"},
+        )
     if to < from_ or (to - from_).days >= MAX_RANGE_DAYS:
         raise Unprocessable(
             message=f"Rentang tanggal harus berurutan dan paling lama {MAX_RANGE_DAYS} hari",
@@ -299,6 +306,18 @@ class BookIn(BaseModel):
         description="Staff or a kiosk booking for someone: the identity service's pseudonymous reference "
         "of the citizen, if known. A citizen's own booking takes it from the token.",
     )
+
+    @field_validator("slot_start")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        # Dates at the ends of the calendar overflow once converted; no slot is there anyway.
+        try:
+            year = value.astimezone(UTC).year
+        except OverflowError:
+            year = 0
+        if not 2000 <= year <= 2999:
+            raise ValueError("slot_start di luar rentang tanggal yang dapat dipesan")
+        return value
 
 
 def own_citizen_ref(subject: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,6 +13,16 @@ from mpp.kit.db import dialect_insert
 from mpp.queue.domain.appointments import Appointment, AppointmentState
 from mpp.queue.persistence.repository import _aware
 from mpp.queue.persistence.tables import appointment_days, appointment_slots, appointments
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite keeps the wall time without its offset: everything is stored in UTC.
+    return None if value is None else value.astimezone(UTC)
+
+
+def _at(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
 
 ACTIVE = (AppointmentState.BOOKED.value, AppointmentState.CHECKED_IN.value)
 
@@ -46,10 +56,10 @@ def _appointment(row: RowMapping) -> Appointment:
 def _mutable(a: Appointment) -> dict[str, Any]:
     return {
         "state": a.state.value,
-        "cancelled_at": a.cancelled_at,
+        "cancelled_at": _utc(a.cancelled_at),
         "cancelled_by": a.cancelled_by,
-        "checked_in_at": a.checked_in_at,
-        "missed_at": a.missed_at,
+        "checked_in_at": _utc(a.checked_in_at),
+        "missed_at": _utc(a.missed_at),
         "visit_id": a.visit_id,
         "ticket_id": a.ticket_id,
     }
@@ -68,12 +78,12 @@ class AppointmentRepository:
                 service_type=a.service_type,
                 agency=a.agency,
                 day=a.day,
-                slot_start=a.slot_start,
-                slot_end=a.slot_end,
+                slot_start=_at(a.slot_start),
+                slot_end=_at(a.slot_end),
                 channel=a.channel,
                 citizen_ref=a.citizen_ref,
                 booker=a.booker,
-                booked_at=a.booked_at,
+                booked_at=_at(a.booked_at),
                 **_mutable(a),
             )
         )
@@ -137,7 +147,7 @@ class AppointmentRepository:
             select(appointments)
             .where(
                 appointments.c.state == AppointmentState.BOOKED.value,
-                appointments.c.slot_start < before,
+                appointments.c.slot_start < _at(before),
                 *([] if site is None else [appointments.c.site == site]),
             )
             .order_by(appointments.c.slot_start, appointments.c.id)
@@ -164,7 +174,7 @@ class AppointmentRepository:
         booking waits for the row lock and re-checks the condition on the committed count, so the quota
         holds whatever the concurrency. SQLite serializes the service's writers.
         """
-        slot_key = {"site": site, "service_type": service_type, "slot_start": slot_start}
+        slot_key = {"site": site, "service_type": service_type, "slot_start": _at(slot_start)}
         if not await self._increment(appointment_slots, slot_key, per_slot):
             return "slot"
         if per_day is not None:
@@ -175,7 +185,7 @@ class AppointmentRepository:
 
     async def give_back_seat(self, *, site: str, service_type: str, slot_start: datetime, day: str) -> None:
         for table, key in (
-            (appointment_slots, {"site": site, "service_type": service_type, "slot_start": slot_start}),
+            (appointment_slots, {"site": site, "service_type": service_type, "slot_start": _at(slot_start)}),
             (appointment_days, {"site": site, "service_type": service_type, "day": day}),
         ):
             await self._s.execute(
@@ -190,8 +200,8 @@ class AppointmentRepository:
         query = select(appointment_slots.c.slot_start, appointment_slots.c.booked).where(
             appointment_slots.c.site == site,
             appointment_slots.c.service_type == service_type,
-            appointment_slots.c.slot_start >= slot_from,
-            appointment_slots.c.slot_start < slot_to,
+            appointment_slots.c.slot_start >= _at(slot_from),
+            appointment_slots.c.slot_start < _at(slot_to),
         )
         out: dict[datetime, int] = {}
         for start, booked in (await self._s.execute(query)).all():
