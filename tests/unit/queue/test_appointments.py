@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import pytest
 
 from mpp.contracts.events.common import PriorityGroup
 from mpp.contracts.masterdata import load_demo_catalogue
+from mpp.queue.api.appointments import own_citizen_ref
 from mpp.queue.domain.appointments import (
     BOOKING_ALPHABET,
     Appointment,
@@ -223,3 +225,13 @@ def test_booking_codes_use_the_unambiguous_alphabet() -> None:
 
     assert len(codes) == 200
     assert all(len(c) == 8 and set(c) <= set(BOOKING_ALPHABET) for c in codes)
+
+
+def test_a_citizens_own_reference_is_a_keyed_pseudonym() -> None:
+    ref = own_citizen_ref("citizen-subject-1", b"key-a")
+
+    assert ref == own_citizen_ref("citizen-subject-1", b"key-a")
+    assert ref != own_citizen_ref("citizen-subject-1", b"key-b")
+    assert ref != own_citizen_ref("citizen-subject-2", b"key-a")
+    assert "citizen-subject-1" not in ref
+    assert re.fullmatch(r"[A-Za-z0-9_-]{8,64}", ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from mpp.kit.settings import ServiceSettings
@@ -38,4 +38,9 @@ class QueueSettings(ServiceSettings):
     )
     appointment_sweep_seconds: float = Field(
         default=60.0, description="How often missed appointments are marked (0: never, in the background)."
+    )
+    citizen_ref_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the pseudonymous citizen reference derived from a citizen's own token when "
+        "they book (a keyed hash of the token subject); the HS256 token secret when unset.",
     )

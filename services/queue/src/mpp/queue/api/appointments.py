@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -320,9 +321,16 @@ class BookIn(BaseModel):
         return value
 
 
-def own_citizen_ref(subject: str) -> str:
-    """A stable pseudonymous reference of a citizen's account, never the subject itself."""
-    return "c" + hashlib.sha256(f"mpp.queue.citizen:{subject}".encode()).hexdigest()[:39]
+def own_citizen_ref(subject: str, key: bytes) -> str:
+    """A stable pseudonymous reference of a citizen's account: a keyed hash of the token subject (which
+    may identify the citizen), so that nobody without the key can tell whose it is."""
+    return "c" + hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:39]
+
+
+def _citizen_ref_key(svc: Any) -> bytes:
+    settings = svc.runtime.settings
+    secret = getattr(settings, "citizen_ref_key", None) or settings.jwt_hs256_secret
+    return (secret.get_secret_value() if secret is not None else "mpp.queue.citizen").encode()
 
 
 def _booking_scope(svc: Any, principal: Principal, body: BookIn) -> tuple[str, str]:
@@ -339,7 +347,7 @@ def _booking_scope(svc: Any, principal: Principal, body: BookIn) -> tuple[str, s
             message="citizen_ref hanya diisi petugas yang memesan untuk orang lain",
             details={"field": "citizen_ref", "problem": "taken from the token for a citizen's own booking"},
         )
-    return body.site or svc.runtime.settings.site, own_citizen_ref(principal.subject)
+    return body.site or svc.runtime.settings.site, own_citizen_ref(principal.subject, _citizen_ref_key(svc))
 
 
 @router.post("", status_code=201, summary="Book a slot (a citizen online, or staff for someone)")
