@@ -130,7 +130,9 @@ def operator(site: str = SITE) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_queue(database_url: str, *, pool_size: int = 10) -> AsyncIterator[QueueApi]:
+async def running_queue(
+    database_url: str, *, pool_size: int = 10, **overrides: Any
+) -> AsyncIterator[QueueApi]:
     settings = QueueSettings(
         database_url=database_url,
         database_pool_size=pool_size,
@@ -139,6 +141,7 @@ async def running_queue(database_url: str, *, pool_size: int = 10) -> AsyncItera
         jwt_hs256_secret=SECRET,
         log_json=False,
         log_level="WARNING",
+        **({"appointment_sweep_seconds": 0} | overrides),
     )
     app = create_app(settings)
     clock = SteppingClock(NOW)

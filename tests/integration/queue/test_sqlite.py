@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.integration.queue.harness import KTP, officer, running_queue
+from mpp.kit.auth import Role
+from tests.integration.queue.harness import KK, KTP, bearer, kiosk, officer, operator, running_queue
 
 pytestmark = pytest.mark.integration
 
@@ -34,3 +36,36 @@ async def test_concurrent_issue_and_calls_on_sqlite(tmp_path: Path) -> None:
         assert sorted(called) == sorted(v["tickets"][0]["id"] for v in visits)
         ended = [e for e in await queue.events() if e.event_type == "VisitEnded"]
         assert len(ended) == 12
+
+
+async def test_appointments_on_sqlite_keep_the_quota_and_the_slot_time(tmp_path: Path) -> None:
+    async with running_queue(f"sqlite:///{tmp_path / 'queue.db'}", appointment_quota_per_slot=3) as queue:
+        slot = "2026-11-03T10:00:00+07:00"
+        responses = await asyncio.gather(
+            *(
+                queue.client.post(
+                    "/v1/appointments",
+                    json={"service_type": KK, "slot_start": slot},
+                    headers=bearer(roles=[Role.CITIZEN], agency=None, site=None, subject=f"citizen-{n}"),
+                )
+                for n in range(8)
+            )
+        )
+        booked = [r.json() for r in responses if r.status_code == 201]
+        listing = await queue.client.get(
+            "/v1/public/appointments/slots", params={"service_type": KK, "from": "2026-11-03"}
+        )
+        ten = next(s for s in listing.json()["days"][0]["slots"] if s["start"] == slot)
+        queue.clock.advance(minutes=30)  # 09:45
+        checked = await queue.client.post(
+            "/v1/appointments/check-in", json={"booking_code": booked[0]["booking_code"]}, headers=kiosk()
+        )
+        queue.clock.advance(minutes=31)  # 10:16
+        swept = await queue.client.post("/v1/appointments/missed-sweep", headers=operator())
+
+        assert sorted(r.status_code for r in responses) == [201] * 3 + [409] * 5
+        assert booked[0]["slot_start"] == slot
+        assert (ten["booked"], ten["available"]) == (3, 0)
+        assert checked.status_code == 201
+        assert datetime.fromisoformat(checked.json()["ticket"]["queued_at"]) == datetime.fromisoformat(slot)
+        assert swept.json()["count"] == 2

@@ -405,6 +405,15 @@ def _queue() -> list[Example]:
             **on_appointment,
         ),
         Example(
+            queue.AppointmentMissedV1(
+                **apt_common,
+                slot_start=slot,
+                window_closed_at=slot + timedelta(minutes=15),
+                marked_at=slot + timedelta(minutes=16),
+            ),
+            **on_appointment,
+        ),
+        Example(
             queue.CounterOpenedV1(
                 counter="loket-02",
                 agency="disdukcapil",

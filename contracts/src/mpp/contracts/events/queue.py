@@ -279,6 +279,18 @@ class AppointmentCheckedInV1(EventPayload):
     )
 
 
+@event("AppointmentMissed", 1, topic=QUEUE_APPOINTMENTS, domain=DOMAIN)
+class AppointmentMissedV1(EventPayload):
+    """The check-in window of a booked appointment passed without the citizen checking in."""
+
+    appointment_id: AppointmentId
+    service_type: ServiceTypeCode
+    agency: AgencyCode
+    slot_start: AwareDatetime
+    window_closed_at: AwareDatetime = Field(description="End of the check-in window that passed.")
+    marked_at: AwareDatetime
+
+
 # --- counters -----------------------------------------------------------------------------------
 
 

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
+from mpp.contracts.masterdata import Calendar, Catalogue, load_catalogue, load_demo_catalogue
 from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
+from mpp.queue.api import appointments as appointments_api
 from mpp.queue.api.board import install_board
 from mpp.queue.api.http import public, router
 from mpp.queue.config import QueueSettings
+from mpp.queue.domain.appointments import AppointmentRules, Rulebook
 from mpp.queue.handlers import Ports
 from mpp.queue.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.queue.persistence.uow import QueueUnitOfWork
 from mpp.queue.ports import CounterInfo, ServiceInfo
+from mpp.queue.sweeper import missed_sweeper
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
@@ -32,7 +37,9 @@ class CatalogueAdapter:
 
     def __init__(self, catalogue: Catalogue) -> None:
         self._services = {
-            st.code: ServiceInfo(code=st.code, agency=st.agency, prefix=st.ticket_prefix)
+            st.code: ServiceInfo(
+                code=st.code, agency=st.agency, prefix=st.ticket_prefix, online_enabled=st.online_enabled
+            )
             for st in catalogue.service_types
         }
         self._counters = {
@@ -42,6 +49,7 @@ class CatalogueAdapter:
             for c in catalogue.counters
         }
         self._sites = {s.code: s for s in catalogue.sites}
+        self._calendars = {c.code: c for c in catalogue.calendars}
         # A site the catalogue does not list (a test or demo site) lives in the first site's time zone.
         self._default_site = catalogue.sites[0]
 
@@ -60,6 +68,9 @@ class CatalogueAdapter:
     def site_manager(self, site: str) -> str:
         return self._sites.get(site, self._default_site).manager_agency
 
+    def site_calendar(self, site: str) -> Calendar:
+        return self._calendars[self._sites.get(site, self._default_site).calendar]
+
 
 class QueueService:
     """What the HTTP edge needs: a unit-of-work factory and the ports."""
@@ -72,6 +83,23 @@ class QueueService:
 
     def uow(self) -> QueueUnitOfWork:
         return QueueUnitOfWork(self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock)
+
+
+def appointment_rulebook(settings: QueueSettings) -> Rulebook:
+    default = AppointmentRules(
+        slot_minutes=settings.appointment_slot_minutes,
+        quota_per_slot=settings.appointment_quota_per_slot,
+        quota_per_day=settings.appointment_quota_per_day,
+        checkin_early_minutes=settings.appointment_checkin_early_minutes,
+        checkin_late_minutes=settings.appointment_checkin_late_minutes,
+        book_ahead_days=settings.appointment_book_ahead_days,
+        working_days_only=settings.appointment_working_days_only,
+    )
+    overrides = {
+        code: AppointmentRules(**{**default.__dict__, **values})
+        for code, values in settings.appointment_rules.items()
+    }
+    return Rulebook(default, overrides)
 
 
 def create_app(settings: QueueSettings | None = None) -> FastAPI:
@@ -89,8 +117,24 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
         migrations=MIGRATIONS,
     )
     app = service_app(runtime, title="MPP Queue", version="0.2.0")
-    app.state.queue = QueueService(runtime, Ports(clock=SystemClock(), catalogue=CatalogueAdapter(catalogue)))
+    ports = Ports(
+        clock=SystemClock(),
+        catalogue=CatalogueAdapter(catalogue),
+        appointments=appointment_rulebook(settings),
+    )
+    app.state.queue = QueueService(runtime, ports)
     app.include_router(router)
     app.include_router(public)
     install_board(app, runtime, catalogue)
+    app.include_router(appointments_api.router)
+    app.include_router(appointments_api.public)
+    runtime_lifespan = app.router.lifespan_context
+    sweep_every = settings.appointment_sweep_seconds
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+        async with runtime_lifespan(a), missed_sweeper(app.state.queue, sweep_every):
+            yield
+
+    app.router.lifespan_context = lifespan
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from mpp.kit.settings import ServiceSettings
@@ -18,4 +19,28 @@ class QueueSettings(ServiceSettings):
     http_port: int = 8103
     catalogue_file: Path | None = Field(
         default=None, description="The site's service catalogue (JSON); the demo catalogue when unset."
+    )
+    appointment_slot_minutes: int = Field(default=30, description="Length of an appointment slot.")
+    appointment_quota_per_slot: int = Field(default=4, description="Bookings one slot takes.")
+    appointment_quota_per_day: int | None = Field(
+        default=None, description="Bookings one service type takes per day at a site (none: no daily cap)."
+    )
+    appointment_checkin_early_minutes: int = Field(default=30, description="Check-in opens this early.")
+    appointment_checkin_late_minutes: int = Field(default=15, description="Check-in closes this late.")
+    appointment_book_ahead_days: int = Field(default=30, description="How far ahead slots can be booked.")
+    appointment_working_days_only: bool = Field(
+        default=False, description="Offer slots on working days only (not on a Saturday opening)."
+    )
+    appointment_rules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per service type overrides of the appointment settings above, e.g. "
+        '{"polres.skck": {"slot_minutes": 15, "quota_per_slot": 6}}.',
+    )
+    appointment_sweep_seconds: float = Field(
+        default=60.0, description="How often missed appointments are marked (0: never, in the background)."
+    )
+    citizen_ref_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the pseudonymous citizen reference derived from a citizen's own token when "
+        "they book (a keyed hash of the token subject); the HS256 token secret when unset.",
     )

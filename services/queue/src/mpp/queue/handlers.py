@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import Channel, PriorityGroup
 from mpp.contracts.events.queue import (
+    AppointmentBookedV1,
+    AppointmentCancelledV1,
+    AppointmentCheckedInV1,
+    AppointmentMissedV1,
     CancelledBy,
     CounterClosedV1,
     CounterCloseReason,
@@ -24,6 +28,19 @@ from mpp.contracts.events.queue import (
     TicketTransferredV1,
     VisitEndedV1,
     VisitStartedV1,
+)
+from mpp.queue.domain.appointments import (
+    AlreadyBooked,
+    Appointment,
+    AppointmentState,
+    Rulebook,
+    SlotFull,
+    SlotInPast,
+    SlotTooFarAhead,
+    SlotUnavailable,
+    find_slot,
+    merge_queued_at,
+    new_booking_code,
 )
 from mpp.queue.domain.model import (
     Called,
@@ -87,6 +104,7 @@ class WrongCounter(QueueError):
 class Ports:
     clock: Clock
     catalogue: Catalogue
+    appointments: Rulebook = field(default_factory=Rulebook)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -190,7 +208,7 @@ def _ticket_envelope(t: Ticket, payload: EventPayload, corr: str) -> Envelope:
     return _wrap(payload, agency=t.agency, site=t.site, subject=t.visit_id, corr=corr)
 
 
-def _issued(t: Ticket, corr: str) -> Envelope:
+def _issued(t: Ticket, corr: str, appointment_id: str | None = None) -> Envelope:
     return _ticket_envelope(
         t,
         TicketIssuedV1(
@@ -203,6 +221,7 @@ def _issued(t: Ticket, corr: str) -> Envelope:
             channel=t.channel,
             issued_at=t.issued_at,
             transferred_from=t.transferred_from,
+            appointment_id=appointment_id,
         ),
         corr,
     )
@@ -310,6 +329,7 @@ async def _issue(
     priority_group: PriorityGroup,
     at: datetime,
     transferred_from: Ticket | None = None,
+    queued_at: datetime | None = None,
 ) -> Ticket:
     service = ports.catalogue.service(service_type)
     if service is None:
@@ -317,11 +337,12 @@ async def _issue(
     day = at.astimezone(ports.catalogue.site_zone(visit.site)).date().isoformat()
     seq = await uow.tickets.next_sequence(site=visit.site, day=day, prefix=service.prefix)
     policy = await effective_policy(uow, visit.site, service.agency)
-    queued_at = (
-        at
-        if transferred_from is None
-        else transfer_queued_at(transferred_from, at, policy.transfer_credit_minutes)
-    )
+    if queued_at is None:
+        queued_at = (
+            at
+            if transferred_from is None
+            else transfer_queued_at(transferred_from, at, policy.transfer_credit_minutes)
+        )
     ticket = Ticket(
         id=str(uuid.uuid4()),
         visit_id=visit.id,
@@ -507,9 +528,14 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     state = CounterState(counter.calls_since_priority)
     # The head of the queue, read without locks, only to rank and explain: tickets in it that rank ahead
     # of the locked candidates are being called by other counters and are reported as skipped.
-    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK)
+    # A ticket whose place in the queue starts later (an appointment checked in before its slot) is
+    # not callable yet.
+    now = ports.clock.now()
+    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK, callable_at=now)
     candidates: dict[str, Ticket] = {}
-    first = await uow.tickets.lock_first_waiting(cmd.site, counter.service_types, priority_only=False)
+    first = await uow.tickets.lock_first_waiting(
+        cmd.site, counter.service_types, priority_only=False, callable_at=now
+    )
     if first is not None:
         candidates[first.id] = first
         nth = policy.priority_every_nth
@@ -518,10 +544,11 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
             and nth is not None
             and state.calls_since_priority >= nth - 1
         ):
-            lane = await uow.tickets.lock_first_waiting(cmd.site, counter.service_types, priority_only=True)
+            lane = await uow.tickets.lock_first_waiting(
+                cmd.site, counter.service_types, priority_only=True, callable_at=now
+            )
             if lane is not None:
                 candidates[lane.id] = lane
-    now = ports.clock.now()
     pool = {t.id: t.candidate() for t in head}
     pool.update({t.id: t.candidate() for t in candidates.values()})
     decision = choose_next(list(pool.values()), policy, now, state, available=set(candidates))
@@ -620,6 +647,256 @@ async def put_policy(cmd: PutPolicy, uow: QueueUnitOfWork, ports: Ports) -> Orde
     return policy
 
 
+# --- appointments -------------------------------------------------------------------------------
+
+
+class NotBookable(QueueError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"service type {code!r} cannot be booked online")
+
+
+@dataclass(frozen=True)
+class BookAppointment:
+    site: str
+    service_type: str
+    slot_start: datetime
+    channel: Channel
+    citizen_ref: str
+    booker: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class CancelAppointment:
+    appointment_id: str
+    cancelled_by: CancelledBy
+    reason_code: str
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class CheckInAppointment:
+    booking_code: str
+    site: str
+    priority_group: PriorityGroup
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class SweepMissed:
+    correlation_id: str
+    site: str | None = None
+    """None: every site."""
+    limit: int = 500
+
+
+BOOKING_CODE_ATTEMPTS = 8
+
+
+def _appointment_envelope(a: Appointment, payload: EventPayload, corr: str) -> Envelope:
+    return _wrap(payload, agency=a.agency, site=a.site, subject=a.id, corr=corr)
+
+
+async def book_appointment(cmd: BookAppointment, uow: QueueUnitOfWork, ports: Ports) -> Appointment:
+    """Book a seat in a slot: the slot must be one of the service type's slots on an open day, in the
+    future and within the booking horizon, with a seat left under the slot's and the day's quotas."""
+    service = ports.catalogue.service(cmd.service_type)
+    if service is None:
+        raise UnknownServiceType(cmd.service_type)
+    if not service.online_enabled:
+        raise NotBookable(cmd.service_type)
+    rules = ports.appointments.for_service(service.code)
+    tz = ports.catalogue.site_zone(cmd.site)
+    slot = find_slot(ports.catalogue.site_calendar(cmd.site), tz, rules, cmd.slot_start)
+    if slot is None:
+        raise SlotUnavailable(cmd.slot_start.isoformat())
+    now = ports.clock.now()
+    if slot.start <= now:
+        raise SlotInPast(slot.start.isoformat())
+    local_day = slot.start.astimezone(tz).date()
+    if local_day > now.astimezone(tz).date() + timedelta(days=rules.book_ahead_days):
+        raise SlotTooFarAhead(rules.book_ahead_days)
+    day = local_day.isoformat()
+    if await uow.appointments.active_for(cmd.citizen_ref, service.code, day) is not None:
+        raise AlreadyBooked(day)
+    full = await uow.appointments.take_seat(
+        site=cmd.site,
+        service_type=service.code,
+        slot_start=slot.start,
+        day=day,
+        per_slot=rules.quota_per_slot,
+        per_day=rules.quota_per_day,
+    )
+    if full is not None:
+        raise SlotFull(per_day=full == "day")
+    for _ in range(BOOKING_CODE_ATTEMPTS):
+        code = new_booking_code()
+        if not await uow.appointments.code_taken(code):
+            break
+    else:  # pragma: no cover - 32^8 codes
+        raise QueueError("no free booking code")
+    appointment = Appointment(
+        id=str(uuid.uuid4()),
+        booking_code=code,
+        site=cmd.site,
+        service_type=service.code,
+        agency=service.agency,
+        day=day,
+        slot_start=slot.start.astimezone(UTC),
+        slot_end=slot.end.astimezone(UTC),
+        channel=cmd.channel.value,
+        citizen_ref=cmd.citizen_ref,
+        booker=cmd.booker,
+        booked_at=now,
+    )
+    await uow.appointments.add(appointment)
+    uow.publish(
+        _appointment_envelope(
+            appointment,
+            AppointmentBookedV1(
+                appointment_id=appointment.id,
+                service_type=appointment.service_type,
+                agency=appointment.agency,
+                citizen_ref=appointment.citizen_ref,
+                channel=cmd.channel,
+                booking_code=appointment.booking_code,
+                slot_start=appointment.slot_start,
+                slot_end=appointment.slot_end,
+                booked_at=now,
+            ),
+            cmd.correlation_id,
+        )
+    )
+    return appointment
+
+
+async def cancel_appointment(cmd: CancelAppointment, uow: QueueUnitOfWork, ports: Ports) -> Appointment:
+    appointment = await uow.appointments.get(cmd.appointment_id, lock=True)
+    if appointment is None:
+        raise NotFound(cmd.appointment_id)
+    now = ports.clock.now()
+    appointment.cancel(by=cmd.cancelled_by.value, at=now)
+    await uow.appointments.save(appointment)
+    await uow.appointments.give_back_seat(
+        site=appointment.site,
+        service_type=appointment.service_type,
+        slot_start=appointment.slot_start,
+        day=appointment.day,
+    )
+    uow.publish(
+        _appointment_envelope(
+            appointment,
+            AppointmentCancelledV1(
+                appointment_id=appointment.id,
+                service_type=appointment.service_type,
+                agency=appointment.agency,
+                cancelled_by=cmd.cancelled_by,
+                reason_code=cmd.reason_code,
+                slot_start=appointment.slot_start,
+                cancelled_at=now,
+            ),
+            cmd.correlation_id,
+        )
+    )
+    return appointment
+
+
+async def check_in_appointment(
+    cmd: CheckInAppointment, uow: QueueUnitOfWork, ports: Ports
+) -> tuple[Appointment, Visit, Ticket]:
+    """Start the visit of a booked appointment within its check-in window and merge its ticket into
+    the queue as if issued at the slot start (see :mod:`mpp.queue.domain.appointments`)."""
+    appointment = await uow.appointments.by_code(cmd.booking_code, lock=True)
+    if appointment is None or appointment.site != cmd.site:
+        raise NotFound(cmd.booking_code)
+    if appointment.state is not AppointmentState.BOOKED:
+        raise WrongState("appointment", appointment.state.value, "check_in")
+    rules = ports.appointments.for_service(appointment.service_type)
+    now = ports.clock.now()
+    appointment.ensure_checkin_open(now, rules)
+    channel = Channel(appointment.channel)
+    visit = Visit(id=str(uuid.uuid4()), site=appointment.site, channel=channel, started_at=now)
+    await uow.visits.add(visit)
+    uow.publish(
+        _wrap(
+            VisitStartedV1(
+                visit_id=visit.id,
+                channel=channel,
+                citizen_ref=appointment.citizen_ref,
+                appointment_id=appointment.id,
+                started_at=now,
+            ),
+            agency=ports.catalogue.site_manager(visit.site),
+            site=visit.site,
+            subject=visit.id,
+            corr=cmd.correlation_id,
+        )
+    )
+    ticket = await _issue(
+        uow,
+        ports,
+        visit=visit,
+        service_type=appointment.service_type,
+        priority_group=cmd.priority_group,
+        at=now,
+        queued_at=merge_queued_at(appointment.slot_start, now).astimezone(UTC),
+    )
+    uow.publish(_issued(ticket, cmd.correlation_id, appointment_id=appointment.id))
+    appointment.check_in(at=now, rules=rules, visit_id=visit.id, ticket_id=ticket.id)
+    await uow.appointments.save(appointment)
+    uow.publish(
+        _appointment_envelope(
+            appointment,
+            AppointmentCheckedInV1(
+                appointment_id=appointment.id,
+                service_type=appointment.service_type,
+                agency=appointment.agency,
+                visit_id=visit.id,
+                ticket_id=ticket.id,
+                slot_start=appointment.slot_start,
+                checked_in_at=now,
+                offset_seconds=round((now - appointment.slot_start).total_seconds()),
+            ),
+            cmd.correlation_id,
+        )
+    )
+    return appointment, visit, ticket
+
+
+async def sweep_missed(cmd: SweepMissed, uow: QueueUnitOfWork, ports: Ports) -> list[Appointment]:
+    """Mark booked appointments whose check-in window has passed as missed, each with its event.
+
+    Rows another sweep holds are skipped, so two service instances sweeping at once never mark (and
+    announce) the same appointment twice.
+    """
+    now = ports.clock.now()
+    before = now - timedelta(minutes=ports.appointments.shortest_late_minutes)
+    missed: list[Appointment] = []
+    for appointment in await uow.appointments.lock_overdue(before, site=cmd.site, limit=cmd.limit):
+        rules = ports.appointments.for_service(appointment.service_type)
+        if not appointment.miss(at=now, rules=rules):
+            continue
+        await uow.appointments.save(appointment)
+        closes = appointment.slot_start + timedelta(minutes=rules.checkin_late_minutes)
+        uow.publish(
+            _appointment_envelope(
+                appointment,
+                AppointmentMissedV1(
+                    appointment_id=appointment.id,
+                    service_type=appointment.service_type,
+                    agency=appointment.agency,
+                    slot_start=appointment.slot_start,
+                    window_closed_at=closes,
+                    marked_at=now,
+                ),
+                cmd.correlation_id,
+            )
+        )
+        missed.append(appointment)
+    return missed
+
+
 Handler = Callable[[Any, QueueUnitOfWork, Ports], Awaitable[Any]]
 
 HANDLERS: dict[type, Handler] = {
@@ -631,4 +908,8 @@ HANDLERS: dict[type, Handler] = {
     ActOnTicket: act_on_ticket,
     TransferTicket: transfer_ticket,
     PutPolicy: put_policy,
+    BookAppointment: book_appointment,
+    CancelAppointment: cancel_appointment,
+    CheckInAppointment: check_in_appointment,
+    SweepMissed: sweep_missed,
 }

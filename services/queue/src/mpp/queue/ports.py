@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Protocol
 
+from mpp.contracts.masterdata import Calendar
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -19,6 +21,8 @@ class ServiceInfo:
     agency: str
     prefix: str
     """Ticket prefix of the service type (A, B, ...)."""
+    online_enabled: bool = True
+    """Can be booked online (appointments)."""
 
 
 @dataclass(frozen=True)
@@ -50,4 +54,8 @@ class Catalogue(Protocol):
 
     def site_manager(self, site: str) -> str:
         """The agency that runs the building (the agency of visit events)."""
+        ...
+
+    def site_calendar(self, site: str) -> Calendar:
+        """The site's working-day calendar: opening hours, holidays and cuti bersama."""
         ...

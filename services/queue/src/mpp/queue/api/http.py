@@ -409,7 +409,8 @@ async def add_ticket(
         visit = await uow.visits.get(visit_id)
     if visit is None or (principal.site is not None and visit.site != principal.site):
         raise VisitNotFound()
-    if principal.site is None and not principal.has_any(Role.CITIZEN):
+    # Off site, only a citizen's own online visit takes more tickets (as only such a visit can start).
+    if principal.site is None and (not principal.has_any(Role.CITIZEN) or visit.channel is Channel.WALK_IN):
         raise ForbiddenError
     try:
         ticket = await _run(

@@ -141,7 +141,7 @@ class TicketRepository:
         return None if row is None else _ticket(row)
 
     async def lock_first_waiting(
-        self, site: str, service_types: Sequence[str], *, priority_only: bool
+        self, site: str, service_types: Sequence[str], *, priority_only: bool, callable_at: datetime
     ) -> Ticket | None:
         """The first waiting ticket in rank order that no other transaction holds, locked for this one.
 
@@ -153,6 +153,7 @@ class TicketRepository:
             tickets.c.site == site,
             tickets.c.service_type.in_(list(service_types)),
             tickets.c.state == TicketState.WAITING.value,
+            tickets.c.queued_at <= callable_at,
         )
         if priority_only:
             query = query.where(tickets.c.priority_group != PriorityGroup.NONE.value)
@@ -164,14 +165,17 @@ class TicketRepository:
         row = (await self._s.execute(query)).mappings().first()
         return None if row is None else _ticket(row)
 
-    async def waiting_head(self, site: str, service_types: Sequence[str], *, limit: int) -> list[Ticket]:
-        """The first waiting tickets of ``service_types`` in rank order, without locking them."""
+    async def waiting_head(
+        self, site: str, service_types: Sequence[str], *, limit: int, callable_at: datetime
+    ) -> list[Ticket]:
+        """The first callable waiting tickets of ``service_types`` in rank order, without locking them."""
         query = (
             select(tickets)
             .where(
                 tickets.c.site == site,
                 tickets.c.service_type.in_(list(service_types)),
                 tickets.c.state == TicketState.WAITING.value,
+                tickets.c.queued_at <= callable_at,
             )
             .order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
             .limit(limit)

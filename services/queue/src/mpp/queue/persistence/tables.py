@@ -120,4 +120,52 @@ idempotency_keys = Table(
     UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),
 )
 
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("booking_code", String(16), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("slot_start", DateTime(timezone=True), nullable=False),
+    Column("slot_end", DateTime(timezone=True), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("citizen_ref", String(64), nullable=False, doc="Pseudonymous; never a NIK or a name."),
+    Column("booker", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("cancelled_by", String(16)),
+    Column("checked_in_at", DateTime(timezone=True)),
+    Column("missed_at", DateTime(timezone=True)),
+    Column("visit_id", String(36)),
+    Column("ticket_id", String(36)),
+    UniqueConstraint("booking_code", name="uq_appointments_booking_code"),
+)
+# The missed sweep reads booked appointments by slot start; staff lists read a site's day.
+Index("ix_appointments_state_slot", appointments.c.state, appointments.c.slot_start)
+Index("ix_appointments_site_day", appointments.c.site, appointments.c.day, appointments.c.service_type)
+Index("ix_appointments_citizen", appointments.c.citizen_ref, appointments.c.service_type, appointments.c.day)
+
+# Seats taken per slot and per day: a conditional increment of these rows enforces the quotas.
+appointment_slots = Table(
+    "appointment_slots",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("slot_start", DateTime(timezone=True), primary_key=True),
+    Column("booked", Integer, nullable=False),
+)
+
+appointment_days = Table(
+    "appointment_days",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("booked", Integer, nullable=False),
+)
+
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)

@@ -9,6 +9,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.kit.outbox import UnitOfWork
+from mpp.queue.persistence.appointments import AppointmentRepository
 from mpp.queue.persistence.repository import (
     CounterRepository,
     IdempotencyStore,
@@ -25,6 +26,7 @@ class QueueUnitOfWork(UnitOfWork):
     counters: CounterRepository
     policies: PolicyStore
     idempotency: IdempotencyStore
+    appointments: AppointmentRepository
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class QueueUnitOfWork(UnitOfWork):
         self.counters = CounterRepository(self.session)
         self.policies = PolicyStore(self.session)
         self.idempotency = IdempotencyStore(self.session)
+        self.appointments = AppointmentRepository(self.session)
         return self
 
     async def __aexit__(
