@@ -240,6 +240,20 @@ BOOKER_OR_STAFF = {
     Caller.SUPERVISOR: 200,
     Caller.OPERATOR: 200,
 } | dict.fromkeys(FOREIGN, 404)
+
+
+async def board_of_the_site(api: QueueApi) -> Call:
+    return Call(path={"site": SITE})
+
+
+async def board_of_the_agency(api: QueueApi) -> Call:
+    return Call(path={"site": SITE, "agency": AGENCY})
+
+
+async def board_of_no_site(api: QueueApi) -> Call:
+    return Call(path={"site": "mpp-tidak-ada"})
+
+
 # Callers not named in `allow` get 403.
 MATRIX: list[Route[QueueApi]] = [
     # Without a relay or consumers the harness's service is ready as soon as its database is.
@@ -325,6 +339,12 @@ MATRIX: list[Route[QueueApi]] = [
         },
         prepare=agency_policy,
     ),
+    # display boards: public, with no personal data. The live stream never ends, so its row asks for an
+    # unknown site (404 to anyone); the stream itself is covered by the board's integration and browser tests.
+    Route("GET", "/board/{site}", public=200, prepare=board_of_the_site),
+    Route("GET", "/board/{site}/{agency}", public=200, prepare=board_of_the_agency),
+    Route("GET", "/board/{site}/state", public=200, prepare=board_of_the_site),
+    Route("GET", "/board/{site}/events", public=404, prepare=board_of_no_site),
     # appointments
     Route("GET", "/v1/public/appointments/slots", public=200, prepare=slots_query),
     Route("GET", "/v1/public/appointments/{booking_code}", public=200, prepare=booking_code),
