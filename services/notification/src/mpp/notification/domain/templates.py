@@ -61,12 +61,14 @@ class Template:
     """Email subject line (email only)."""
     whatsapp_name: str | None = None
     """Name of the approved WhatsApp template (WhatsApp only)."""
+    short: str | None = None
+    """SMS only: the text used when the full one does not fit one GSM-7 segment."""
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The fields the template needs, in order of first use (subject first)."""
         seen: list[str] = []
-        for part in (self.subject or "", self.text):
+        for part in (self.subject or "", self.text, self.short or ""):
             for _lit, field, _spec, _conv in string.Formatter().parse(part):
                 if field is not None and field not in seen:
                     if not field.isidentifier():
@@ -112,11 +114,14 @@ def _value(template: Template, values: Mapping[str, Any], field: str) -> str:
 def render(template: Template, values: Mapping[str, Any]) -> RenderedMessage:
     """The message with every field filled from ``values``; raises :class:`TemplateError` otherwise."""
     filled = {field: _value(template, values, field) for field in template.fields}
+    text = template.text.format_map(filled)
+    if template.short is not None and (gsm7_length(text) or SMS_SEGMENT + 1) > SMS_SEGMENT:
+        text = template.short.format_map(filled)
     return RenderedMessage(
         template=template.name,
         channel=template.channel,
         locale=template.locale,
-        text=template.text.format_map(filled),
+        text=text,
         subject=template.subject.format_map(filled) if template.subject else None,
         whatsapp_name=template.whatsapp_name,
         parameters=tuple(filled[f] for f in template.fields if f in _body_fields(template)),
@@ -163,10 +168,11 @@ def _three(
     sms: str,
     subject: str,
     email: str,
+    sms_short: str | None = None,
 ) -> list[Template]:
     return [
         Template(name, kind, W, DEFAULT_LOCALE, whatsapp, whatsapp_name=f"mpp_{name}"),
-        Template(name, kind, S, DEFAULT_LOCALE, sms),
+        Template(name, kind, S, DEFAULT_LOCALE, sms, short=sms_short),
         Template(name, kind, E, DEFAULT_LOCALE, email, subject=subject),
     ]
 
@@ -177,6 +183,7 @@ BAHASA_INDONESIA: list[Template] = [
         K.TICKET_CONFIRMATION,
         whatsapp="Nomor antrean Anda {ticket_number} untuk layanan {service_name}. Mohon tunggu panggilan.",
         sms="Antrean {ticket_number} ({service_name}). Mohon tunggu panggilan. " + _SIGN,
+        sms_short="Nomor antrean Anda {ticket_number}. Mohon tunggu panggilan. " + _SIGN,
         subject="Nomor antrean {ticket_number}",
         email="Yth. Bapak/Ibu,\n\nNomor antrean Anda {ticket_number} untuk layanan {service_name}.\n"
         "Mohon tunggu sampai nomor Anda dipanggil.\n\nSalam,\n" + _SIGN,
@@ -222,6 +229,7 @@ BAHASA_INDONESIA: list[Template] = [
         K.APPLICATION_RETURNED,
         whatsapp="Permohonan {service_name} Anda perlu dilengkapi: {missing}.",
         sms="Permohonan {service_name} perlu dilengkapi: {missing}. " + _SIGN,
+        sms_short="Permohonan Anda perlu dilengkapi. Cek rinciannya di loket atau laman pelacakan. " + _SIGN,
         subject="Permohonan perlu dilengkapi",
         email="Yth. Bapak/Ibu,\n\nPermohonan {service_name} Anda dikembalikan untuk dilengkapi.\n"
         "Yang perlu dilengkapi: {missing}.\nCatatan petugas: {note}\n\nSalam,\n" + _SIGN,
