@@ -46,6 +46,7 @@ from mpp.notification.ports import Outcome, OutgoingMessage, Provider, SendResul
 
 log = logging.getLogger(__name__)
 OUTCOME_UNKNOWN = "outcome_unknown"
+CIRCUIT_OPEN = "circuit_open"
 
 
 @dataclass
@@ -174,8 +175,14 @@ class Dispatcher:
             await self.fail_channel(row, prepared)
             return
         if not slot.breaker.allow():
-            retry = self._rules.now() + timedelta(seconds=max(slot.breaker.retry_in(), 0.05))
-            await self._reschedule(row, retry)
+            # The provider is down: hand the message to the next channel now rather than let it go stale
+            # (a call to a counter is useless an hour later); with no other channel, wait for the breaker.
+            if row["remaining_channels"]:
+                result = SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, CIRCUIT_OPEN)
+                await self.fail_channel({**row, "provider": slot.provider.name}, result)
+            else:
+                retry = self._rules.now() + timedelta(seconds=max(slot.breaker.retry_in(), 0.05))
+                await self._reschedule(row, retry)
             return
         wait = slot.bucket.take()
         if wait > 0:
