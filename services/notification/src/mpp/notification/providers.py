@@ -196,8 +196,8 @@ class SmtpEmailProvider:
         mail["Message-ID"] = f"<{message.delivery_id}@{domain}>"
         mail["X-MPP-Delivery-Id"] = message.delivery_id
         mail["X-MPP-Template"] = message.message.template
-        mail["Content-Language"] = message.message.locale
         mail.set_content(message.message.text)
+        mail["Content-Language"] = message.message.locale  # after set_content, which resets Content-*
         return mail
 
     def _send_blocking(self, mail: EmailMessage) -> None:
