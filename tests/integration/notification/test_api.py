@@ -26,6 +26,8 @@ OPERATOR = bearer(roles=[Role.OPERATOR], subject="op-1")
 MINISTRY = bearer(roles=[Role.MINISTRY], subject="kemenpan-1", site=None)
 OTHER_OPERATOR = bearer(roles=[Role.OPERATOR], subject="op-2", site=OTHER_SITE)
 
+pytestmark = pytest.mark.integration
+
 
 async def test_a_citizen_registers_their_own_contact_stored_encrypted_and_shown_masked(
     database_url: str, caplog: pytest.LogCaptureFixture

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from mpp.contracts.envelope import Envelope
@@ -29,6 +30,8 @@ from tests.integration.notification.harness import (
 )
 
 WAIT_S = 90.0
+
+pytestmark = pytest.mark.integration
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:

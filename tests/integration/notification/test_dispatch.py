@@ -7,6 +7,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from mpp.contracts.events.notification import NotificationChannel
 from mpp.notification.ports import Provider
 from mpp.notification.providers import HttpSmsProvider, WhatsAppCloudProvider
@@ -23,6 +25,8 @@ from tests.integration.notification.harness import (
 )
 
 W, S, E = NotificationChannel.WHATSAPP, NotificationChannel.SMS, NotificationChannel.EMAIL
+
+pytestmark = pytest.mark.integration
 
 
 def http_providers(

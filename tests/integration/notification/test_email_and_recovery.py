@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mpp.contracts.events.notification import NotificationChannel
 from mpp.notification.persistence import repository as repo
 from mpp.notification.ports import Provider
@@ -18,6 +20,8 @@ from tests.integration.notification.harness import (
 )
 
 E = NotificationChannel.EMAIL
+
+pytestmark = pytest.mark.integration
 
 
 def smtp(port: int) -> dict[NotificationChannel, Provider]:
