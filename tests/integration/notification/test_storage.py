@@ -51,3 +51,36 @@ async def test_the_loopback_platform_default_on_sqlite(tmp_path: Path) -> None:
     assert sorted(k["template"] for k in kept) == ["application_returned", "ticket_called"]
     assert {r["state"] for r in rows} == {"sent"} and len(rows) == 2
     assert len(sent) == 2
+
+
+async def test_quiet_hours_and_delivery_reports_on_sqlite(tmp_path: Path) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from mpp.notification.api.http import SIGNATURE_HEADER, signature
+    from mpp.notification.config import DEV_WEBHOOK_SECRET
+
+    ref = citizen_ref()
+    async with running_notification(f"sqlite:///{tmp_path / 'notification.db'}") as api:
+        api.clock.at = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)  # 22:30 WIB
+        returned = application_returned(ref)
+        await api.deliver(contact_event(ref), returned)
+        await api.service.dispatcher.dispatch_once()
+        [waiting] = await api.deliveries(returned)
+        api.clock.at = datetime(2026, 3, 2, 23, 59, tzinfo=UTC)  # 06:59 WIB
+        await api.service.dispatcher.dispatch_once()
+        [still] = await api.deliveries(returned)
+        api.clock.at = datetime(2026, 3, 3, 0, 0, 1, tzinfo=UTC)
+        await api.service.dispatcher.dispatch_once()
+        [row] = await api.deliveries(returned)
+        report = json.dumps({"statuses": [{"id": row["provider_message_id"], "status": "read"}]}).encode()
+        answer = await api.client.post(
+            f"/v1/webhooks/{row['provider']}/status",
+            content=report,
+            headers={SIGNATURE_HEADER: signature(DEV_WEBHOOK_SECRET, report)},
+        )
+        [delivered] = await api.published("NotificationDelivered")
+    assert waiting["state"] == "pending" and still["state"] == "pending"
+    assert row["state"] == "sent"
+    assert answer.json() == {"received": 1, "matched": 1}
+    assert delivered.payload["read_at"] is not None

@@ -197,7 +197,8 @@ class Dispatcher:
             result = SendResult.transient("timeout")
         except Exception as exc:  # an adapter bug must not lose the record: treat it as transient
             log.error(
-                "notification.provider.error", extra={"provider": slot.provider.name, "error": repr(exc)}
+                "notification.provider.error",
+                extra={"provider": slot.provider.name, "error": type(exc).__name__},
             )
             result = SendResult.transient(type(exc).__name__)
         await self._record(

@@ -120,7 +120,7 @@ class QuietHours(_Strict):
             end_day = local.date() + timedelta(days=1) if now >= start else local.date()
         if not quiet:
             return at
-        return datetime.combine(end_day, end, tzinfo=zone)
+        return datetime.combine(end_day, end, tzinfo=zone).astimezone(at.tzinfo)
 
 
 class QuietHoursConfig(_Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -17,6 +17,17 @@ from mpp.notification.persistence.protection import ContactCipher
 from mpp.notification.persistence.tables import contacts, deliveries, recipient_links
 
 Row = dict[str, Any]
+
+
+def _aware(value: Any) -> Any:
+    """SQLite hands timestamps back without a zone; they are all stored in UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _row(mapping: Any) -> Row:
+    return {k: _aware(v) for k, v in dict(mapping).items()}
 
 
 class ContactRepository:
@@ -66,7 +77,7 @@ class ContactRepository:
             whatsapp=row["whatsapp"],
             preferred_channel=NotificationChannel(row["preferred_channel"]),
             optional_consent=row["optional_consent"],
-            consent_recorded_at=row["consent_recorded_at"],
+            consent_recorded_at=_aware(row["consent_recorded_at"]),
             source=row["source"],
         )
 
@@ -105,7 +116,7 @@ async def insert_delivery(session: AsyncSession, row: Row) -> bool:
 
 async def delivery(session: AsyncSession, delivery_id: str) -> Row | None:
     row = (await session.execute(select(deliveries).where(deliveries.c.id == delivery_id))).mappings().first()
-    return dict(row) if row is not None else None
+    return _row(row) if row is not None else None
 
 
 async def due_heads(
@@ -134,7 +145,7 @@ async def due_heads(
     )
     if exclude:
         query = query.where(d.c.id.not_in(list(exclude)))
-    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
 
 
 async def mark_sending(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
@@ -152,7 +163,7 @@ async def set_delivery(session: AsyncSession, delivery_id: str, **values: Any) -
 
 async def stuck_sending(session: AsyncSession) -> list[Row]:
     query = select(deliveries).where(deliveries.c.state == DeliveryState.SENDING.value)
-    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
 
 
 async def for_trigger(session: AsyncSession, trigger_event_id: str) -> list[Row]:
@@ -161,7 +172,7 @@ async def for_trigger(session: AsyncSession, trigger_event_id: str) -> list[Row]
         .where(deliveries.c.trigger_event_id == trigger_event_id)
         .order_by(deliveries.c.round, deliveries.c.created_at)
     )
-    return [dict(r) for r in (await session.execute(query)).mappings().all()]
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
 
 
 async def failures(session: AsyncSession, site: str | None, page: int, size: int) -> tuple[list[Row], int]:
@@ -178,7 +189,7 @@ async def failures(session: AsyncSession, site: str | None, page: int, size: int
         .offset((page - 1) * size)
         .limit(size)
     )
-    return [dict(r) for r in (await session.execute(query)).mappings().all()], total
+    return [_row(r) for r in (await session.execute(query)).mappings().all()], total
 
 
 async def by_provider_message(session: AsyncSession, provider: str, message_id: str) -> Row | None:
@@ -186,7 +197,7 @@ async def by_provider_message(session: AsyncSession, provider: str, message_id: 
         deliveries.c.provider == provider, deliveries.c.provider_message_id == message_id
     )
     row = (await session.execute(query)).mappings().first()
-    return dict(row) if row is not None else None
+    return _row(row) if row is not None else None
 
 
 async def last_round(session: AsyncSession, trigger_event_id: str, recipient_ref: str, kind: str) -> int:
