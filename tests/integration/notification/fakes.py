@@ -10,7 +10,7 @@ import json
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -45,7 +45,19 @@ class FakeGateway:
     hang_s: float = 5.0
     slow_s: float = 0.2
     url: str = ""
+    by_recipient: dict[str, Mode] = field(default_factory=dict)
+    """Modes for given recipients (``to`` of the body), ahead of the script."""
+    completed: list[str] = field(default_factory=list)
+    """Recipients in the order their requests were answered."""
     _ids: dict[str, str] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        """Wait until ``condition`` holds after a request arrives or is answered."""
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await self._changed.wait()
+                self._changed.clear()
 
     def answer(self, *modes: Mode) -> None:
         self.script.extend(modes)
@@ -65,16 +77,22 @@ class FakeGateway:
             if not event.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        mode = self.script.popleft() if self.script else self.default
-        self.received.append(
-            Received(scope["path"], headers, json.loads(b"".join(chunks) or b"{}"), time.monotonic(), mode)
-        )
+        body = json.loads(b"".join(chunks) or b"{}")
+        recipient = str(body.get("to", ""))
+        if recipient in self.by_recipient:
+            mode = self.by_recipient[recipient]
+        else:
+            mode = self.script.popleft() if self.script else self.default
+        self.received.append(Received(scope["path"], headers, body, time.monotonic(), mode))
+        self._changed.set()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             status, body, extra = await self._respond(mode, headers.get("idempotency-key", ""))
         finally:
             self.in_flight -= 1
+            self.completed.append(recipient)
+            self._changed.set()
         await send(
             {
                 "type": "http.response.start",

@@ -3,6 +3,7 @@ hours, invalid numbers, per-recipient order and exactly one message per trigger 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
@@ -296,3 +297,37 @@ async def test_no_contact_is_a_final_failure_and_anonymous_visits_send_nothing(
     assert [(r["trigger_event_id"], r["failure_reason"]) for r in rows] == [(str(returned.id), "no_contact")]
     assert [e.payload["reason"] for e in failed] == ["no_contact"]
     assert whatsapp.received == []
+
+
+async def test_a_hanging_provider_call_holds_up_only_its_own_recipient(
+    database_url: str, whatsapp: FakeGateway, sms: FakeGateway
+) -> None:
+    slow, quick, later_one = citizen_ref(), citizen_ref(), citizen_ref()
+    whatsapp.by_recipient["6281100000001"] = "timeout"
+    whatsapp.hang_s = 2.0
+    async with running_notification(
+        database_url, providers=http_providers(whatsapp, sms, timeout_s=1.5)
+    ) as api:
+        await api.deliver(
+            contact_event(slow, phone="+6281100000001"),
+            contact_event(quick, phone="+6281100000002"),
+            contact_event(later_one, phone="+6281100000003"),
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(api.service.dispatcher.run(stop))
+        try:
+            await api.deliver(application_returned(slow), application_returned(quick))
+            api.service.dispatcher.kick.set()
+            await whatsapp.until(lambda: any(r.body["to"] == "6281100000001" for r in whatsapp.received))
+            # A new trigger while the first call hangs: it must not wait for it.
+            await api.deliver(application_returned(later_one))
+            api.service.dispatcher.kick.set()
+            await whatsapp.until(lambda: "6281100000003" in whatsapp.completed)
+            hanging = [r for r in await api.deliveries() if r["recipient_ref"] == slow]
+        finally:
+            stop.set()
+            await running
+    assert [r["state"] for r in hanging] == ["sending"], (
+        "the later message went out while the first call hung"
+    )
+    assert "6281100000002" in whatsapp.completed

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Mapping
@@ -83,6 +84,7 @@ class Dispatcher:
         self._backoff = backoff
         self._max_attempts = max_attempts
         self._batch = batch_size
+        self._concurrency = concurrency
         self._semaphore = asyncio.Semaphore(concurrency)
         self._poll = poll_interval_s
         self._send_timeout = send_timeout_s
@@ -121,17 +123,36 @@ class Dispatcher:
         return len(stuck)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until ``stop`` is set. Each delivery runs as its own task (up to ``concurrency``); a
+        slow provider call holds up only its own recipient, never the others."""
         await self.recover()
+        in_flight: dict[str, asyncio.Task[None]] = {}
+
+        def done(task: asyncio.Task[None], delivery_id: str) -> None:
+            in_flight.pop(delivery_id, None)
+            self.kick.set()
+
         while not stop.is_set():
-            try:
-                handled = await self.dispatch_once()
-            except Exception as exc:  # a database outage must not end the loop; the next pass retries
-                log.warning("notification.dispatcher.failed", extra={"error": type(exc).__name__})
-                handled = 0
-            if handled == 0:
+            free = self._concurrency - len(in_flight)
+            rows: list[dict[str, Any]] = []
+            if free > 0:
+                try:
+                    async with self._sessions() as session:
+                        rows = await repo.due_heads(
+                            session, self._rules.now(), min(self._batch, free), exclude=list(in_flight)
+                        )
+                except Exception as exc:  # a database outage must not end the loop; the next pass retries
+                    log.warning("notification.dispatcher.failed", extra={"error": type(exc).__name__})
+            for row in rows:
+                task = asyncio.create_task(self._guarded(row), name=f"delivery-{row['id']}")
+                in_flight[row["id"]] = task
+                task.add_done_callback(functools.partial(done, delivery_id=row["id"]))
+            if not rows:
                 self.kick.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wait(stop), timeout=self._poll)
+        if in_flight:
+            await asyncio.gather(*in_flight.values(), return_exceptions=True)
 
     async def _wait(self, stop: asyncio.Event) -> None:
         kicked = asyncio.create_task(self.kick.wait())
@@ -160,7 +181,13 @@ class Dispatcher:
 
     async def _guarded(self, row: dict[str, Any]) -> None:
         async with self._semaphore:
-            await self.deliver(row)
+            try:
+                await self.deliver(row)
+            except Exception as exc:  # a database outage mid-delivery: the record stays as it was written
+                log.warning(
+                    "notification.delivery.interrupted",
+                    extra={"delivery": row["id"], "error": type(exc).__name__},
+                )
 
     async def deliver(self, row: dict[str, Any]) -> None:
         channel = NotificationChannel(row["channel"])
