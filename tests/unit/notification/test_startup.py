@@ -11,10 +11,11 @@ from mpp.notification.config import NotificationSettings
 from mpp.notification.persistence.protection import ContactCipher, UndecryptableContact, decode_key
 
 
-def test_a_data_key_that_is_not_32_bytes_is_refused() -> None:
+def test_a_data_key_that_is_not_32_bytes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     short = base64.b64encode(b"too-short-key").decode()
+    monkeypatch.setenv("MPP_NOTIFICATION_DATA_KEY", short)
     with pytest.raises(ValidationError, match="must decode to 32 bytes, not 13") as caught:
-        NotificationSettings(data_key=short)
+        NotificationSettings()
     assert short not in str(caught.value)
 
 

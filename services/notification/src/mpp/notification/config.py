@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class NotificationSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MPP_NOTIFICATION_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MPP_NOTIFICATION_", extra="ignore", hide_input_in_errors=True
+    )
 
     service_name: str = "notification"
     database_url: str = "sqlite+aiosqlite:///./.local/notification.db"
