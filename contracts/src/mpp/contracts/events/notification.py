@@ -56,6 +56,7 @@ class MessageKind(StrEnum):
     APPOINTMENT_CANCELLED = "appointment_cancelled"
     APPLICATION_RECEIVED = "application_received"
     APPLICATION_RETURNED = "application_returned"
+    APPLICATION_APPROVED = "application_approved"
     APPLICATION_REJECTED = "application_rejected"
     DOCUMENT_READY = "document_ready"
     PERMIT_ISSUED = "permit_issued"

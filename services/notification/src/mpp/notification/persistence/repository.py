@@ -1,0 +1,209 @@
+"""Reads and writes of contacts, recipient links and deliveries, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mpp.contracts.events.notification import NotificationChannel
+from mpp.kit.db import dialect_insert
+from mpp.notification.domain.model import Contact, DeliveryState
+from mpp.notification.persistence.protection import ContactCipher
+from mpp.notification.persistence.tables import contacts, deliveries, recipient_links
+
+Row = dict[str, Any]
+
+
+def _aware(value: Any) -> Any:
+    """SQLite hands timestamps back without a zone; they are all stored in UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _row(mapping: Any) -> Row:
+    return {k: _aware(v) for k, v in dict(mapping).items()}
+
+
+class ContactRepository:
+    def __init__(self, session: AsyncSession, cipher: ContactCipher) -> None:
+        self._session = session
+        self._cipher = cipher
+
+    async def save(self, contact: Contact, now: datetime) -> None:
+        ref = contact.citizen_ref
+        values = {
+            "phone": self._cipher.seal(contact.phone, column="phone", citizen_ref=ref)
+            if contact.phone
+            else None,
+            "email": self._cipher.seal(contact.email, column="email", citizen_ref=ref)
+            if contact.email
+            else None,
+            "whatsapp": contact.whatsapp,
+            "preferred_channel": contact.preferred_channel.value,
+            "optional_consent": contact.optional_consent,
+            "consent_recorded_at": contact.consent_recorded_at,
+            "source": contact.source,
+            "updated_at": now,
+        }
+        insert = dialect_insert(self._session, contacts).values(citizen_ref=ref, **values)
+        await self._session.execute(insert.on_conflict_do_update(index_elements=["citizen_ref"], set_=values))
+
+    async def remove(self, citizen_ref: str) -> bool:
+        result = await self._session.execute(delete(contacts).where(contacts.c.citizen_ref == citizen_ref))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def get(self, citizen_ref: str) -> Contact | None:
+        row = (
+            (await self._session.execute(select(contacts).where(contacts.c.citizen_ref == citizen_ref)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return Contact(
+            citizen_ref=citizen_ref,
+            phone=self._cipher.open(row["phone"], column="phone", citizen_ref=citizen_ref)
+            if row["phone"]
+            else None,
+            email=self._cipher.open(row["email"], column="email", citizen_ref=citizen_ref)
+            if row["email"]
+            else None,
+            whatsapp=row["whatsapp"],
+            preferred_channel=NotificationChannel(row["preferred_channel"]),
+            optional_consent=row["optional_consent"],
+            consent_recorded_at=_aware(row["consent_recorded_at"]),
+            source=row["source"],
+        )
+
+
+async def save_link(session: AsyncSession, kind: str, key: str, citizen_ref: str, now: datetime) -> None:
+    insert = dialect_insert(session, recipient_links).values(
+        kind=kind, key=key, citizen_ref=citizen_ref, created_at=now
+    )
+    await session.execute(
+        insert.on_conflict_do_update(index_elements=["kind", "key"], set_={"citizen_ref": citizen_ref})
+    )
+
+
+async def linked_citizen(session: AsyncSession, kind: str, key: str) -> str | None:
+    query = select(recipient_links.c.citizen_ref).where(
+        recipient_links.c.kind == kind, recipient_links.c.key == key
+    )
+    found = (await session.execute(query)).scalar_one_or_none()
+    return str(found) if found is not None else None
+
+
+def new_delivery_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def insert_delivery(session: AsyncSession, row: Row) -> bool:
+    """Writes a delivery unless one with the same trigger, recipient, kind, channel and round exists."""
+    insert = dialect_insert(session, deliveries).values(**row)
+    result = await session.execute(
+        insert.on_conflict_do_nothing(
+            index_elements=["trigger_event_id", "recipient_ref", "message_kind", "channel", "round"]
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delivery(session: AsyncSession, delivery_id: str) -> Row | None:
+    row = (await session.execute(select(deliveries).where(deliveries.c.id == delivery_id))).mappings().first()
+    return _row(row) if row is not None else None
+
+
+async def due_heads(
+    session: AsyncSession, now: datetime, limit: int, exclude: Sequence[str] = ()
+) -> list[Row]:
+    """Pending deliveries whose time has come and that are the oldest unfinished one of their recipient
+    (per-recipient order: a message waits for the earlier ones to its recipient)."""
+    d = deliveries
+    older = deliveries.alias("older")
+    earlier_unfinished = exists().where(
+        older.c.recipient_ref == d.c.recipient_ref,
+        older.c.state.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]),
+        or_(
+            older.c.queued_at < d.c.queued_at,
+            and_(older.c.queued_at == d.c.queued_at, older.c.created_at < d.c.created_at),
+            and_(
+                older.c.queued_at == d.c.queued_at, older.c.created_at == d.c.created_at, older.c.id < d.c.id
+            ),
+        ),
+    )
+    query = (
+        select(d)
+        .where(d.c.state == DeliveryState.PENDING.value, d.c.not_before <= now, ~earlier_unfinished)
+        .order_by(d.c.not_before, d.c.queued_at)
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(d.c.id.not_in(list(exclude)))
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def mark_sending(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
+    result = await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.SENDING.value, attempts=deliveries.c.attempts + 1, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def set_delivery(session: AsyncSession, delivery_id: str, **values: Any) -> None:
+    await session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+
+async def stuck_sending(session: AsyncSession) -> list[Row]:
+    query = select(deliveries).where(deliveries.c.state == DeliveryState.SENDING.value)
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def for_trigger(session: AsyncSession, trigger_event_id: str) -> list[Row]:
+    query = (
+        select(deliveries)
+        .where(deliveries.c.trigger_event_id == trigger_event_id)
+        .order_by(deliveries.c.round, deliveries.c.created_at)
+    )
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def failures(session: AsyncSession, site: str | None, page: int, size: int) -> tuple[list[Row], int]:
+    where = [deliveries.c.state == DeliveryState.FAILED.value]
+    if site is not None:
+        where.append(deliveries.c.site == site)
+    total = int(
+        (await session.execute(select(func.count()).select_from(deliveries).where(*where))).scalar_one()
+    )
+    query = (
+        select(deliveries)
+        .where(*where)
+        .order_by(deliveries.c.updated_at.desc(), deliveries.c.id)
+        .offset((page - 1) * size)
+        .limit(size)
+    )
+    return [_row(r) for r in (await session.execute(query)).mappings().all()], total
+
+
+async def by_provider_message(session: AsyncSession, provider: str, message_id: str) -> Row | None:
+    query = select(deliveries).where(
+        deliveries.c.provider == provider, deliveries.c.provider_message_id == message_id
+    )
+    row = (await session.execute(query)).mappings().first()
+    return _row(row) if row is not None else None
+
+
+async def last_round(session: AsyncSession, trigger_event_id: str, recipient_ref: str, kind: str) -> int:
+    query = select(func.max(deliveries.c.round)).where(
+        deliveries.c.trigger_event_id == trigger_event_id,
+        deliveries.c.recipient_ref == recipient_ref,
+        deliveries.c.message_kind == kind,
+    )
+    return int((await session.execute(query)).scalar_one() or 0)
