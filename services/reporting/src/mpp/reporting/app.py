@@ -24,6 +24,7 @@ from mpp.reporting.figures import Geography
 from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.tables import consumer_offsets, inbox, outbox
 
+PROJECTOR_GROUP = "mpp.reporting.projector"
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
@@ -51,7 +52,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         name = zones.get(site)
         return ZoneInfo(name) if name else DEFAULT_TZ
 
-    group = consumer_group(settings.consumer_group)
+    # The projector reads the canonical group's topics; the group id may differ (a parallel rebuild, tests).
+    topics = consumer_group(PROJECTOR_GROUP).topics
     runtime = build_runtime(
         settings,
         outbox=outbox,
@@ -60,8 +62,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         migrations=MIGRATIONS,
         consumers=[
             ConsumerSpec(
-                group_id=group.group_id,
-                topics=group.topics,
+                group_id=settings.consumer_group,
+                topics=topics,
                 handler=projector(site_tz, catalogue_sla(catalogue, site_tz)),
                 event_types=PROJECTED_TYPES | FACT_TYPES,
                 offsets_from_database_only=True,
