@@ -108,6 +108,7 @@ async def query_totals(
 
 # --- metric read models -----------------------------------------------------------------------
 
+_SQLITE_ROWS = 2000
 _PG_TYPES = {"day": "date", "hour": "smallint", "bucket": "integer"}
 
 
@@ -136,14 +137,17 @@ async def _add(
             {**columns, "_values": values},
         )
         return
-    stmt = dialect_insert(session, table).values(
-        [{**{c: columns[c][i] for c in key_columns}, value_column: values[i]} for i in range(len(keys))]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c[c] for c in key_columns],
-        set_={value_column: table.c[value_column] + stmt.excluded[value_column]},
-    )
-    await session.execute(stmt)
+    # SQLite binds at most 32,766 parameters per statement: a multi-row upsert per chunk of keys.
+    for first in range(0, len(keys), _SQLITE_ROWS):
+        chunk = range(first, min(first + _SQLITE_ROWS, len(keys)))
+        stmt = dialect_insert(session, table).values(
+            [{**{c: columns[c][i] for c in key_columns}, value_column: values[i]} for i in chunk]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c[c] for c in key_columns],
+            set_={value_column: table.c[value_column] + stmt.excluded[value_column]},
+        )
+        await session.execute(stmt)
 
 
 async def add_facts(session: AsyncSession, facts: Facts) -> None:
