@@ -133,15 +133,15 @@ class TestQueueFacts:
 
         facts = fold_facts([ticket(at, priority=PriorityGroup.LANSIA)], tz)
 
-        key = {"day": MAR_2, "site": WIB, "agency": "polres", "service_type": "polres.skck"}
+        key = (MAR_2, WIB, "polres", "polres.skck")
         assert facts.counts == Counter(
             {
-                FactKey(**key, measure="tickets_issued"): 1,
-                FactKey(**key, measure="tickets_online"): 1,
-                FactKey(**key, measure="priority_issued_lansia"): 1,
+                FactKey(*key, "tickets_issued"): 1,
+                FactKey(*key, "tickets_online"): 1,
+                FactKey(*key, "priority_issued_lansia"): 1,
             }
         )
-        assert facts.hourly == Counter({HourKey(**key, hour=9, measure="tickets_issued"): 1})
+        assert facts.hourly == Counter({HourKey(*key, 9, "tickets_issued"): 1})
 
     def test_waiting_time_counts_the_first_call_on_the_issue_day_and_hour(self) -> None:
         # Issued 23:50 WIB on 2 March, first called 00:10 on 3 March, recalled later.
@@ -151,10 +151,10 @@ class TestQueueFacts:
 
         facts = fold_facts([first, recall], tz)
 
-        key = {"day": MAR_2, "site": WIB, "agency": "polres", "service_type": "polres.skck"}
-        assert facts.histogram == Counter({HistogramKey(**key, hour=23, kind="waiting", bucket=120): 1})
-        assert facts.counts[FactKey(**key, measure="waiting_count")] == 1
-        assert facts.counts[FactKey(**key, measure="waiting_seconds_sum")] == 1200
+        key = (MAR_2, WIB, "polres", "polres.skck")
+        assert facts.histogram == Counter({HistogramKey(*key, 23, "waiting", 120): 1})
+        assert facts.counts[FactKey(*key, "waiting_count")] == 1
+        assert facts.counts[FactKey(*key, "waiting_seconds_sum")] == 1200
 
     def test_service_time_and_priority_served(self) -> None:
         payload = example_payload(ServiceCompletedV1)
@@ -163,12 +163,12 @@ class TestQueueFacts:
         facts = fold_facts([wrap(payload)], tz)
 
         day = payload.issued_at.astimezone(ZONES[WIB]).date()
-        key = {"day": day, "site": WIB, "agency": payload.agency, "service_type": payload.service_type}
-        assert facts.counts[FactKey(**key, measure="service_seconds_sum")] == payload.service_seconds
-        assert facts.counts[FactKey(**key, measure="tickets_served")] == 1
+        key = (day, WIB, payload.agency, payload.service_type)
+        assert facts.counts[FactKey(*key, "service_seconds_sum")] == payload.service_seconds
+        assert facts.counts[FactKey(*key, "tickets_served")] == 1
         hour = payload.issued_at.astimezone(ZONES[WIB]).hour
         bucket = bucket_of(payload.service_seconds)
-        assert facts.histogram[HistogramKey(**key, hour=hour, kind="service", bucket=bucket)] == 1
+        assert facts.histogram[HistogramKey(*key, hour, "service", bucket)] == 1
 
 
 class TestSurveys:
