@@ -138,9 +138,15 @@ class _Folder:
         self.site_tz = site_tz
         self.sla = sla
         self.facts = Facts()
+        self._last: tuple[str, datetime, datetime] | None = None
 
     def local(self, site: str, at: datetime) -> datetime:
-        return at.astimezone(self.site_tz(site))
+        # An event adds several measures at one instant: convert it once.
+        if self._last is not None and self._last[0] == site and self._last[1] == at:
+            return self._last[2]
+        local = at.astimezone(self.site_tz(site))
+        self._last = (site, at, local)
+        return local
 
     def add(self, at: datetime, site: str, agency: str, st: str, measure: str, n: int = 1) -> None:
         if n:
