@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from mpp.contracts.envelope import Envelope
@@ -82,8 +83,7 @@ FACT_TYPES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class FactKey:
+class FactKey(NamedTuple):
     day: date
     site: str
     agency: str
@@ -91,8 +91,7 @@ class FactKey:
     measure: str
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class HourKey:
+class HourKey(NamedTuple):
     day: date
     site: str
     agency: str
@@ -101,8 +100,7 @@ class HourKey:
     measure: str
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class HistogramKey:
+class HistogramKey(NamedTuple):
     day: date
     site: str
     agency: str
