@@ -123,6 +123,13 @@ async def test_the_ministry_rolls_up_by_province_and_an_operator_is_narrowed_to_
     assert own.json()["scope"]["site"] == SITE
 
 
+async def test_visitors_by_weekday(api: ReportingApi) -> None:
+    response = await _get(api, "/v1/metrics/M3", operator(), period="all", group_by="weekday")
+
+    # 30 March 2026 is a Monday (1), 1 April a Wednesday (3).
+    assert {r["weekday"]: r["figures"]["visitors"] for r in response.json()["rows"]} == {1: 2, 3: 1}
+
+
 async def test_waiting_time_of_an_agency_for_its_officer(api: ReportingApi) -> None:
     response = await _get(api, "/v1/metrics/D1", officer("dpmptsp"), period="all")
 

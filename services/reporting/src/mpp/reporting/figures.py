@@ -28,6 +28,11 @@ class GroupBy(StrEnum):
     KABKOTA = "kabkota"
     PROVINCE = "province"
     HOUR = "hour"
+    WEEKDAY = "weekday"
+    """ISO weekday of the local day, 1 (Monday) to 7 (Sunday)."""
+
+
+_NUMERIC = (GroupBy.HOUR, GroupBy.WEEKDAY)
 
 
 class Unsupported(ValueError):
@@ -111,14 +116,16 @@ class _Cells:
         elif by is GroupBy.SITE:
             group = row["site"]
             self.sites[group].add(row["site"])
+        elif by is GroupBy.WEEKDAY:
+            group = str(day.isoweekday())
         elif by is not None:
             group = str(row[by.value])
         return self.totals[(period_start(day, self.period), group)]
 
     def order(self, key: tuple[date | None, str | None]) -> tuple[date, int, str]:
         start, group = key
-        hour = int(group) if self.group_by is GroupBy.HOUR and group is not None else 0
-        return (start or date.min, hour, str(group))
+        number = int(group) if self.group_by in _NUMERIC and group is not None else 0
+        return (start or date.min, number, str(group))
 
 
 def _kind(metric: Metric) -> str:
@@ -197,7 +204,7 @@ async def compute(
             "period_start": start.isoformat() if start else None,
         }
         if group_by is not None:
-            out[group_by.value] = int(group) if group_by is GroupBy.HOUR and group is not None else group
+            out[group_by.value] = int(group) if group_by in _NUMERIC and group is not None else group
         out["figures"] = metric.compute(totals)
         rows.append(out)
     return rows
