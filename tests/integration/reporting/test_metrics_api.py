@@ -130,6 +130,16 @@ async def test_visitors_by_weekday(api: ReportingApi) -> None:
     assert {r["weekday"]: r["figures"]["visitors"] for r in response.json()["rows"]} == {1: 2, 3: 1}
 
 
+async def test_by_hour_only_figures_kept_per_hour(api: ReportingApi) -> None:
+    tickets = await _get(api, "/v1/metrics/M4", operator(), period="all", group_by="hour")
+    waiting = await _get(api, "/v1/metrics/D1", operator(), period="all", group_by="hour")
+
+    assert [(r["hour"], r["figures"]) for r in tickets.json()["rows"]] == [(9, {"tickets_issued": 3})]
+    (row,) = waiting.json()["rows"]
+    assert (row["hour"], row["figures"]["count"], row["figures"]["median_seconds"]) == (9, 3, 309)
+    assert "mean_seconds" not in row["figures"]
+
+
 async def test_waiting_time_of_an_agency_for_its_officer(api: ReportingApi) -> None:
     response = await _get(api, "/v1/metrics/D1", officer("dpmptsp"), period="all")
 

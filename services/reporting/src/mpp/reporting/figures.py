@@ -205,6 +205,7 @@ async def compute(
         }
         if group_by is not None:
             out[group_by.value] = int(group) if group_by in _NUMERIC and group is not None else group
-        out["figures"] = metric.compute(totals)
+        figures = metric.compute(totals)
+        out["figures"] = metric.by_hour(figures) if group_by is GroupBy.HOUR else figures
         rows.append(out)
     return rows

@@ -249,6 +249,9 @@ def _d3(t: Totals) -> dict[str, Any]:
     return figures
 
 
+_DURATION_BY_HOUR = ("count", "median_seconds", "p90_seconds", "beyond_cap", "max_error_seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     id: str
@@ -264,6 +267,12 @@ class Metric:
     """Where figures by hour of day come from: ``hourly`` counts, ``histogram`` buckets, or none."""
     activity: bool = False
     """Computed from the agencies and service types with activity (M1, M2)."""
+    hourly_figures: tuple[str, ...] = ()
+    """The figures that exist per hour of day (the others are kept per day only)."""
+
+    def by_hour(self, figures: dict[str, Any]) -> dict[str, Any]:
+        """Only the figures that exist per hour of day."""
+        return {k: v for k, v in figures.items() if k in self.hourly_figures}
 
     def definition(self) -> dict[str, Any]:
         return {
@@ -316,6 +325,7 @@ METRICS: tuple[Metric, ...] = (
         _m3,
         measures=("visits",),
         hourly="hourly",
+        hourly_figures=("visitors",),
     ),
     Metric(
         "M4",
@@ -328,6 +338,7 @@ METRICS: tuple[Metric, ...] = (
         _m4,
         measures=("tickets_", "applications_submitted", "appointments_"),
         hourly="hourly",
+        hourly_figures=("tickets_issued",),
     ),
     Metric(
         "M5",
@@ -420,6 +431,7 @@ METRICS: tuple[Metric, ...] = (
         _durations(WAITING),
         measures=("waiting_",),
         hourly="histogram",
+        hourly_figures=_DURATION_BY_HOUR,
     ),
     Metric(
         "D2",
@@ -432,6 +444,7 @@ METRICS: tuple[Metric, ...] = (
         _durations(SERVICE),
         measures=("service_",),
         hourly="histogram",
+        hourly_figures=_DURATION_BY_HOUR,
     ),
     Metric(
         "D3",
