@@ -1,5 +1,9 @@
 """Metric read models: additive facts, hourly facts and duration histograms.
 
+The projector now reads every event type the metrics need, from the start of each topic (topics keep
+their events forever). Its consumed offsets, inbox and first read model are emptied here, so the next
+start replays the whole log into every read model at once and none of them counts an event twice.
+
 Revision ID: 0002
 Revises: 0001
 """
@@ -47,6 +51,8 @@ def upgrade() -> None:
     # Scoped reads filter on the site first; the primary keys lead with the day.
     for table in ("metric_facts", "metric_hourly", "duration_histogram"):
         op.create_index(f"ix_{table}_site_day", table, ["site", "day"])
+    for table in ("consumer_offsets", "inbox", "daily_counts"):
+        op.execute(sa.table(table).delete())
 
 
 def downgrade() -> None:
