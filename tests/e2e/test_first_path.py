@@ -23,7 +23,8 @@ from mpp.kit.auth import issue_token
 from tests.support.kafka_tools import wait_for
 from tests.support.processes import ROOT, ServiceProcess
 
-pytestmark = pytest.mark.e2e
+# 20,000 applications through three processes that are each killed once: minutes, more on a busy machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 APPLICATIONS = 20_000
 APPROVE_EVERY = 10
@@ -108,7 +109,13 @@ async def platform(
         logs,
     )
     reporting = ServiceProcess(
-        "reporting", {**common, "MPP_REPORTING_DATABASE_URL": await fresh_database()}, logs
+        "reporting",
+        {
+            **common,
+            "MPP_REPORTING_DATABASE_URL": await fresh_database(),
+            "MPP_REPORTING_CONSUMER_GROUP": f"mpp.reporting.projector.e2e-{run}",
+        },
+        logs,
     )
     seeded = subprocess.run(
         [sys.executable, "-m", "mpp.identity.seed", "--count", str(CITIZENS)],

@@ -102,14 +102,17 @@ def issued(at: datetime, *, site: str = SITE, service_type: str = "dpmptsp.pbg")
 
 
 @contextlib.asynccontextmanager
-async def running_reporting(database_url: str) -> AsyncIterator[ReportingApi]:
+async def running_reporting(database_url: str, **overrides: Any) -> AsyncIterator[ReportingApi]:
     settings = ReportingSettings(
-        database_url=database_url,
-        relay_enabled=False,
-        consumer_enabled=False,
-        jwt_hs256_secret=SECRET,
-        log_json=False,
-        log_level="WARNING",
+        **{
+            "database_url": database_url,
+            "relay_enabled": False,
+            "consumer_enabled": False,
+            "jwt_hs256_secret": SECRET,
+            "log_json": False,
+            "log_level": "WARNING",
+            **overrides,
+        }
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

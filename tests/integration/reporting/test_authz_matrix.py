@@ -29,13 +29,33 @@ async def home_figures(api: ReportingApi) -> Call:
     return Call(query={"agency": SCOPE.agency, "site": SCOPE.site, "from": "2026-03-01", "to": "2026-03-31"})
 
 
+async def home_metric(api: ReportingApi) -> Call:
+    """One metric of the home agency at the home site."""
+    call = await home_figures(api)
+    return Call(path={"metric": "M4"}, query=call.query)
+
+
 READERS = {Caller.OFFICER: 200, Caller.SUPERVISOR: 200, Caller.OPERATOR: 200, Caller.MINISTRY: 200}
+
+# Definitions are the same for every reader, whatever their agency or site.
+ANY_READER = {
+    **READERS,
+    Caller.OFFICER_OTHER_AGENCY: 200,
+    Caller.SUPERVISOR_OTHER_AGENCY: 200,
+    Caller.OFFICER_OTHER_SITE: 200,
+    Caller.SUPERVISOR_OTHER_SITE: 200,
+    Caller.OPERATOR_OTHER_SITE: 200,
+}
 
 # Callers not named in `allow` get 403.
 MATRIX: list[Route[ReportingApi]] = [
     *PROBES,
     Route("GET", "/v1/figures/daily", allow=READERS, prepare=home_figures),
     Route("GET", "/v1/figures/totals", allow=READERS, prepare=home_figures),
+    Route("GET", "/v1/metrics", allow=ANY_READER),
+    Route("GET", "/v1/metrics/{metric}", allow=READERS, prepare=home_metric),
+    Route("GET", "/v1/metrics/{metric}/definition", allow=ANY_READER, prepare=home_metric),
+    Route("GET", "/v1/overview", allow=READERS, prepare=home_figures),
 ]
 
 

@@ -10,24 +10,32 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mpp.contracts.masterdata import load_catalogue, load_demo_catalogue
+from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
 from mpp.contracts.topics import consumer_group
 from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service_app
 from mpp.reporting.api.http import router
 from mpp.reporting.api.messaging import projector
+from mpp.reporting.api.metrics import router as metrics_router
 from mpp.reporting.config import ReportingSettings
+from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
+from mpp.reporting.domain.sla import catalogue_sla
+from mpp.reporting.figures import Geography
 from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.tables import consumer_offsets, inbox, outbox
 
+PROJECTOR_GROUP = "mpp.reporting.projector"
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
 class ReportingService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], runtime: ServiceRuntime) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], runtime: ServiceRuntime, catalogue: Catalogue
+    ) -> None:
         self.sessions = sessions
         self.runtime = runtime
         self.repository: ModuleType = repository
+        self.geography = Geography(catalogue)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -44,7 +52,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         name = zones.get(site)
         return ZoneInfo(name) if name else DEFAULT_TZ
 
-    group = consumer_group(settings.consumer_group)
+    # The projector reads the canonical group's topics; the group id may differ (a parallel rebuild, tests).
+    topics = consumer_group(PROJECTOR_GROUP).topics
     runtime = build_runtime(
         settings,
         outbox=outbox,
@@ -53,15 +62,16 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         migrations=MIGRATIONS,
         consumers=[
             ConsumerSpec(
-                group_id=group.group_id,
-                topics=group.topics,
-                handler=projector(site_tz),
-                event_types=PROJECTED_TYPES,
+                group_id=settings.consumer_group,
+                topics=topics,
+                handler=projector(site_tz, catalogue_sla(catalogue, site_tz)),
+                event_types=PROJECTED_TYPES | FACT_TYPES,
                 offsets_from_database_only=True,
             )
         ],
     )
     app = service_app(runtime, title="MPP Reporting", version="0.1.0")
-    app.state.reporting = ReportingService(runtime.sessions, runtime)
+    app.state.reporting = ReportingService(runtime.sessions, runtime, catalogue)
     app.include_router(router)
+    app.include_router(metrics_router)
     return app

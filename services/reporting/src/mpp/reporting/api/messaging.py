@@ -1,5 +1,5 @@
-"""Reporting's event subscriber: folds each consumed batch into the read model (inside the consumer's
-transaction, together with the inbox and the consumed offsets)."""
+"""Reporting's event subscriber: folds each consumed batch into the read models (inside the consumer's
+transaction, together with the inbox and the consumed offsets, so a batch counts exactly once)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.consumer import BatchHandler, ReceivedEvent
+from mpp.reporting.domain.facts import SlaCheck, fold_facts, no_sla
 from mpp.reporting.domain.projection import fold
-from mpp.reporting.persistence.repository import add_counts
+from mpp.reporting.persistence.repository import add_counts, add_facts
 
 
-def projector(site_tz: Callable[[str], ZoneInfo]) -> BatchHandler:
+def projector(site_tz: Callable[[str], ZoneInfo], sla: SlaCheck = no_sla) -> BatchHandler:
     async def project(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
-        await add_counts(session, fold((e.envelope for e in events), site_tz))
+        envelopes = [e.envelope for e in events]
+        await add_counts(session, fold(envelopes, site_tz))
+        await add_facts(session, fold_facts(envelopes, site_tz, sla))
 
     return project

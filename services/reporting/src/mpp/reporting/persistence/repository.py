@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, Table, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
+from mpp.reporting.domain.facts import Facts
 from mpp.reporting.domain.projection import CountKey
-from mpp.reporting.persistence.tables import daily_counts
+from mpp.reporting.persistence.tables import daily_counts, duration_histogram, metric_facts, metric_hourly
 
 
 async def add_counts(session: AsyncSession, counts: Counter[CountKey]) -> None:
@@ -101,3 +104,114 @@ async def query_totals(
     if agency:
         q = q.where(t.c.agency == agency)
     return {m: int(n) for m, n in (await session.execute(q)).all()}
+
+
+# --- metric read models -----------------------------------------------------------------------
+
+_SQLITE_ROWS = 2000
+_PG_TYPES = {"day": "date", "hour": "smallint", "bucket": "integer"}
+
+
+async def _add(
+    session: AsyncSession, table: Table, key_columns: Sequence[str], value_column: str, rows: Counter[Any]
+) -> None:
+    """Add ``rows`` (key dataclass -> increment) to ``table``: one upsert statement per batch, keys in
+    sorted order so concurrent writers lock rows in the same order."""
+    if not rows:
+        return
+    keys = sorted(rows)
+    columns = {c: [getattr(k, c) for k in keys] for c in key_columns}
+    values = [rows[k] for k in keys]
+    if session.get_bind().dialect.name == "postgresql":
+        # Column arrays as parameters: the statement compiles once, whatever the batch size.
+        arrays = ", ".join(f"CAST(:{c} AS {_PG_TYPES.get(c, 'varchar')}[])" for c in key_columns)
+        names = ", ".join(key_columns)
+        # Table and column names come from this module's own metadata, never from input.
+        await session.execute(
+            text(
+                f"INSERT INTO {table.name} ({names}, {value_column}) "  # noqa: S608
+                f"SELECT * FROM unnest({arrays}, CAST(:_values AS bigint[])) "
+                f"ON CONFLICT ({names}) DO UPDATE SET {value_column} = "
+                f"{table.name}.{value_column} + excluded.{value_column}"
+            ),
+            {**columns, "_values": values},
+        )
+        return
+    # SQLite binds at most 32,766 parameters per statement: a multi-row upsert per chunk of keys.
+    for first in range(0, len(keys), _SQLITE_ROWS):
+        chunk = range(first, min(first + _SQLITE_ROWS, len(keys)))
+        stmt = dialect_insert(session, table).values(
+            [{**{c: columns[c][i] for c in key_columns}, value_column: values[i]} for i in chunk]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c[c] for c in key_columns],
+            set_={value_column: table.c[value_column] + stmt.excluded[value_column]},
+        )
+        await session.execute(stmt)
+
+
+async def add_facts(session: AsyncSession, facts: Facts) -> None:
+    """Add one batch's fact increments to the three metric read models."""
+    base = ("day", "site", "agency", "service_type")
+    await _add(session, metric_facts, (*base, "measure"), "value", facts.counts)
+    await _add(session, metric_hourly, (*base, "hour", "measure"), "value", facts.hourly)
+    await _add(session, duration_histogram, (*base, "hour", "kind", "bucket"), "count", facts.histogram)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a query may read: a day range, a set of sites (none: every site), an agency, a service."""
+
+    start: date | None = None
+    end: date | None = None
+    sites: frozenset[str] | None = None
+    agency: str | None = None
+    service_type: str | None = None
+
+
+def _where(q: Select[Any], t: Table, scope: Scope) -> Select[Any]:
+    if scope.start:
+        q = q.where(t.c.day >= scope.start)
+    if scope.end:
+        q = q.where(t.c.day <= scope.end)
+    if scope.sites is not None:
+        q = q.where(t.c.site.in_(sorted(scope.sites)))
+    if scope.agency is not None:
+        q = q.where(t.c.agency == scope.agency)
+    if scope.service_type is not None:
+        q = q.where(t.c.service_type == scope.service_type)
+    return q
+
+
+def _measures(column: Any, measures: Sequence[str]) -> Any:
+    return or_(*(column.startswith(m, autoescape=True) if m.endswith("_") else column == m for m in measures))
+
+
+async def fact_sums(
+    session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Rows ``(day, *dims, measure, sum)`` of the facts in scope."""
+    t = metric_facts
+    group = [t.c.day, *(t.c[d] for d in dims), t.c.measure]
+    q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
+    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+
+
+async def hourly_sums(
+    session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Rows ``(day, *dims, hour, measure, sum)`` of the hourly facts in scope."""
+    t = metric_hourly
+    group = [t.c.day, *(t.c[d] for d in dims), t.c.hour, t.c.measure]
+    q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
+    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+
+
+async def histogram_sums(
+    session: AsyncSession, scope: Scope, *, dims: Sequence[str], kind: str
+) -> list[tuple[Any, ...]]:
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope."""
+    t = duration_histogram
+    group = [t.c.day, *(t.c[d] for d in dims), t.c.bucket]
+    q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
+    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]

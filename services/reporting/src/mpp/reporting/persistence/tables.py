@@ -1,8 +1,16 @@
-"""Reporting read models. They hold codes and counts only: no personal data."""
+"""Reporting read models. They hold codes, counts and sums only: no personal data.
+
+``daily_counts`` is the first projection (applications submitted and permits issued) behind
+``/v1/figures``; the metric read models behind ``/v1/metrics`` are:
+
+* ``metric_facts`` - one additive measure per local day x site x agency x service type;
+* ``metric_hourly`` - the same per local hour of the day (visits, tickets issued);
+* ``duration_histogram`` - waiting and service time counts per 10-second bucket and hour.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, SmallInteger, String, Table
 
 from mpp.kit.db import add_runtime_tables
 
@@ -18,5 +26,44 @@ daily_counts = Table(
     Column("metric", String(64), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+metric_facts = Table(
+    "metric_facts",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("measure", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+metric_hourly = Table(
+    "metric_hourly",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("hour", SmallInteger, primary_key=True),
+    Column("measure", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+duration_histogram = Table(
+    "duration_histogram",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("hour", SmallInteger, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+for _table in (metric_facts, metric_hourly, duration_histogram):
+    Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)

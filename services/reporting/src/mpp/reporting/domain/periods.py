@@ -1,0 +1,60 @@
+"""Reporting periods: day, ISO week, month, quarter (triwulan), semester and year.
+
+Every read model row belongs to one local day; a period is a set of whole days, so the figures of a
+period are the sums of its days.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from enum import StrEnum
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    SEMESTER = "semester"
+    YEAR = "year"
+    ALL = "all"
+    """The whole requested range as one period."""
+
+
+def period_start(day: date, period: Period) -> date | None:
+    """The first day of the period holding ``day`` (none for :attr:`Period.ALL`)."""
+    match period:
+        case Period.DAY:
+            return day
+        case Period.WEEK:
+            return day - timedelta(days=day.weekday())
+        case Period.MONTH:
+            return day.replace(day=1)
+        case Period.QUARTER:
+            return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        case Period.SEMESTER:
+            return date(day.year, 1 if day.month <= 6 else 7, 1)
+        case Period.YEAR:
+            return date(day.year, 1, 1)
+        case Period.ALL:
+            return None
+
+
+def period_label(start: date | None, period: Period) -> str:
+    """A compact label: 2026-03-02, 2026-W10, 2026-03, 2026-Q1 (triwulan I), 2026-S1, 2026, all."""
+    if start is None:
+        return "all"
+    match period:
+        case Period.DAY:
+            return start.isoformat()
+        case Period.WEEK:
+            year, week, _ = start.isocalendar()
+            return f"{year}-W{week:02d}"
+        case Period.MONTH:
+            return f"{start.year}-{start.month:02d}"
+        case Period.QUARTER:
+            return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+        case Period.SEMESTER:
+            return f"{start.year}-S{1 if start.month <= 6 else 2}"
+        case _:
+            return str(start.year)

@@ -1,0 +1,211 @@
+"""Figures of one metric over periods and groups: reads the summed read models within a scope and
+applies the metric's formula to each (period, group) cell."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mpp.contracts.masterdata import Catalogue
+from mpp.reporting.domain.facts import SERVICE, WAITING
+from mpp.reporting.domain.metrics import Metric, Totals, reads
+from mpp.reporting.domain.periods import Period, period_label, period_start
+from mpp.reporting.persistence import repository
+from mpp.reporting.persistence.repository import Scope
+
+UNKNOWN = ""
+
+
+class GroupBy(StrEnum):
+    SITE = "site"
+    AGENCY = "agency"
+    SERVICE_TYPE = "service_type"
+    KABKOTA = "kabkota"
+    PROVINCE = "province"
+    HOUR = "hour"
+    WEEKDAY = "weekday"
+    """ISO weekday of the local day, 1 (Monday) to 7 (Sunday)."""
+
+
+_NUMERIC = (GroupBy.HOUR, GroupBy.WEEKDAY)
+
+
+class Unsupported(ValueError):
+    """The metric cannot be grouped this way."""
+
+
+class Geography:
+    """Where sites are and what they host, from master data."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.sites = {s.code: s for s in catalogue.sites}
+        self.agency_types = {a.code: a.type.value for a in catalogue.agencies}
+
+    def region(self, site: str, level: GroupBy) -> str:
+        found = self.sites.get(site)
+        if found is None:
+            return UNKNOWN
+        return found.province if level is GroupBy.PROVINCE else found.kabkota
+
+    def sites_in(self, *, province: str | None = None, kabkota: str | None = None) -> frozenset[str]:
+        return frozenset(
+            s.code
+            for s in self.sites.values()
+            if (province is None or s.province == province) and (kabkota is None or s.kabkota == kabkota)
+        )
+
+    def hosted(
+        self, sites: Iterable[str] | None, agency: str | None, service_type: str | None
+    ) -> dict[str, Any]:
+        """Agencies (code -> type), service types and counters present at ``sites`` (every known site
+        when none), narrowed to an agency or a service type."""
+        wanted = set(self.sites) if sites is None else set(sites) & set(self.sites)
+        counters = [
+            c
+            for c in self.catalogue.counters
+            if c.site in wanted
+            and (agency is None or c.agency == agency)
+            and (service_type is None or service_type in c.service_types)
+        ]
+        agencies = {c.agency for c in counters}
+        services = {
+            s.code: {"agency": s.agency, "licensing": s.licensing, "online_enabled": s.online_enabled}
+            for s in self.catalogue.service_types
+            if s.agency in agencies and (service_type is None or s.code == service_type)
+        }
+        return {
+            "agencies": {a: self.agency_types.get(a, "unknown") for a in sorted(agencies)},
+            "service_types": services,
+            "counters": len(counters),
+        }
+
+
+def _dims(metric: Metric, group_by: GroupBy | None) -> list[str]:
+    dims: list[str] = []
+    if group_by in (GroupBy.SITE, GroupBy.PROVINCE, GroupBy.KABKOTA):
+        dims.append("site")
+    elif group_by in (GroupBy.AGENCY, GroupBy.SERVICE_TYPE):
+        dims.append(group_by.value)
+    if metric.activity:
+        dims += [d for d in ("agency", "service_type") if d not in dims]
+    return dims
+
+
+class _Cells:
+    """Totals per (period start, group value) for one query."""
+
+    def __init__(self, geography: Geography, period: Period, group_by: GroupBy | None) -> None:
+        self.geography = geography
+        self.period = period
+        self.group_by = group_by
+        self.totals: dict[tuple[date | None, str | None], Totals] = defaultdict(Totals)
+        self.sites: dict[str | None, set[str]] = defaultdict(set)
+
+    def __call__(self, day: date, row: dict[str, Any]) -> Totals:
+        group: str | None = None
+        by = self.group_by
+        if by in (GroupBy.PROVINCE, GroupBy.KABKOTA):
+            group = self.geography.region(row["site"], by)
+            self.sites[group].add(row["site"])
+        elif by is GroupBy.SITE:
+            group = row["site"]
+            self.sites[group].add(row["site"])
+        elif by is GroupBy.WEEKDAY:
+            group = str(day.isoweekday())
+        elif by is not None:
+            group = str(row[by.value])
+        return self.totals[(period_start(day, self.period), group)]
+
+    def order(self, key: tuple[date | None, str | None]) -> tuple[date, int, str]:
+        start, group = key
+        number = int(group) if self.group_by in _NUMERIC and group is not None else 0
+        return (start or date.min, number, str(group))
+
+
+def _kind(metric: Metric) -> str:
+    return WAITING if metric.id == "D1" else SERVICE
+
+
+async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
+    if metric.hourly == "hourly":
+        for day, hour, measure, value in await repository.hourly_sums(
+            session, scope, dims=[], measures=metric.measures
+        ):
+            if reads(metric, measure):
+                cells(day, {"hour": hour}).measures[measure] += int(value)
+        return
+    # Sums of durations are kept per day, not per hour: by hour the mean is left out.
+    kind = _kind(metric)
+    for day, hour, bucket, count in await repository.histogram_sums(session, scope, dims=["hour"], kind=kind):
+        totals = cells(day, {"hour": hour})
+        totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
+        totals.measures[f"{kind}_count"] += int(count)
+
+
+async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
+    dims = _dims(metric, cells.group_by)
+    for day, *rest in await repository.fact_sums(session, scope, dims=dims, measures=metric.measures):
+        *values, measure, value = rest
+        if not reads(metric, measure):
+            continue
+        row = dict(zip(dims, values, strict=True))
+        totals = cells(day, row)
+        totals.measures[measure] += int(value)
+        if metric.activity and int(value) > 0:
+            if row["agency"]:
+                totals.active_agencies.add(row["agency"])
+            if row["service_type"]:
+                totals.active_service_types.add(row["service_type"])
+    if metric.hourly == "histogram":
+        kind = _kind(metric)
+        hdims = [d for d in dims if d in ("site", "agency", "service_type")]
+        for day, *rest in await repository.histogram_sums(session, scope, dims=hdims, kind=kind):
+            *values, bucket, count = rest
+            totals = cells(day, dict(zip(hdims, values, strict=True)))
+            totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
+
+
+async def compute(
+    session: AsyncSession,
+    geography: Geography,
+    metric: Metric,
+    scope: Scope,
+    *,
+    period: Period,
+    group_by: GroupBy | None,
+) -> list[dict[str, Any]]:
+    """One row per (period, group) with data; for ``period=all`` without grouping, always one row."""
+    if group_by is GroupBy.HOUR and metric.hourly is None:
+        raise Unsupported(metric.id)
+    cells = _Cells(geography, period, group_by)
+    if group_by is GroupBy.HOUR:
+        await _by_hour(session, metric, scope, cells)
+    else:
+        await _by_day(session, metric, scope, cells)
+    if period is Period.ALL and group_by is None:
+        cells.totals.setdefault((None, None), Totals())
+    rows = []
+    for (start, group), totals in sorted(cells.totals.items(), key=lambda kv: cells.order(kv[0])):
+        if metric.activity or metric.id == "D3":
+            sites: Iterable[str] | None = scope.sites
+            if group_by in (GroupBy.SITE, GroupBy.PROVINCE, GroupBy.KABKOTA):
+                sites = cells.sites[group]
+            agency = group if group_by is GroupBy.AGENCY else scope.agency
+            service_type = group if group_by is GroupBy.SERVICE_TYPE else scope.service_type
+            totals.hosted = geography.hosted(sites, agency, service_type)
+        out: dict[str, Any] = {
+            "period": period_label(start, period),
+            "period_start": start.isoformat() if start else None,
+        }
+        if group_by is not None:
+            out[group_by.value] = int(group) if group_by in _NUMERIC and group is not None else group
+        figures = metric.compute(totals)
+        out["figures"] = metric.by_hour(figures) if group_by is GroupBy.HOUR else figures
+        rows.append(out)
+    return rows

@@ -1,0 +1,88 @@
+"""Percentiles from merged 10-second histograms: nearest-rank, at most 9 seconds above the exact value."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from mpp.reporting.domain.percentiles import (
+    CAP_SECONDS,
+    MAX_ERROR_SECONDS,
+    bucket_of,
+    bucket_upper,
+    exact_percentile,
+    percentile,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def histogram(values: list[int]) -> Counter[int]:
+    return Counter(bucket_of(v) for v in values)
+
+
+def test_buckets_are_ten_seconds_wide() -> None:
+    assert [bucket_of(s) for s in (0, 9, 10, 19, 20)] == [0, 0, 1, 1, 2]
+    assert bucket_upper(bucket_of(0)) == 9
+    assert bucket_upper(bucket_of(125)) == 129
+
+
+def test_an_empty_histogram_has_no_percentile() -> None:
+    assert percentile(Counter(), 0.5) is None
+    assert exact_percentile([], 0.5) is None
+
+
+def test_nearest_rank_on_a_small_sample() -> None:
+    values = [30, 10, 50, 20, 40]
+
+    assert exact_percentile(values, 0.5) == 30
+    assert exact_percentile(values, 0.9) == 50
+    median = percentile(histogram(values), 0.5)
+    assert median is not None
+    assert median.seconds == 39
+    assert not median.at_least
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_histogram_is_within_the_stated_bound_of_the_exact_value(seed: int) -> None:
+    rng = random.Random(seed)
+    values = [int(rng.expovariate(1 / 600)) for _ in range(rng.randint(1, 400))]
+    for p in (0.5, 0.9, 0.99, 1.0):
+        exact = exact_percentile(values, p)
+        approx = percentile(histogram(values), p)
+        assert exact is not None
+        assert approx is not None
+        if exact < CAP_SECONDS:
+            assert approx.seconds - MAX_ERROR_SECONDS <= exact <= approx.seconds
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_merged_histograms_give_the_percentile_of_the_union(seed: int) -> None:
+    rng = random.Random(seed)
+    days = [[rng.randint(0, 3600) for _ in range(rng.randint(0, 200))] for _ in range(5)]
+    merged: Counter[int] = Counter()
+    for day in days:
+        merged.update(histogram(day))
+    union = [v for day in days for v in day]
+
+    assert percentile(merged, 0.5) == percentile(histogram(union), 0.5)
+    assert percentile(merged, 0.9) == percentile(histogram(union), 0.9)
+
+
+def test_durations_beyond_the_cap_are_reported_as_at_least_the_cap() -> None:
+    value = percentile(histogram([CAP_SECONDS + 5000, CAP_SECONDS * 2]), 0.5)
+
+    assert value is not None
+    assert (value.seconds, value.at_least) == (CAP_SECONDS, True)
+
+
+def test_a_ninety_percent_rank_is_computed_exactly() -> None:
+    # 0.9 x 30 = 27 exactly: the 27th value, not the 28th.
+    values = list(range(0, 300, 10))
+
+    assert exact_percentile(values, 0.9) == 260
+    p90 = percentile(histogram(values), 0.9)
+    assert p90 is not None
+    assert p90.seconds == 269
