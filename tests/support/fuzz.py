@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,10 +92,12 @@ async def fuzz(
     *,
     budget: Budget,
     known: Mapping[str, Sequence[str]] | None = None,
+    skip: Collection[str] = (),
 ) -> tuple[int, list[str]]:
     """Fuzz every operation of the application behind ``client``; the number of requests sent and the
     failures found. Each operation's requests take in turn the credentials of the ``callers`` it does
-    not refuse (401/403); ``known`` gives path parameters of existing records."""
+    not refuse (401/403); ``known`` gives path parameters of existing records. ``skip`` names operations
+    (``"GET /path/{param}"``) left out, such as event streams that never end by design."""
     document = (await client.get("/openapi.json")).json()
     schema = schemathesis.openapi.from_dict(document)
     failures: list[str] = []
@@ -105,6 +107,8 @@ async def fuzz(
             failures.append(f"The OpenAPI document has an operation schemathesis cannot read: {result.err()}")
             continue
         operation = result.ok()
+        if f"{operation.method.upper()} {operation.path}" in skip:
+            continue
         cases = _draw(operation.as_strategy(generation_mode=GenerationMode.POSITIVE), budget.positive)
         fixed = {name: values for name, values in (known or {}).items() if "{" + name + "}" in operation.path}
         combinations = [

@@ -53,7 +53,11 @@ async def test_no_generated_request_gets_a_server_error(queue: QueueApi) -> None
         "booking_code": [appointment["booking_code"]],
     }
 
-    sent, failures = await fuzz(queue.client, callers, budget=Budget(), known=known)
+    # A board's event stream stays open for as long as the screen watches: it would hold the fuzzer for
+    # ever on the known site. Its answers are covered by the board's own tests.
+    sent, failures = await fuzz(
+        queue.client, callers, budget=Budget(), known=known, skip={"GET /board/{site}/events"}
+    )
 
     assert not failures, "\n\n".join(failures)
     assert sent > 300
