@@ -111,6 +111,8 @@ class ActOnApplication:
     correlation_id: str
     reason: str | None = None
     missing: tuple[str, ...] = ()
+    in_scope: Callable[[str, str], bool] | None = None
+    """Whether the caller may see an application of (agency, site); one out of scope is not found."""
 
 
 @dataclass
@@ -498,8 +500,10 @@ async def restart_nik_verification(
 
 
 async def act_on_application(cmd: ActOnApplication, uow: LicensingUnitOfWork, ports: Ports) -> Application:
-    app = await uow.applications.get(cmd.application_id)
-    if app is None:
+    """Read, check, change and save in one transaction that holds the application's row lock from the
+    read on: two officers acting at once run one after the other, the second on the first one's result."""
+    app = await uow.applications.get(cmd.application_id, for_update=True)
+    if app is None or (cmd.in_scope is not None and not cmd.in_scope(app.agency, app.site)):
         raise ApplicationNotFound(cmd.application_id)
     if cmd.action == RETRY_NIK_VERIFICATION:
         return await restart_nik_verification(app, cmd, uow, ports)

@@ -6,8 +6,9 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
 
 from mpp.contracts.calendar import Pause, WorkingClock
 from mpp.contracts.workflow import Workflow
@@ -26,6 +27,45 @@ class ConcurrentUpdate(Exception):
 Rules = Callable[[str, str], tuple[Workflow, WorkingClock]]
 """(workflow code, site) -> the workflow and the site's working clock, to rebuild an aggregate."""
 
+# The hot statements are built once: constructing a statement and computing its cache key on every call
+# costs more CPU than executing it. Values travel as bind parameters; an UPDATE or INSERT executed with a
+# parameter dict sets the columns the dict names.
+_GET = select(applications).where(applications.c.id == bindparam("b_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_INSERT = applications.insert()
+_SAVE = update(applications).where(
+    applications.c.id == bindparam("b_id"), applications.c.version == bindparam("b_version")
+)
+_SEALED_REQUEST = select(applications.c.verification_request).where(applications.c.id == bindparam("b_id"))
+_FOR_ANSWERS = (
+    select(applications)
+    .where(
+        or_(
+            applications.c.verification_request_id.in_(bindparam("b_requests", expanding=True)),
+            applications.c.id.in_(bindparam("b_cases", expanding=True)),
+        )
+    )
+    .order_by(applications.c.id)
+)
+_FOR_ANSWERS_LOCKED = _FOR_ANSWERS.with_for_update()
+_BY_TRACKING_CODE = select(applications.c.id).where(applications.c.tracking_code == bindparam("b_code"))
+_PERMIT_HOLDER = select(applications.c.id, applications.c.applicant_name).where(
+    applications.c.permit_number == bindparam("b_number")
+)
+_IDEMPOTENCY_FIND = select(
+    idempotency_keys.c.request_hash, idempotency_keys.c.status_code, idempotency_keys.c.response
+).where(
+    idempotency_keys.c.principal == bindparam("b_principal"), idempotency_keys.c.key == bindparam("b_key")
+)
+_IDEMPOTENCY_REMEMBER = idempotency_keys.insert()
+_PERMIT_SEQUENCE: dict[str, Executable] = {}
+"""The permit-sequence upsert per dialect (its ON CONFLICT syntax is the dialect's)."""
+
+
+def _locking(session: AsyncSession) -> bool:
+    """Whether ``SELECT ... FOR UPDATE`` locks rows (PostgreSQL); SQLite serialises writers instead."""
+    return session.get_bind().dialect.name == "postgresql"
+
 
 class ApplicationRepository:
     def __init__(self, session: AsyncSession, rules: Rules) -> None:
@@ -41,26 +81,30 @@ class ApplicationRepository:
         sealed_request: bytes | None = None,
     ) -> None:
         await self._s.execute(
-            applications.insert().values(
-                id=app.id,
-                tracking_code=app.tracking_code,
-                service_type=app.service_type,
-                agency=app.agency,
-                site=app.site,
-                applicant_name=applicant_name,
-                channel=app.channel,
-                documents=documents,
-                submitted_at=app.submitted_at,
-                version=1,
-                workflow=app.workflow.code,
+            _INSERT,
+            {
+                "id": app.id,
+                "tracking_code": app.tracking_code,
+                "service_type": app.service_type,
+                "agency": app.agency,
+                "site": app.site,
+                "applicant_name": applicant_name,
+                "channel": app.channel,
+                "documents": documents,
+                "submitted_at": app.submitted_at,
+                "version": 1,
+                "workflow": app.workflow.code,
                 **_mutable(app),
-                verification_request=sealed_request,
-            )
+                "verification_request": sealed_request,
+            },
         )
         app.version = 1
 
-    async def get(self, application_id: str) -> Application | None:
-        row = (await self._s.execute(select(applications).where(applications.c.id == application_id))).first()
+    async def get(self, application_id: str, *, for_update: bool = False) -> Application | None:
+        """One application; ``for_update`` locks its row until the transaction ends (PostgreSQL), so a
+        read-modify-write of two officers at once runs one after the other."""
+        query = _GET_FOR_UPDATE if for_update and _locking(self._s) else _GET
+        row = (await self._s.execute(query, {"b_id": application_id})).first()
         return None if row is None else self._to_application(row)
 
     async def save(self, app: Application, *, sealed_request: bytes | None = None) -> None:
@@ -71,11 +115,10 @@ class ApplicationRepository:
             values["verification_request"] = sealed_request
         elif not app.awaiting_nik:
             values["verification_request"] = None
-        result = await self._s.execute(
-            update(applications)
-            .where(applications.c.id == app.id, applications.c.version == app.version)
-            .values(version=app.version + 1, **values)
-        )
+        values["version"] = app.version + 1
+        values["b_id"] = app.id
+        values["b_version"] = app.version
+        result = await self._s.execute(_SAVE, values)
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
         app.version += 1
@@ -89,30 +132,19 @@ class ApplicationRepository:
         locked rows, cannot change them between this read and the save."""
         if not request_ids and not case_ids:
             return {}, {}
-        query = (
-            select(applications)
-            .where(
-                or_(
-                    applications.c.verification_request_id.in_(list(request_ids)),
-                    applications.c.id.in_([c for c in case_ids if len(c) <= ID_LENGTH]),
-                )
-            )
-            .order_by(applications.c.id)
-        )
-        if self._s.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update()
-        rows = (await self._s.execute(query)).all()
+        query = _FOR_ANSWERS_LOCKED if _locking(self._s) else _FOR_ANSWERS
+        params = {
+            "b_requests": list(request_ids),
+            "b_cases": [c for c in case_ids if len(c) <= ID_LENGTH],
+        }
+        rows = (await self._s.execute(query, params)).all()
         found = [self._to_application(row) for row in rows]
         by_request = {a.verification_request_id: a for a in found if a.verification_request_id}
         return by_request, {a.id: a for a in found}
 
     async def sealed_request(self, application_id: str) -> bytes | None:
         """The pending verification request, sealed, while the NIK is not settled."""
-        row = (
-            await self._s.execute(
-                select(applications.c.verification_request).where(applications.c.id == application_id)
-            )
-        ).first()
+        row = (await self._s.execute(_SEALED_REQUEST, {"b_id": application_id})).first()
         return None if row is None or row.verification_request is None else bytes(row.verification_request)
 
     async def verification_due_for_update(self, now: datetime, limit: int) -> list[Application]:
@@ -133,22 +165,12 @@ class ApplicationRepository:
         return [self._to_application(row) for row in rows]
 
     async def find_by_tracking_code(self, tracking_code: str) -> Application | None:
-        row = (
-            await self._s.execute(
-                select(applications.c.id).where(applications.c.tracking_code == tracking_code)
-            )
-        ).first()
+        row = (await self._s.execute(_BY_TRACKING_CODE, {"b_code": tracking_code})).first()
         return await self.get(row.id) if row else None
 
     async def permit_holder(self, permit_number: str) -> tuple[Application, str] | None:
         """The application that issued ``permit_number`` and the holder's name."""
-        row = (
-            await self._s.execute(
-                select(applications.c.id, applications.c.applicant_name).where(
-                    applications.c.permit_number == permit_number
-                )
-            )
-        ).first()
+        row = (await self._s.execute(_PERMIT_HOLDER, {"b_number": permit_number})).first()
         if row is None:
             return None
         app = await self.get(row.id)
@@ -264,12 +286,18 @@ class ApplicationRepository:
         )
 
     async def next_permit_sequence(self, *, agency: str, site: str, year: int) -> int:
-        insert = dialect_insert(self._s, permit_sequences).values(agency=agency, site=site, year=year, last=1)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[permit_sequences.c.agency, permit_sequences.c.site, permit_sequences.c.year],
-            set_={"last": permit_sequences.c.last + 1},
-        ).returning(permit_sequences.c.last)
-        return int((await self._s.execute(upsert)).scalar_one())
+        dialect = self._s.get_bind().dialect.name
+        upsert = _PERMIT_SEQUENCE.get(dialect)
+        if upsert is None:
+            insert = dialect_insert(self._s, permit_sequences).values(
+                agency=bindparam("b_agency"), site=bindparam("b_site"), year=bindparam("b_year"), last=1
+            )
+            upsert = _PERMIT_SEQUENCE[dialect] = insert.on_conflict_do_update(
+                index_elements=[permit_sequences.c.agency, permit_sequences.c.site, permit_sequences.c.year],
+                set_={"last": permit_sequences.c.last + 1},
+            ).returning(permit_sequences.c.last)
+        params = {"b_agency": agency, "b_site": site, "b_year": year}
+        return int((await self._s.execute(upsert, params)).scalar_one())
 
 
 class IdempotencyStore:
@@ -277,15 +305,7 @@ class IdempotencyStore:
         self._s = session
 
     async def find(self, principal: str, key: str) -> tuple[str, int, dict[str, Any]] | None:
-        row = (
-            await self._s.execute(
-                select(
-                    idempotency_keys.c.request_hash,
-                    idempotency_keys.c.status_code,
-                    idempotency_keys.c.response,
-                ).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
-            )
-        ).first()
+        row = (await self._s.execute(_IDEMPOTENCY_FIND, {"b_principal": principal, "b_key": key})).first()
         return (row.request_hash, row.status_code, row.response) if row else None
 
     async def remember(
@@ -298,14 +318,15 @@ class IdempotencyStore:
         at: datetime,
     ) -> None:
         await self._s.execute(
-            idempotency_keys.insert().values(
-                principal=principal,
-                key=key,
-                request_hash=request_hash,
-                status_code=status_code,
-                response=response,
-                created_at=at,
-            )
+            _IDEMPOTENCY_REMEMBER,
+            {
+                "principal": principal,
+                "key": key,
+                "request_hash": request_hash,
+                "status_code": status_code,
+                "response": response,
+                "created_at": at,
+            },
         )
 
 
