@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import (
+    LargeBinary,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from mpp.contracts.calendar import Pause, WorkingClock
+from mpp.contracts.envelope import Envelope
 from mpp.contracts.workflow import Workflow
 from mpp.kit.db import dialect_insert
+from mpp.kit.outbox import outbox_row
 from mpp.licensing.domain.model import VERIFYING_NIK, Application
-from mpp.licensing.persistence.tables import applications, idempotency_keys, permit_sequences
+from mpp.licensing.persistence.tables import applications, idempotency_keys, outbox, permit_sequences
 
 ID_LENGTH = 36
 """Application ids are UUIDs; a longer case id (another service's) cannot be one."""
@@ -59,6 +74,87 @@ _IDEMPOTENCY_FIND = select(
 )
 _IDEMPOTENCY_REMEMBER = idempotency_keys.insert()
 _PERMIT_SEQUENCE: dict[str, Executable] = {}
+MUTABLE_COLUMNS = (
+    "status",
+    "pauses",
+    "due_at",
+    "at_risk_from",
+    "finished",
+    "approved_at",
+    "approved_by",
+    "issued_at",
+    "permit_number",
+    "within_sla",
+    "sla_breached_at",
+    "applicant_ref",
+    "nik_failure_reason",
+    "verification_request_id",
+    "verification_attempts",
+    "verification_next_at",
+    "verification_request",
+)
+
+
+def _numbered_issue() -> Executable:
+    """PostgreSQL: draw the next permit number and write the issued application and its PermitIssued
+    outbox row in one statement. The row was prepared with a placeholder in the number's place, which
+    the statement replaces by the drawn serial, so the sequence row stays locked only from this
+    statement to the commit right after it (numbers stay gap-free: a rolled-back issue returns its
+    number with the rest of the transaction)."""
+    seq_insert = postgresql.insert(permit_sequences).values(
+        agency=bindparam("b_agency"), site=bindparam("b_site"), year=bindparam("b_year"), last=1
+    )
+    seq = (
+        seq_insert.on_conflict_do_update(
+            index_elements=[permit_sequences.c.agency, permit_sequences.c.site, permit_sequences.c.year],
+            set_={"last": permit_sequences.c.last + 1},
+        )
+        .returning(permit_sequences.c.last)
+        .cte("seq")
+    )
+    serial = cast(seq.c.last, Text)
+    digits = (
+        select(case((seq.c.last < 10000, func.lpad(serial, 4, "0")), else_=serial).label("digits"))
+        .select_from(seq)
+        .cte("num")
+    )
+    token = bindparam("b_token", type_=String)
+    drawn = select(digits.c.digits).scalar_subquery()
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=applications.c[name].type) for name in MUTABLE_COLUMNS
+    }
+    values["permit_number"] = func.replace(bindparam("v_permit_number", type_=String), token, drawn)
+    values["version"] = bindparam("v_version", type_=applications.c.version.type)
+    saved = (
+        update(applications)
+        .where(applications.c.id == bindparam("b_id"), applications.c.version == bindparam("b_version"))
+        .values(values)
+        .returning(applications.c.permit_number)
+        .cte("saved")
+    )
+    value = func.convert_to(
+        func.replace(func.convert_from(bindparam("o_value", type_=LargeBinary), "UTF8"), token, drawn),
+        "UTF8",
+    )
+    row = select(
+        bindparam("o_event_id", type_=String),
+        bindparam("o_topic", type_=String),
+        bindparam("o_key", type_=LargeBinary),
+        value,
+        bindparam("o_headers", type_=LargeBinary),
+        bindparam("o_created_at", type_=outbox.c.created_at.type),
+    ).select_from(saved)
+    written = (
+        outbox.insert()
+        .from_select(["event_id", "topic", "key", "value", "headers", "created_at"], row)
+        .returning(outbox.c.seq)
+        .cte("written")
+    )
+    return select(saved.c.permit_number).select_from(saved.join(written, true()))
+
+
+_NUMBERED_ISSUE = _numbered_issue()
+
 """The permit-sequence upsert per dialect (its ON CONFLICT syntax is the dialect's)."""
 
 
@@ -110,18 +206,57 @@ class ApplicationRepository:
     async def save(self, app: Application, *, sealed_request: bytes | None = None) -> None:
         """Optimistic save: fails if the stored version moved since the aggregate was loaded. The sealed
         verification request is replaced when given, and forgotten once the NIK is settled."""
-        values = _mutable(app)
-        if sealed_request is not None:
-            values["verification_request"] = sealed_request
-        elif not app.awaiting_nik:
-            values["verification_request"] = None
-        values["version"] = app.version + 1
-        values["b_id"] = app.id
-        values["b_version"] = app.version
-        result = await self._s.execute(_SAVE, values)
+        result = await self._s.execute(_SAVE, _save_values(app, sealed_request))
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise ConcurrentUpdate(app.id)
         app.version += 1
+
+    @property
+    def numbers_in_one_statement(self) -> bool:
+        """Whether :meth:`save_issued` draws the permit number in the statement that saves the issue."""
+        return _locking(self._s)
+
+    async def save_issued(self, app: Application, event: Envelope, *, token: str, now: datetime) -> str:
+        """Save an application just issued with ``token`` in its permit number's serial place, and write
+        its PermitIssued to the outbox, drawing the serial of (agency, site, issue year) in the same
+        statement (PostgreSQL only). Returns the permit number, which is also set on ``app``."""
+        assert app.permit_number is not None and app.issued_at is not None
+        values = _save_values(app, None)
+        params: dict[str, Any] = {f"v_{name}": values.get(name) for name in MUTABLE_COLUMNS}
+        if "verification_request" not in values:
+            # Unchanged otherwise; an issued application is past its NIK check, so nothing is kept.
+            params["v_verification_request"] = None
+        row = outbox_row(event, now)
+        params.update(
+            {
+                "v_version": values["version"],
+                "b_id": app.id,
+                "b_version": app.version,
+                "b_agency": app.agency,
+                "b_site": app.site,
+                "b_year": app.issued_at.year,
+                "b_token": token,
+                **{f"o_{k}": v for k, v in row.items() if k != "sent_at"},
+            }
+        )
+        number = (await self._s.execute(_NUMBERED_ISSUE, params)).scalar_one_or_none()
+        if number is None:
+            raise ConcurrentUpdate(app.id)
+        app.version += 1
+        app.permit_number = str(number)
+        return app.permit_number
+
+    async def save_locked(self, changed: Sequence[tuple[Application, bytes | None]]) -> None:
+        """Save applications whose rows this transaction has locked (``for_answers``): on PostgreSQL in one
+        pipelined statement, since nobody else can have moved their versions; elsewhere one by one, each
+        checked like :meth:`save`."""
+        if not _locking(self._s) or len(changed) < 2:
+            for app, sealed in changed:
+                await self.save(app, sealed_request=sealed)
+            return
+        await self._s.execute(_SAVE, [_save_values(app, sealed) for app, sealed in changed])
+        for app, _ in changed:
+            app.version += 1
 
     async def for_answers(
         self, request_ids: Collection[str], case_ids: Collection[str]
@@ -328,6 +463,18 @@ class IdempotencyStore:
                 "created_at": at,
             },
         )
+
+
+def _save_values(app: Application, sealed_request: bytes | None) -> dict[str, Any]:
+    values = _mutable(app)
+    if not app.awaiting_nik:
+        values["verification_request"] = None
+    elif sealed_request is not None:
+        values["verification_request"] = sealed_request
+    values["version"] = app.version + 1
+    values["b_id"] = app.id
+    values["b_version"] = app.version
+    return values
 
 
 def _mutable(app: Application) -> dict[str, Any]:
