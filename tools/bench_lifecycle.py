@@ -489,6 +489,8 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
         if k not in ("kafka", "postgres")
     }
     meter = Meter(other_pids=dict(ctx.pids)).start()
+    # Arrivals and the drain: the CPU every lifecycle of the step cost, however long it took to finish.
+    whole = Meter(other_pids=dict(ctx.pids)).start()
     t0 = time.perf_counter()
     for i in range(count):
         at = t0 + i / rate
@@ -519,6 +521,7 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
             progress = time.perf_counter()
     done = set(tasks) - pending
     drained = time.perf_counter()
+    whole.stop()
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
@@ -596,6 +599,15 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
             for k, v in meter.other_cpu_pct.items()
             if k in ("identity", "licensing", "postgres", "kafka")
         },
+        # The same per completed lifecycle, over arrivals and drain: comparable between runs whether or not
+        # the step kept up (a step that fell behind did its work during the drain).
+        "cpu_ms_per_completed": {
+            k: round(
+                max(0.0, v - ctx.idle_cpu_pct.get(k, 0.0)) * 10.0 * whole.wall_s / max(len(complete), 1), 2
+            )
+            for k, v in whole.other_cpu_pct.items()
+            if k in ("identity", "licensing", "postgres", "kafka")
+        },
         "pg_activity": pg_activity,
     }
     if incomplete:
@@ -603,7 +615,8 @@ async def run_step(ctx: Context, rate: float, seconds: float, label: str) -> dic
     log(
         f"lifecycle {label}: {len(complete)}/{count} complete, {achieved:.0f}/s steady, p50 "
         f"{lat.get('p50_ms', math.nan)} ms, p99 {lat.get('p99_ms', math.nan)} ms, CPU {out['cpu_pct']}, "
-        f"run-queue wait {runq_wait_pct}{f', unfinished {states}' if states else ''}"
+        f"run-queue wait {runq_wait_pct}, CPU ms per completed {out['cpu_ms_per_completed']}"
+        f"{f', unfinished {states}' if states else ''}"
     )
     return out
 
@@ -1019,6 +1032,13 @@ def _figures(
             100.0 * achieved / cfg.raw_produce_msgs_per_s,
             "%",
             "lifecycles/s as % of raw produce msgs/s",
+        )
+    for name, ms in headline["cpu_ms_per_completed"].items():
+        report.add(
+            f"lifecycle_{name}_cpu_ms_per_completed",
+            ms,
+            "ms",
+            f"{name} CPU per completed lifecycle above idle (headline, arrivals and drain)",
         )
     kept_up = [s for s in search if s["bounded"]]
     if kept_up:

@@ -77,3 +77,18 @@ def test_a_missing_catalogue_file_is_named(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "tidak-ada.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
+    # Only PostgreSQL elects one outbox relay among processes and locks rows between them.
+    result = _start(
+        "mpp.licensing",
+        {
+            "MPP_LICENSING_HTTP_WORKERS": "2",
+            "MPP_LICENSING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'licensing.db'}",
+        },
+    )
+    assert result.returncode == 2
+    assert "http_workers" in result.stderr
+    assert "PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -140,6 +140,12 @@ class EventConsumer:
         self._inbox_retention = inbox_retention
         self._security = security
         self._last_purge = time.monotonic()
+        self._claim_text = text(
+            f"INSERT INTO {inbox.name} (consumer, event_id, processed_at) "
+            "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        )
+        self._upserts: dict[str, Any] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._stored: dict[TopicPartition, int] = {}
         # Partitions whose stored offset has been read from the database since they were assigned.
@@ -330,12 +336,9 @@ class EventConsumer:
         if session.get_bind().dialect.name == "postgresql":
             # One statement with one array parameter: compiling a multi-row VALUES list per batch costs
             # more than the insert itself.
-            stmt = text(
-                f"INSERT INTO {self._inbox.name} (consumer, event_id, processed_at) "
-                "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
-                "ON CONFLICT DO NOTHING RETURNING event_id"
+            result = await session.execute(
+                self._claim_text, {"consumer": self.group_id, "ids": list(unique), "now": now}
             )
-            result = await session.execute(stmt, {"consumer": self.group_id, "ids": list(unique), "now": now})
         else:
             result = await session.execute(
                 dialect_insert(session, self._inbox)
@@ -355,18 +358,26 @@ class EventConsumer:
     async def _store_offsets(self, session: AsyncSession, last: dict[TopicPartition, int]) -> None:
         if not last:
             return
-        table = self._offsets
         rows = [
             {"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition, "offset": off}
             for tp, off in last.items()
         ]
-        stmt = dialect_insert(session, table).values(rows)
-        # Never move a stored offset backwards (another member may have gone further during a rebalance).
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.consumer, table.c.topic, table.c.partition],
-            set_={"offset": _greatest(session, table.c.offset, stmt.excluded.offset)},
-        )
-        await session.execute(stmt)
+        await session.execute(self._offsets_upsert(session), rows[0] if len(rows) == 1 else rows)
+
+    def _offsets_upsert(self, session: AsyncSession) -> Any:
+        """The offsets upsert, built once per dialect (it runs with every batch)."""
+        dialect = session.get_bind().dialect.name
+        stmt = self._upserts.get(dialect)
+        if stmt is None:
+            table = self._offsets
+            insert = dialect_insert(session, table)
+            # Never move a stored offset backwards (another member may have gone further during a
+            # rebalance).
+            stmt = self._upserts[dialect] = insert.on_conflict_do_update(
+                index_elements=[table.c.consumer, table.c.topic, table.c.partition],
+                set_={"offset": _greatest(session, table.c.offset, insert.excluded.offset)},
+            )
+        return stmt
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import orjson
-from sqlalchemy import Table, insert
+from sqlalchemy import Insert, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope
@@ -49,12 +49,21 @@ def outbox_row(envelope: Envelope, now: datetime) -> dict[str, Any]:
     }
 
 
+_INSERTS: dict[Table, Insert] = {}
+"""One INSERT statement per outbox table, built once (building and keying it on every commit costs more
+than sending it)."""
+
+
 async def write_outbox(session: AsyncSession, outbox: Table, envelopes: Sequence[Envelope]) -> None:
     """Insert outbox rows for ``envelopes`` in the session's current transaction."""
     if not envelopes:
         return
+    stmt = _INSERTS.get(outbox)
+    if stmt is None:
+        stmt = _INSERTS[outbox] = insert(outbox)
     now = datetime.now(UTC)
-    await session.execute(insert(outbox), [outbox_row(e, now) for e in envelopes])
+    rows = [outbox_row(e, now) for e in envelopes]
+    await session.execute(stmt, rows[0] if len(rows) == 1 else rows)
 
 
 class UnitOfWork:

@@ -16,7 +16,7 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import ARRAY, BigInteger, Table, delete, func, select, text, update
+from sqlalchemy import ARRAY, BigInteger, Table, bindparam, delete, func, select, text, update
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -61,6 +61,22 @@ class OutboxRelay:
             if purge_at_once_topics is not None
             else frozenset(t.name for t in TOPICS if t.personal_data)
         )
+        # Built once: the relay runs these with every batch.
+        self._unsent = (
+            select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.headers)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(batch_size)
+        )
+        # One array parameter instead of one bind parameter per row (PostgreSQL).
+        self._mark_sent = (
+            update(outbox)
+            .where(
+                outbox.c.seq
+                == func.any(sa_cast(bindparam("seqs", type_=ARRAY(BigInteger)), ARRAY(BigInteger)))
+            )
+            .values(sent_at=bindparam("now", type_=outbox.c.sent_at.type))
+        )
         self._lock_conn: AsyncConnection | None = None
         self.published = 0
 
@@ -68,14 +84,7 @@ class OutboxRelay:
         """Publish up to one batch of unsent rows; returns how many were published."""
         o = self._outbox
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(o.c.seq, o.c.topic, o.c.key, o.c.value, o.c.headers)
-                    .where(o.c.sent_at.is_(None))
-                    .order_by(o.c.seq)
-                    .limit(self._batch_size)
-                )
-            ).all()
+            rows = (await conn.execute(self._unsent)).all()
         if not rows:
             return 0
         started = time.perf_counter()
@@ -95,9 +104,7 @@ class OutboxRelay:
                 await conn.execute(delete(o).where(o.c.seq.in_(personal)))
             if conn.dialect.name == "postgresql":
                 # One array parameter instead of one bind parameter per row.
-                await conn.execute(
-                    update(o).where(o.c.seq == func.any(sa_cast(seqs, ARRAY(BigInteger)))).values(sent_at=now)
-                )
+                await conn.execute(self._mark_sent, {"seqs": seqs, "now": now})
             else:
                 await conn.execute(update(o).where(o.c.seq.in_(seqs)).values(sent_at=now))
         self.published += len(rows)

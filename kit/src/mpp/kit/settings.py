@@ -59,6 +59,12 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_max_body_bytes: int = 1_048_576
+    http_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the HTTP port (one per core); each runs the whole service.",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     otlp_endpoint: str | None = Field(

@@ -41,6 +41,28 @@ def _in(session: AsyncSession, column: Any, values: list[str]) -> ColumnElement[
     return condition
 
 
+_REGISTRY_COLUMNS = (
+    citizens.c.citizen_ref,
+    citizens.c.nik_lookup,
+    citizens.c.birth_date_enc,
+    citizens.c.status,
+    citizens.c.domicile_kabkota,
+)
+# The verifier's statements on PostgreSQL, built once (they run with every consumed batch; building and
+# keying a statement costs more CPU than running it). SQLite gets them built per call with IN lists.
+_PG_REGISTRY_ENTRIES = select(*_REGISTRY_COLUMNS).where(
+    citizens.c.nik_lookup == any_(bindparam("nik_lookup_values", type_=ARRAY(String)))
+)
+_PG_ANSWERED = select(access_log.c.requesting_agency, access_log.c.request_id).where(
+    access_log.c.request_id == any_(bindparam("request_id_values", type_=ARRAY(String)))
+)
+_ACCESS_LOG_INSERT = access_log.insert()
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 class CitizenRepository:
     def __init__(self, session: AsyncSession, keys: CitizenKeys) -> None:
         self._s = session
@@ -122,15 +144,13 @@ class CitizenRepository:
         by_hash = {self._keys.lookup_hash(nik): nik for nik in niks}
         if not by_hash:
             return {}
-        query = select(
-            citizens.c.citizen_ref,
-            citizens.c.nik_lookup,
-            citizens.c.birth_date_enc,
-            citizens.c.status,
-            citizens.c.domicile_kabkota,
-        ).where(_in(self._s, citizens.c.nik_lookup, list(by_hash)))
+        if _is_postgresql(self._s):
+            result = await self._s.execute(_PG_REGISTRY_ENTRIES, {"nik_lookup_values": list(by_hash)})
+        else:
+            query = select(*_REGISTRY_COLUMNS).where(_in(self._s, citizens.c.nik_lookup, list(by_hash)))
+            result = await self._s.execute(query)
         entries: dict[str, RegistryEntry] = {}
-        for row in (await self._s.execute(query)).all():
+        for row in result.all():
             entries[by_hash[row.nik_lookup]] = RegistryEntry(
                 citizen_ref=row.citizen_ref,
                 birth_date=date.fromisoformat(
@@ -171,17 +191,22 @@ class AccessLogRepository:
         wanted = set(requests)
         if not wanted:
             return set()
-        query = select(access_log.c.requesting_agency, access_log.c.request_id).where(
-            _in(self._s, access_log.c.request_id, sorted({request_id for _, request_id in wanted}))
-        )
-        found = {(row.requesting_agency, row.request_id) for row in (await self._s.execute(query)).all()}
+        request_ids = sorted({request_id for _, request_id in wanted})
+        if _is_postgresql(self._s):
+            result = await self._s.execute(_PG_ANSWERED, {"request_id_values": request_ids})
+        else:
+            query = select(access_log.c.requesting_agency, access_log.c.request_id).where(
+                _in(self._s, access_log.c.request_id, request_ids)
+            )
+            result = await self._s.execute(query)
+        found = {(row.requesting_agency, row.request_id) for row in result.all()}
         return found & wanted
 
     async def add_many(self, records: Sequence[AccessRecord]) -> None:
         if not records:
             return
         await self._s.execute(
-            access_log.insert(),
+            _ACCESS_LOG_INSERT,
             [
                 {
                     "request_id": r.request_id,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.responses import Response as HttpResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.exc import IntegrityError
 
@@ -16,7 +17,7 @@ from mpp.contracts.events.common import Channel
 from mpp.contracts.nik import ValidNik
 from mpp.contracts.workflow import ReasonRequired, RoleRefused, TransitionRefused
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
-from mpp.kit.http import DomainError
+from mpp.kit.http import DomainError, FastJSONResponse
 from mpp.kit.observability import correlation_id
 from mpp.licensing.domain.model import PRE_WORKFLOW_LABELS, Application, mask_name
 from mpp.licensing.handlers import (
@@ -255,7 +256,7 @@ async def submit(
         if replay is None:
             raise
         return replay
-    return JSONResponse(payload, status_code=201, headers={"Location": f"/v1/applications/{app.id}"})
+    return FastJSONResponse(payload, status_code=201, headers={"Location": f"/v1/applications/{app.id}"})
 
 
 async def _replay(svc: Any, principal: Principal, key: str, request_hash: str) -> JSONResponse | None:
@@ -274,6 +275,14 @@ def _replayed(found: tuple[str, int, dict[str, Any]], request_hash: str) -> JSON
         # A replay is the same response as the original, Location included.
         headers["Location"] = f"/v1/applications/{response['id']}"
     return JSONResponse(response, status_code=status_code, headers=headers)
+
+
+def _in_scope(principal: Principal, agency: str, site: str) -> bool:
+    try:
+        principal.ensure_scope(agency, site)
+    except ForbiddenError:
+        return False
+    return True
 
 
 async def _load_scoped(svc: Any, principal: Principal, application_id: str) -> Application:
@@ -302,6 +311,7 @@ async def get_application(
 @router.post(
     "/applications/{application_id}/actions/{action}",
     summary="Take an action of the application's workflow (verify, return, approve, issue, ...)",
+    response_model=ApplicationOut,
 )
 async def act(
     application_id: str,
@@ -309,9 +319,8 @@ async def act(
     request: Request,
     principal: Annotated[Principal, Depends(require_roles(*APPROVER_ROLES))],
     body: ActionIn | None = None,
-) -> dict[str, Any]:
+) -> HttpResponse:
     svc = request.app.state.licensing
-    await _load_scoped(svc, principal, application_id)
     body = body or ActionIn()
     cmd = ActOnApplication(
         application_id=application_id,
@@ -321,6 +330,7 @@ async def act(
         correlation_id=_corr(),
         reason=body.reason,
         missing=tuple(body.missing),
+        in_scope=lambda agency, site: _in_scope(principal, agency, site),
     )
     try:
         async with svc.uow() as uow:
@@ -349,7 +359,7 @@ async def act(
         raise Conflict(
             message="Permintaan verifikasi NIK tidak dapat diulang; ajukan permohonan baru"
         ) from exc
-    return _out(app, principal, app.issued_at or _now(svc))
+    return FastJSONResponse(_out(app, principal, app.issued_at or _now(svc)))
 
 
 class TrackingNotFound(DomainError):
