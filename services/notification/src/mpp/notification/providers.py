@@ -1,8 +1,8 @@
 """Provider adapters: WhatsApp (Cloud API shape), SMS (HTTP gateway), email (SMTP) and the loopback
 provider that keeps messages in the service's own database (local platform and demos).
 
-Every adapter classifies its failures the same way: timeouts, connection errors, HTTP 5xx and 429
-(with its ``Retry-After``) are transient; other 4xx answers and refused recipients are permanent for
+Every adapter classifies its failures the same way: timeouts, connection errors, HTTP 5xx, 429 (with its
+``Retry-After``) and 409 (a request with the same idempotency key is still being processed) are transient; other 4xx answers and refused recipients are permanent for
 the channel. Recipients never appear in logs or errors.
 """
 
@@ -51,7 +51,9 @@ def _classify(response: httpx.Response, *, id_of: Any) -> SendResult:
     code = f"http_{status}"
     if status == 429:
         return SendResult.transient(code, _retry_after(response))
-    if status >= 500 or status == 408:
+    if status >= 500 or status in (408, 409):
+        # 409: the provider is still processing an earlier request with the same idempotency key (the one
+        # in flight when the service crashed); asking again later gets that request's answer.
         return SendResult.transient(code, _retry_after(response))
     try:
         error = response.json().get("error", {})
