@@ -9,8 +9,10 @@ the channel. Recipients never appear in logs or errors.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import smtplib
 import ssl
+import sys
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -28,6 +30,12 @@ from mpp.notification.persistence.tables import loopback_messages
 from mpp.notification.ports import OutgoingMessage, SendResult
 
 TlsMode = Literal["none", "starttls", "tls"]
+
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore imports sniffio on every request to learn the event loop and falls back to asyncio when it
+    # is missing; a failed import is not cached and searches the whole path each time (a fifth of the
+    # dispatcher's CPU under load). Recording the absence makes that import fail at once.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
 def _retry_after(response: httpx.Response) -> float | None:
