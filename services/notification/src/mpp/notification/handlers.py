@@ -253,7 +253,7 @@ async def plan_delivery(
         "failure_reason": plan.refused.value if plan.refused else None,
         "resend_of": resend_of,
         "requested_by": requested_by,
-        "created_at": queued_at or now,
+        "created_at": now,
         "updated_at": now,
     }
     if not await insert_delivery(session, row):
