@@ -17,6 +17,11 @@ automatic resend or fallback (an operator may resend it), so nobody gets the mes
 
 Per-recipient order: only the oldest unfinished delivery of a recipient is due, so messages to one
 citizen go out in the order of their triggers while different citizens are served concurrently.
+
+Throughput: the running dispatcher claims due deliveries in batches (one ``sending`` transaction per
+batch) and writes successful outcomes in groups (one transaction for every outcome that arrived while the
+previous group was written). Neither changes the rule above: ``sending`` is committed before any call,
+and an outcome not yet committed at a crash is a record in ``sending``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.events.notification import DeliveryFailure, NotificationChannel
 from mpp.kit.outbox import UnitOfWork
-from mpp.notification.domain.model import DeliveryState
+from mpp.notification.domain.model import Contact, DeliveryState
 from mpp.notification.domain.phone import is_valid_phone
 from mpp.notification.domain.resilience import Backoff, CircuitBreaker, TokenBucket
 from mpp.notification.domain.templates import TemplateError, render
@@ -91,6 +96,9 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self.kick = asyncio.Event()
         """Set to make the dispatcher look for due deliveries at once."""
+        self._grouped = False
+        self._sent: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._sent_waiting = asyncio.Event()
 
     def _uow(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, self._outbox, self._wakeup)
@@ -123,36 +131,87 @@ class Dispatcher:
         return len(stuck)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Dispatch until ``stop`` is set. Each delivery runs as its own task (up to ``concurrency``); a
-        slow provider call holds up only its own recipient, never the others."""
+        """Dispatch until ``stop`` is set. Each due batch is claimed at once (one query for the due
+        deliveries, one for their contacts, one transaction marking them ``sending``); each delivery then
+        runs as its own task (up to ``concurrency``), so a slow provider call holds up only its own
+        recipient; successful outcomes are written in groups by one writer (one transaction for all the
+        outcomes that arrived meanwhile)."""
         await self.recover()
         in_flight: dict[str, asyncio.Task[None]] = {}
+        writer = asyncio.create_task(self._write_sent_loop(), name="dispatcher-writer")
+        self._grouped = True
 
         def done(task: asyncio.Task[None], delivery_id: str) -> None:
             in_flight.pop(delivery_id, None)
             self.kick.set()
 
-        while not stop.is_set():
-            free = self._concurrency - len(in_flight)
-            rows: list[dict[str, Any]] = []
-            if free > 0:
-                try:
-                    async with self._sessions() as session:
-                        rows = await repo.due_heads(
-                            session, self._rules.now(), min(self._batch, free), exclude=list(in_flight)
-                        )
-                except Exception as exc:  # a database outage must not end the loop; the next pass retries
-                    log.warning("notification.dispatcher.failed", extra={"error": type(exc).__name__})
-            for row in rows:
-                task = asyncio.create_task(self._guarded(row), name=f"delivery-{row['id']}")
-                in_flight[row["id"]] = task
-                task.add_done_callback(functools.partial(done, delivery_id=row["id"]))
-            if not rows:
-                self.kick.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait(stop), timeout=self._poll)
-        if in_flight:
-            await asyncio.gather(*in_flight.values(), return_exceptions=True)
+        try:
+            while not stop.is_set():
+                self.kick.clear()  # set again by a finished delivery, a consumed trigger or a resend
+                free = self._concurrency - len(in_flight)
+                fetched = 0
+                ready: list[tuple[dict[str, Any], ProviderSlot, OutgoingMessage]] = []
+                if free > 0:
+                    try:
+                        fetched, ready = await self._claim(min(self._batch, free), list(in_flight))
+                    except Exception as exc:  # a database outage must not end the loop; the next pass retries
+                        log.warning("notification.dispatcher.failed", extra={"error": type(exc).__name__})
+                for row, slot, message in ready:
+                    task = asyncio.create_task(
+                        self._guarded_send(row, slot, message), name=f"delivery-{row['id']}"
+                    )
+                    in_flight[row["id"]] = task
+                    task.add_done_callback(functools.partial(done, delivery_id=row["id"]))
+                if not fetched:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wait(stop), timeout=self._poll)
+            if in_flight:
+                await asyncio.gather(*in_flight.values(), return_exceptions=True)
+        finally:
+            self._grouped = False
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await self._flush_sent()
+
+    async def _claim(
+        self, limit: int, exclude: list[str]
+    ) -> tuple[int, list[tuple[dict[str, Any], ProviderSlot, OutgoingMessage]]]:
+        """The due deliveries (how many), and those now marked ``sending`` with their message; the others
+        (no provider, no usable contact, open circuit) are failed over or rescheduled here."""
+        async with self._sessions() as session:
+            rows = await repo.due_heads(session, self._rules.now(), limit, exclude=exclude)
+            found = await ContactRepository(session, self._rules.cipher).get_many(
+                sorted({r["recipient_ref"] for r in rows})
+            )
+        ready = []
+        for row in rows:
+            channel = NotificationChannel(row["channel"])
+            slot = self.slots.get(channel)
+            if slot is None:
+                await self._guarded(
+                    self.fail_channel(
+                        row, SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, "no_provider")
+                    ),
+                    row,
+                )
+                continue
+            prepared = self._message(row, channel, found.get(row["recipient_ref"]))
+            if isinstance(prepared, SendResult):
+                await self._guarded(self.fail_channel(row, prepared), row)
+                continue
+            if not slot.breaker.allow():
+                await self._guarded(self._circuit_open(row, slot), row)
+                continue
+            ready.append((row, slot, prepared))
+        if ready:
+            async with self._uow() as uow:
+                claimed = await repo.mark_sending_many(
+                    uow.session, [r["id"] for r, _, _ in ready], self._rules.now()
+                )
+                await uow.commit()
+            ready = [item for item in ready if item[0]["id"] in claimed]
+        return len(rows), ready
 
     async def _wait(self, stop: asyncio.Event) -> None:
         kicked = asyncio.create_task(self.kick.wait())
@@ -170,7 +229,7 @@ class Dispatcher:
         async with self._sessions() as session:
             rows = await repo.due_heads(session, self._rules.now(), self._batch)
         if rows:
-            await asyncio.gather(*(self._guarded(row) for row in rows))
+            await asyncio.gather(*(self._guarded_deliver(row) for row in rows))
         return len(rows)
 
     async def drain(self, *, max_passes: int = 100) -> None:
@@ -179,17 +238,24 @@ class Dispatcher:
             if await self.dispatch_once() == 0:
                 return
 
-    async def _guarded(self, row: dict[str, Any]) -> None:
+    async def _guarded(self, work: Awaitable[None], row: dict[str, Any]) -> None:
+        try:
+            await work
+        except Exception as exc:  # a database outage mid-delivery: the record stays as it was written
+            log.warning(
+                "notification.delivery.interrupted",
+                extra={"delivery": row["id"], "error": type(exc).__name__},
+            )
+
+    async def _guarded_deliver(self, row: dict[str, Any]) -> None:
         async with self._semaphore:
-            try:
-                await self.deliver(row)
-            except Exception as exc:  # a database outage mid-delivery: the record stays as it was written
-                log.warning(
-                    "notification.delivery.interrupted",
-                    extra={"delivery": row["id"], "error": type(exc).__name__},
-                )
+            await self._guarded(self.deliver(row), row)
+
+    async def _guarded_send(self, row: dict[str, Any], slot: ProviderSlot, message: OutgoingMessage) -> None:
+        await self._guarded(self._send(row, slot, message), row)
 
     async def deliver(self, row: dict[str, Any]) -> None:
+        """One delivery on its own: checks, ``sending``, the provider call and its outcome."""
         channel = NotificationChannel(row["channel"])
         slot = self.slots.get(channel)
         if slot is None:
@@ -197,29 +263,38 @@ class Dispatcher:
                 row, SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, "no_provider")
             )
             return
-        prepared = await self._prepare(row, channel)
+        async with self._sessions() as session:
+            contact = await ContactRepository(session, self._rules.cipher).get(row["recipient_ref"])
+        prepared = self._message(row, channel, contact)
         if isinstance(prepared, SendResult):
             await self.fail_channel(row, prepared)
             return
         if not slot.breaker.allow():
-            # The provider is down: hand the message to the next channel now rather than let it go stale
-            # (a call to a counter is useless an hour later); with no other channel, wait for the breaker.
-            if row["remaining_channels"]:
-                result = SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, CIRCUIT_OPEN)
-                await self.fail_channel({**row, "provider": slot.provider.name}, result)
-            else:
-                retry = self._rules.now() + timedelta(seconds=max(slot.breaker.retry_in(), 0.05))
-                await self._reschedule(row, retry)
+            await self._circuit_open(row, slot)
             return
-        wait = slot.bucket.take()
-        if wait > 0:
-            await asyncio.sleep(wait)
         async with self._uow() as uow:
             if not await repo.mark_sending(uow.session, row["id"], self._rules.now()):
                 return  # resolved elsewhere meanwhile
             await uow.commit()
+        await self._send(row, slot, prepared)
+
+    async def _circuit_open(self, row: dict[str, Any], slot: ProviderSlot) -> None:
+        # The provider is down: hand the message to the next channel now rather than let it go stale
+        # (a call to a counter is useless an hour later); with no other channel, wait for the breaker.
+        if row["remaining_channels"]:
+            result = SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, CIRCUIT_OPEN)
+            await self.fail_channel({**row, "provider": slot.provider.name}, result)
+        else:
+            retry = self._rules.now() + timedelta(seconds=max(slot.breaker.retry_in(), 0.05))
+            await self._reschedule(row, retry)
+
+    async def _send(self, row: dict[str, Any], slot: ProviderSlot, message: OutgoingMessage) -> None:
+        """The provider call of a delivery already marked ``sending``, and its outcome."""
+        wait = slot.bucket.take()
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
-            result = await asyncio.wait_for(slot.provider.send(prepared), timeout=self._send_timeout)
+            result = await asyncio.wait_for(slot.provider.send(message), timeout=self._send_timeout)
         except TimeoutError:
             result = SendResult.transient("timeout")
         except Exception as exc:  # an adapter bug must not lose the record: treat it as transient
@@ -232,12 +307,10 @@ class Dispatcher:
             {**row, "attempts": int(row["attempts"]) + 1, "provider": slot.provider.name}, slot, result
         )
 
-    async def _prepare(
-        self, row: dict[str, Any], channel: NotificationChannel
+    def _message(
+        self, row: dict[str, Any], channel: NotificationChannel, contact: Contact | None
     ) -> OutgoingMessage | SendResult:
         """The message to send, or the permanent failure that stops this channel before any attempt."""
-        async with self._sessions() as session:
-            contact = await ContactRepository(session, self._rules.cipher).get(row["recipient_ref"])
         address = contact.address(channel) if contact is not None else None
         if contact is None or address is None or not contact.reaches(channel):
             return SendResult.permanent(DeliveryFailure.NO_CONTACT)
@@ -288,6 +361,12 @@ class Dispatcher:
             await uow.commit()
 
     async def _finish_sent(self, row: dict[str, Any], result: SendResult) -> None:
+        if self._grouped:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._sent.append(({**row, "provider_message_id": result.provider_message_id}, done))
+            self._sent_waiting.set()
+            await done  # the delivery's task ends once its outcome is committed
+            return
         now = self._rules.now()
         values = {
             "state": DeliveryState.SENT.value,
@@ -305,6 +384,44 @@ class Dispatcher:
             "notification.delivery.sent",
             extra={"delivery": row["id"], "channel": row["channel"], "kind": row["message_kind"]},
         )
+
+    async def _write_sent_loop(self) -> None:
+        while True:
+            await self._sent_waiting.wait()
+            self._sent_waiting.clear()
+            await self._flush_sent()
+
+    async def _flush_sent(self) -> None:
+        """Commits every successful outcome waiting (state ``sent`` and NotificationSent) in one
+        transaction. A crash before it leaves them ``sending``: they are sent again with the same
+        idempotency key, which the provider answers without a second message."""
+        batch, self._sent = self._sent, []
+        if not batch:
+            return
+        now = self._rules.now()
+        rows = [
+            {**row, "state": DeliveryState.SENT.value, "sent_at": now, "updated_at": now} for row, _ in batch
+        ]
+        try:
+            async with self._uow() as uow:
+                await repo.set_sent_many(uow.session, rows)
+                for row in rows:
+                    uow.publish(sent_event({**row, "provider_error_code": None}))
+                await uow.commit()
+        except Exception as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+        if log.isEnabledFor(logging.INFO):
+            for row in rows:
+                log.info(
+                    "notification.delivery.sent",
+                    extra={"delivery": row["id"], "channel": row["channel"], "kind": row["message_kind"]},
+                )
 
     async def fail_channel(self, row: dict[str, Any], result: SendResult) -> None:
         """This channel will not carry the message: record why, and hand it to the next channel."""

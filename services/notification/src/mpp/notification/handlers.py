@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -152,7 +152,7 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
     published: list[Envelope] = []
     contact_repo = ContactRepository(session, rules.cipher)
     now = rules.now()
-    for env in envelopes:
+    for index, env in enumerate(envelopes):
         payload = env.payload
         if isinstance(payload, CitizenContactRegisteredV1):
             await contact_repo.save(contact_from_event(payload), now)
@@ -180,6 +180,9 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
             rules,
             now,
             context=message_context(env, rules.names),
+            # One microsecond apart: a citizen's records keep the order of their triggers within the batch
+            # (the dispatcher sends a citizen's messages in queued_at order).
+            queued_at=now + timedelta(microseconds=index),
         )
         if event is not None:
             published.append(event)
@@ -213,6 +216,7 @@ async def plan_delivery(
     requested_by: str | None = None,
     resend_of: str | None = None,
     context: dict[str, Any],
+    queued_at: datetime | None = None,
 ) -> Envelope | None:
     """Write the delivery record of the trigger's first usable channel; a NotificationFailed envelope
     when no channel can be used (no contact, no consent)."""
@@ -243,7 +247,7 @@ async def plan_delivery(
         "state": DeliveryState.PENDING.value if plan.channels else DeliveryState.FAILED.value,
         "attempts": 0,
         "not_before": not_before,
-        "queued_at": now,
+        "queued_at": queued_at or now,
         "remaining_channels": ",".join(c.value for c in plan.channels[1:]),
         "context": values,
         "failure_reason": plan.refused.value if plan.refused else None,

@@ -1,16 +1,18 @@
 """Provider adapters: WhatsApp (Cloud API shape), SMS (HTTP gateway), email (SMTP) and the loopback
 provider that keeps messages in the service's own database (local platform and demos).
 
-Every adapter classifies its failures the same way: timeouts, connection errors, HTTP 5xx and 429
-(with its ``Retry-After``) are transient; other 4xx answers and refused recipients are permanent for
+Every adapter classifies its failures the same way: timeouts, connection errors, HTTP 5xx, 429 (with its
+``Retry-After``) and 409 (a request with the same idempotency key is still being processed) are transient; other 4xx answers and refused recipients are permanent for
 the channel. Recipients never appear in logs or errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import smtplib
 import ssl
+import sys
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -28,6 +30,12 @@ from mpp.notification.persistence.tables import loopback_messages
 from mpp.notification.ports import OutgoingMessage, SendResult
 
 TlsMode = Literal["none", "starttls", "tls"]
+
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore imports sniffio on every request to learn the event loop and falls back to asyncio when it
+    # is missing; a failed import is not cached and searches the whole path each time (a fifth of the
+    # dispatcher's CPU under load). Recording the absence makes that import fail at once.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -51,7 +59,9 @@ def _classify(response: httpx.Response, *, id_of: Any) -> SendResult:
     code = f"http_{status}"
     if status == 429:
         return SendResult.transient(code, _retry_after(response))
-    if status >= 500 or status == 408:
+    if status >= 500 or status in (408, 409):
+        # 409: the provider is still processing an earlier request with the same idempotency key (the one
+        # in flight when the service crashed); asking again later gets that request's answer.
         return SendResult.transient(code, _retry_after(response))
     try:
         error = response.json().get("error", {})

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.events.notification import NotificationChannel
@@ -64,8 +64,18 @@ class ContactRepository:
             .mappings()
             .first()
         )
-        if row is None:
-            return None
+        return self._contact(row) if row is not None else None
+
+    async def get_many(self, citizen_refs: Sequence[str]) -> dict[str, Contact]:
+        """The contacts of these citizens (one query); citizens without one are left out."""
+        if not citizen_refs:
+            return {}
+        query = select(contacts).where(contacts.c.citizen_ref.in_(list(citizen_refs)))
+        rows = (await self._session.execute(query)).mappings().all()
+        return {row["citizen_ref"]: self._contact(row) for row in rows}
+
+    def _contact(self, row: Any) -> Contact:
+        citizen_ref = row["citizen_ref"]
         return Contact(
             citizen_ref=citizen_ref,
             phone=self._cipher.open(row["phone"], column="phone", citizen_ref=citizen_ref)
@@ -123,12 +133,20 @@ async def due_heads(
     session: AsyncSession, now: datetime, limit: int, exclude: Sequence[str] = ()
 ) -> list[Row]:
     """Pending deliveries whose time has come and that are the oldest unfinished one of their recipient
-    (per-recipient order: a message waits for the earlier ones to its recipient)."""
+    (per-recipient order: a message waits for the earlier ones to its recipient). An earlier message
+    held for quiet hours (never tried, not yet due) does not hold back an urgent one; an earlier one
+    waiting to be retried does."""
     d = deliveries
     older = deliveries.alias("older")
     earlier_unfinished = exists().where(
         older.c.recipient_ref == d.c.recipient_ref,
-        older.c.state.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]),
+        or_(
+            older.c.state == DeliveryState.SENDING.value,
+            and_(
+                older.c.state == DeliveryState.PENDING.value,
+                or_(older.c.not_before <= now, older.c.attempts > 0),
+            ),
+        ),
         or_(
             older.c.queued_at < d.c.queued_at,
             and_(older.c.queued_at == d.c.queued_at, older.c.created_at < d.c.created_at),
@@ -155,6 +173,50 @@ async def mark_sending(session: AsyncSession, delivery_id: str, now: datetime) -
         .values(state=DeliveryState.SENDING.value, attempts=deliveries.c.attempts + 1, updated_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_sending_many(session: AsyncSession, delivery_ids: Sequence[str], now: datetime) -> set[str]:
+    """Marks the still pending ones of these deliveries ``sending`` (attempts + 1); returns their ids."""
+    if not delivery_ids:
+        return set()
+    result = await session.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == DeliveryState.PENDING.value)
+        .values(state=DeliveryState.SENDING.value, attempts=deliveries.c.attempts + 1, updated_at=now)
+        .returning(deliveries.c.id)
+    )
+    return {str(found) for found in result.scalars().all()}
+
+
+async def set_sent_many(session: AsyncSession, rows: Sequence[Row]) -> None:
+    """Records several deliveries ``sent`` in one statement (executemany); each row holds ``id``,
+    ``provider``, ``provider_message_id``, ``sent_at``."""
+    if not rows:
+        return
+    statement = (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("b_id"))
+        .values(
+            state=DeliveryState.SENT.value,
+            provider=bindparam("b_provider"),
+            provider_message_id=bindparam("b_message_id"),
+            provider_error_code=None,
+            sent_at=bindparam("b_sent_at"),
+            updated_at=bindparam("b_sent_at"),
+        )
+    )
+    await session.execute(
+        statement,
+        [
+            {
+                "b_id": r["id"],
+                "b_provider": r["provider"],
+                "b_message_id": r["provider_message_id"],
+                "b_sent_at": r["sent_at"],
+            }
+            for r in rows
+        ],
+    )
 
 
 async def set_delivery(session: AsyncSession, delivery_id: str, **values: Any) -> None:
