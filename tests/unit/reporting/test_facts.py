@@ -235,6 +235,24 @@ class TestSla:
         assert measures["applications_sla_known"] == 1
         assert measures["applications_within_sla"] == within
 
+    def test_times_without_an_offset_are_read_as_utc(self) -> None:
+        # Early licensing releases on SQLite sent submitted_at without its offset.
+        sites = sites_for("sla")
+        site = sites[0].code
+        zones = {s.code: s.tz for s in sites}
+        check = catalogue_sla(catalogue_for(sites), zones.__getitem__)
+        submitted = datetime(2026, 3, 6, 3, 0)  # Friday 10:00 WIB, as UTC without an offset
+        issued = datetime(2026, 3, 6, 3, 59, tzinfo=UTC)
+        permit = self._permit(submitted, issued, "dpmptsp.nib")
+
+        facts = fold_facts([wrap(permit, site, "dpmptsp")], zones.__getitem__, check)
+
+        measures = Counter[str]()
+        for k, n in facts.counts.items():
+            measures[k.measure] += n
+        assert (measures["applications_sla_known"], measures["applications_within_sla"]) == (1, 1)
+        assert {k.day for k in facts.counts} == {date(2026, 3, 6)}
+
     def test_an_unknown_service_has_no_sla_outcome(self) -> None:
         sites = sites_for("sla")
         zones = {s.code: s.tz for s in sites}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -83,6 +83,12 @@ FACT_TYPES = frozenset(
 )
 
 
+def utc(at: datetime) -> datetime:
+    """An instant from an event. Payload times are UTC; early licensing releases on SQLite sent some
+    without an offset, and those are read as the UTC they were meant to be."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 class FactKey(NamedTuple):
     day: date
     site: str
@@ -142,7 +148,7 @@ class _Folder:
         # An event adds several measures at one instant: convert it once.
         if self._last is not None and self._last[0] == site and self._last[1] == at:
             return self._last[2]
-        local = at.astimezone(self.site_tz(site))
+        local = utc(at).astimezone(self.site_tz(site))
         self._last = (site, at, local)
         return local
 
@@ -219,13 +225,13 @@ class _Folder:
         elif isinstance(p, PermitIssuedV1):
             within = p.within_sla
             if within is None:
-                within = self.sla(s, p.service_type, p.submitted_at, p.issued_at)
+                within = self.sla(s, p.service_type, utc(p.submitted_at), utc(p.issued_at))
             self.add(p.issued_at, s, env.agency, p.service_type, "permits_issued")
             self.finished(p.issued_at, s, env.agency, p.service_type, within=within)
         elif isinstance(p, DocumentIssuedV1):
             within = p.within_sla
             if within is None:
-                within = self.sla(s, p.service_type, p.submitted_at, p.issued_at)
+                within = self.sla(s, p.service_type, utc(p.submitted_at), utc(p.issued_at))
             self.add(p.issued_at, s, env.agency, p.service_type, "documents_issued")
             self.finished(
                 p.issued_at,
