@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from mpp.queue.persistence.tables import survey_responses
 from tests.integration.queue.harness import (
     KK,
     KTP,
@@ -81,10 +83,6 @@ async def test_one_survey_per_service_under_concurrent_submits(queue: QueueApi) 
     assert sorted(r.status_code for r in answers) == [201] + [409] * 11
     assert [e.event_type for e in await queue.events()].count("SurveySubmitted") == 1
     async with queue.engine.connect() as conn:
-        from sqlalchemy import func, select
-
-        from mpp.queue.persistence.tables import survey_responses
-
         assert (await conn.execute(select(func.count()).select_from(survey_responses))).scalar() == 1
 
 
@@ -226,7 +224,7 @@ async def test_an_anonymous_online_complaint_and_the_overdue_list(queue: QueueAp
     other_site = await queue.client.get("/v1/complaints/overdue", headers=operator(OTHER_SITE))
     by_officer = await queue.client.get("/v1/complaints/overdue", headers=officer("dpmptsp"))
 
-    assert [c["tracking_code"] for c in overdue.json()["items"]][0] == code
+    assert overdue.json()["items"][0]["tracking_code"] == code
     assert {tuple(c["overdue"]) for c in overdue.json()["items"]} == {("first_response",)}
     assert len(overdue.json()["items"]) == 2
     assert other_agency.json()["items"] == [] and other_site.json()["items"] == []
