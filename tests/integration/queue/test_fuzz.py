@@ -32,6 +32,16 @@ async def test_no_generated_request_gets_a_server_error(queue: QueueApi) -> None
     )
     assert booked.status_code == 201, booked.text
     appointment = booked.json()
+    served = await queue.ticket(KTP)
+    await queue.open_counter("loket-02", officer())
+    assert (await queue.call_next("loket-02", officer())).json()["ticket"]["id"] == served["id"]
+    await queue.act(served["id"], "start", officer())
+    survey = (await queue.act(served["id"], "complete", officer())).json()["survey"]
+    complaint = (
+        await queue.client.post(
+            "/v1/complaints", json={"category": "queue", "description": "Lama"}, headers=officer()
+        )
+    ).json()
     # The kiosk, counter staff, the site's operator, the ministry and a citizen at home take turns on
     # the operations that let them through.
     callers = [
@@ -51,6 +61,9 @@ async def test_no_generated_request_gets_a_server_error(queue: QueueApi) -> None
         "number": [waiting["number"]],
         "appointment_id": [appointment["id"]],
         "booking_code": [appointment["booking_code"]],
+        "key": [survey["token"], served["id"], waiting["id"]],
+        "complaint_id": [complaint["id"]],
+        "tracking_code": [complaint["tracking_code"]],
     }
 
     sent, failures = await fuzz(queue.client, callers, budget=Budget(), known=known)

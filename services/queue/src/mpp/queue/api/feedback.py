@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from mpp.contracts.events.common import ComplaintCategory, ComplaintChannel, ComplaintClass
+from mpp.contracts.events.common import CitizenRef, ComplaintCategory, ComplaintChannel, ComplaintClass
 from mpp.contracts.events.queue import ComplaintOutcome
 from mpp.contracts.masterdata import Catalogue
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
@@ -231,7 +231,7 @@ class StaffComplaintIn(BaseModel):
     complaint_class: ComplaintClass = ComplaintClass.COMPLAINT
     description: Text
     anonymous: bool = False
-    citizen_ref: Code | None = Field(default=None, description="Pseudonymous reference, if identified.")
+    citizen_ref: CitizenRef | None = Field(default=None, description="Pseudonymous reference, if identified.")
     contact: Contact | None = Field(default=None, description="How to answer, only if the citizen gives it.")
     agency: Code | None = Field(
         default=None, description="Agency it is disposed to; the officer's by default."
