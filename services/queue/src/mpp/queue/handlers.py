@@ -419,14 +419,22 @@ async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tu
             corr=cmd.correlation_id,
         )
     )
-    issued = []
-    for code in cmd.service_types:
+    # Numbers are taken in prefix order, whatever order the services were asked in: each takes its
+    # prefix's sequence row until commit, so two visits asking for A and B in opposite orders would
+    # otherwise wait for each other (a deadlock on PostgreSQL).
+    issued: dict[str, Ticket] = {}
+    for code in sorted(cmd.service_types, key=lambda c: (_prefix(ports, c), c)):
         ticket = await _issue(
             uow, ports, visit=visit, service_type=code, priority_group=cmd.priority_group, at=now
         )
         uow.publish(_issued(ticket, cmd.correlation_id))
-        issued.append(ticket)
-    return visit, issued
+        issued[code] = ticket
+    return visit, [issued[code] for code in cmd.service_types]
+
+
+def _prefix(ports: Ports, code: str) -> str:
+    service = ports.catalogue.service(code)
+    return "" if service is None else service.prefix
 
 
 async def add_ticket(cmd: AddTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
