@@ -204,6 +204,52 @@ async def appointments_of_the_day(api: QueueApi) -> Call:
     return Call(query={"day": "2026-11-04", "agency": AGENCY})
 
 
+async def survey_of_a_completed_service(api: QueueApi) -> Call:
+    ticket_id = await _called(api)
+    assert (await api.act(ticket_id, "start", officer())).status_code == 200
+    done = await api.act(ticket_id, "complete", officer())
+    assert done.status_code == 200, done.text
+    return Call(
+        path={"key": done.json()["survey"]["token"]},
+        body={"scores": {"U1": 4, "U7": 3}, "respondent": {"age_band": "26_35"}},
+    )
+
+
+async def online_complaint(api: QueueApi) -> Call:
+    return Call(body={"category": "queue", "description": "Antrean terlalu lama"})
+
+
+async def counter_complaint(api: QueueApi) -> Call:
+    return Call(body={"category": "procedure", "description": "Prosedur membingungkan"})
+
+
+async def _complaint_of_the_agency(api: QueueApi) -> dict[str, str]:
+    response = await api.client.post(
+        "/v1/complaints", json={"category": "fees", "description": "Biaya tidak jelas"}, headers=officer()
+    )
+    assert response.status_code == 201, response.text
+    complaint: dict[str, str] = response.json()
+    return complaint
+
+
+async def complaint(api: QueueApi) -> Call:
+    return Call(path={"complaint_id": (await _complaint_of_the_agency(api))["id"]})
+
+
+async def complaint_to_respond(api: QueueApi) -> Call:
+    found = await complaint(api)
+    return Call(path=found.path, body={"response": "Sedang kami periksa"})
+
+
+async def complaint_to_resolve(api: QueueApi) -> Call:
+    found = await complaint(api)
+    return Call(path=found.path, body={"outcome": "information_given", "resolution": "Sudah dijelaskan"})
+
+
+async def tracking_code(api: QueueApi) -> Call:
+    return Call(path={"tracking_code": (await _complaint_of_the_agency(api))["tracking_code"]})
+
+
 # --- the matrix ---------------------------------------------------------------------------------
 
 STAFF_OF_THE_SITE = {
@@ -373,6 +419,51 @@ MATRIX: list[Route[QueueApi]] = [
         "POST",
         "/v1/appointments/missed-sweep",
         allow={Caller.OPERATOR: 200, Caller.OPERATOR_OTHER_SITE: 200},
+    ),
+    # SKM survey: anyone holding the link of a completed service, no login (and no personal data).
+    Route("GET", "/v1/public/surveys/{key}", public=200, prepare=survey_of_a_completed_service),
+    Route("POST", "/v1/public/surveys/{key}", public=201, prepare=survey_of_a_completed_service),
+    Route("GET", "/survei/{key}", public=200, prepare=survey_of_a_completed_service),
+    # complaints: online without login; staff record them at their own site; the agency's officers
+    # respond, its supervisors resolve; the site's operator handles every complaint of the site.
+    Route("POST", "/v1/public/complaints", public=201, prepare=online_complaint),
+    Route("GET", "/v1/public/complaints/{tracking_code}", public=200, prepare=tracking_code),
+    Route("POST", "/v1/complaints", allow=STAFF_EVERYWHERE, prepare=counter_complaint),
+    Route(
+        "GET",
+        "/v1/complaints",
+        allow=READERS_EVERYWHERE | {Caller.OFFICER_OTHER_AGENCY: 403, Caller.SUPERVISOR_OTHER_AGENCY: 403},
+        prepare=home_agency,
+    ),
+    Route(
+        "GET",
+        "/v1/complaints/overdue",
+        allow=dict.fromkeys(
+            (
+                Caller.SUPERVISOR,
+                Caller.OPERATOR,
+                Caller.SUPERVISOR_OTHER_AGENCY,
+                Caller.SUPERVISOR_OTHER_SITE,
+                Caller.OPERATOR_OTHER_SITE,
+            ),
+            200,
+        ),
+    ),
+    Route("GET", "/v1/complaints/{complaint_id}", allow=TICKET_READERS, prepare=complaint),
+    Route(
+        "POST", "/v1/complaints/{complaint_id}/respond", allow=TICKET_READERS, prepare=complaint_to_respond
+    ),
+    Route(
+        "POST",
+        "/v1/complaints/{complaint_id}/resolve",
+        allow={
+            Caller.SUPERVISOR: 200,
+            Caller.OPERATOR: 200,
+            Caller.SUPERVISOR_OTHER_AGENCY: 404,
+            Caller.SUPERVISOR_OTHER_SITE: 404,
+            Caller.OPERATOR_OTHER_SITE: 404,
+        },
+        prepare=complaint_to_resolve,
     ),
 ]
 

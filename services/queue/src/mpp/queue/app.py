@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from mpp.contracts.masterdata import Calendar, Catalogue, load_catalogue, load_demo_catalogue
 from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
 from mpp.queue.api import appointments as appointments_api
+from mpp.queue.api import feedback as feedback_api
 from mpp.queue.api.board import install_board
 from mpp.queue.api.http import public, router
 from mpp.queue.config import QueueSettings
 from mpp.queue.domain.appointments import AppointmentRules, Rulebook
-from mpp.queue.handlers import Ports
+from mpp.queue.handlers import FeedbackRules, Ports
 from mpp.queue.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.queue.persistence.uow import QueueUnitOfWork
 from mpp.queue.ports import CounterInfo, ServiceInfo
@@ -121,13 +122,21 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
         clock=SystemClock(),
         catalogue=CatalogueAdapter(catalogue),
         appointments=appointment_rulebook(settings),
+        feedback=FeedbackRules(
+            survey_window=timedelta(hours=settings.survey_window_hours),
+            complaint_first_response_days=settings.complaint_first_response_days,
+        ),
     )
     app.state.queue = QueueService(runtime, ports)
+    app.state.queue_catalogue = catalogue
     app.include_router(router)
     app.include_router(public)
     install_board(app, runtime, catalogue)
     app.include_router(appointments_api.router)
     app.include_router(appointments_api.public)
+    app.include_router(feedback_api.router)
+    app.include_router(feedback_api.public)
+    app.include_router(feedback_api.pages)
     runtime_lifespan = app.router.lifespan_context
     sweep_every = settings.appointment_sweep_seconds
 

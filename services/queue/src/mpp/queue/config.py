@@ -44,3 +44,11 @@ class QueueSettings(ServiceSettings):
         description="Key of the pseudonymous citizen reference derived from a citizen's own token when "
         "they book (a keyed hash of the token subject); the HS256 token secret when unset.",
     )
+    survey_window_hours: float = Field(
+        default=168.0, description="How long after a completed service its SKM survey can be answered."
+    )
+    complaint_first_response_days: int = Field(
+        default=3,
+        ge=1,
+        description="Working days to a complaint's first response (SP4N-LAPOR: 3; local SOPs often 2).",
+    )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mpp.contracts.envelope import Envelope, EventPayload
-from mpp.contracts.events.common import Channel, PriorityGroup
+from mpp.contracts.events.common import COMPLAINT_FIRST_RESPONSE_LIMIT_DAYS, Channel, PriorityGroup
 from mpp.contracts.events.queue import (
     AppointmentBookedV1,
     AppointmentCancelledV1,
@@ -58,6 +58,7 @@ from mpp.queue.domain.model import (
     transfer_queued_at,
 )
 from mpp.queue.domain.policy import CounterState, OrderingPolicy, choose_next
+from mpp.queue.domain.surveys import SurveyInvitation
 from mpp.queue.persistence.repository import SITE_DEFAULT
 from mpp.queue.persistence.uow import QueueUnitOfWork
 from mpp.queue.ports import Catalogue, Clock
@@ -100,11 +101,19 @@ class WrongCounter(QueueError):
     """The ticket was called to another counter."""
 
 
+@dataclass(frozen=True)
+class FeedbackRules:
+    survey_window: timedelta = timedelta(days=7)
+    """How long after completion a service's SKM survey can be answered."""
+    complaint_first_response_days: int = COMPLAINT_FIRST_RESPONSE_LIMIT_DAYS
+
+
 @dataclass
 class Ports:
     clock: Clock
     catalogue: Catalogue
     appointments: Rulebook = field(default_factory=Rulebook)
+    feedback: FeedbackRules = field(default_factory=FeedbackRules)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -410,14 +419,22 @@ async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tu
             corr=cmd.correlation_id,
         )
     )
-    issued = []
-    for code in cmd.service_types:
+    # Numbers are taken in prefix order, whatever order the services were asked in: each takes its
+    # prefix's sequence row until commit, so two visits asking for A and B in opposite orders would
+    # otherwise wait for each other (a deadlock on PostgreSQL).
+    issued: dict[str, Ticket] = {}
+    for code in sorted(cmd.service_types, key=lambda c: (_prefix(ports, c), c)):
         ticket = await _issue(
             uow, ports, visit=visit, service_type=code, priority_group=cmd.priority_group, at=now
         )
         uow.publish(_issued(ticket, cmd.correlation_id))
-        issued.append(ticket)
-    return visit, issued
+        issued[code] = ticket
+    return visit, [issued[code] for code in cmd.service_types]
+
+
+def _prefix(ports: Ports, code: str) -> str:
+    service = ports.catalogue.service(code)
+    return "" if service is None else service.prefix
 
 
 async def add_ticket(cmd: AddTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
@@ -582,6 +599,17 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
                 if counter is not None:
                     counter.tickets_served += 1
                     await uow.counters.save(counter)
+            # The citizen may now rate this service, once (SKM).
+            await uow.surveys.invite(
+                SurveyInvitation.after_completion(
+                    ticket_id=ticket.id,
+                    site=ticket.site,
+                    agency=ticket.agency,
+                    service_type=ticket.service_type,
+                    at=now,
+                    window=ports.feedback.survey_window,
+                )
+            )
         case "no_show":
             ticket.no_show(at=now)
         case "cancel":

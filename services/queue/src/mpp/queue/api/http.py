@@ -443,6 +443,21 @@ async def _public_view(svc: Any, ticket: Ticket) -> dict[str, Any]:
         "counter": ticket.counter if ticket.state in (TicketState.CALLED, TicketState.SERVING) else None,
         "call_count": ticket.call_count,
         "transferred_to": ticket.transferred_to,
+        "survey": await _survey_link(svc, ticket.id) if ticket.state is TicketState.COMPLETED else None,
+    }
+
+
+async def _survey_link(svc: Any, ticket_id: str) -> dict[str, Any] | None:
+    """The SKM survey of a completed ticket: its token, page and whether it can still be answered."""
+    async with svc.uow() as uow:
+        invitation = await uow.surveys.of_ticket(ticket_id)
+    if invitation is None:
+        return None
+    return {
+        "token": invitation.token,
+        "url": f"/survei/{invitation.token}",
+        "state": invitation.state(svc.ports.clock.now()),
+        "closes_at": invitation.closes_at.isoformat(),
     }
 
 
@@ -611,7 +626,8 @@ async def complete(
     ticket_id: str, request: Request, principal: OfficerDep, body: Annotated[CompleteIn | None, Body()] = None
 ) -> dict[str, Any]:
     body = body or CompleteIn()
-    return await _act(request, principal, ticket_id, "complete", application_id=body.application_id)
+    view = await _act(request, principal, ticket_id, "complete", application_id=body.application_id)
+    return {**view, "survey": await _survey_link(_svc(request), ticket_id)}
 
 
 @router.post("/tickets/{ticket_id}/no-show", summary="The called citizen did not come")

@@ -17,6 +17,7 @@ so waiting + walking + service = total); service = completion - start; total = c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -80,7 +81,10 @@ def format_number(prefix: str, seq: int) -> str:
 
 
 def seconds(start: datetime, end: datetime) -> int:
-    return max(0, int((end - start).total_seconds()))
+    """Whole seconds from ``start`` to ``end``, counted between the whole seconds the two instants fall
+    in, so consecutive spans add up exactly: waiting + walking + service = total even when the instants
+    carry fractions (truncating each span would lose up to a second per span)."""
+    return max(0, math.floor(end.timestamp()) - math.floor(start.timestamp()))
 
 
 # --- domain events (internal; the handlers map them to contract events) -------------------------
@@ -270,7 +274,9 @@ class Visit:
         """End the visit when every ticket is finished; True if it ended now."""
         if self.ended or not tickets or not all(t.finished for t in tickets):
             return False
-        self.ended_at = at
+        # The visit ends when its last ticket finished. A concurrent transaction may have finished a
+        # ticket of the visit a moment after ``at`` and committed first; its time counts then.
+        self.ended_at = max([at, *(t.finished_at for t in tickets if t.finished_at is not None)])
         self.tickets_total = len(tickets)
         self.tickets_served = len([t for t in tickets if t.state is TicketState.COMPLETED])
         return True

@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -167,5 +168,73 @@ appointment_days = Table(
     Column("day", String(10), primary_key=True),
     Column("booked", Integer, nullable=False),
 )
+
+# SKM: one invitation per completed ticket (answered at most once), and the answers apart from it, with
+# nothing that leads back to the ticket, the visit or the citizen.
+survey_invitations = Table(
+    "survey_invitations",
+    metadata,
+    Column("token", String(32), primary_key=True),
+    Column("ticket_id", String(36), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=False),
+    Column("closes_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True)),
+    UniqueConstraint("ticket_id", name="uq_survey_invitations_ticket"),
+)
+
+survey_responses = Table(
+    "survey_responses",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    *(Column(f"u{i}", Integer) for i in range(1, 10)),
+    Column("sex", String(16)),
+    Column("age_band", String(16)),
+    Column("education", String(32)),
+    Column("occupation", String(32)),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_survey_responses_service", survey_responses.c.site, survey_responses.c.service_type)
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tracking_code", String(16), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("complaint_class", String(32), nullable=False),
+    Column("anonymous", Boolean, nullable=False),
+    Column("complainant_ref", String(64), doc="Pseudonymous; none for anonymous complaints."),
+    Column("contact", String(200), doc="Only if the complainant gave it; never in an event."),
+    Column("agency", String(64)),
+    Column("service_type", String(64)),
+    Column("lapor_tracking_id", String(64)),
+    Column("description", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_by", String(128), nullable=False),
+    Column("first_response_limit_days", Integer, nullable=False),
+    Column("resolution_limit_days", Integer, nullable=False),
+    Column("first_response_due", DateTime(timezone=True), nullable=False),
+    Column("resolution_due", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("responded_at", DateTime(timezone=True)),
+    Column("responded_by", String(128)),
+    Column("response", Text),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_by", String(128)),
+    Column("outcome", String(32)),
+    Column("resolution", Text),
+    UniqueConstraint("tracking_code", name="uq_complaints_tracking_code"),
+)
+# Supervisors list the open complaints of a site (and agency) by due date.
+Index("ix_complaints_open", complaints.c.site, complaints.c.state, complaints.c.resolution_due)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.kit.outbox import UnitOfWork
 from mpp.queue.persistence.appointments import AppointmentRepository
+from mpp.queue.persistence.feedback import ComplaintRepository, SurveyRepository
 from mpp.queue.persistence.repository import (
     CounterRepository,
     IdempotencyStore,
@@ -27,6 +28,8 @@ class QueueUnitOfWork(UnitOfWork):
     policies: PolicyStore
     idempotency: IdempotencyStore
     appointments: AppointmentRepository
+    surveys: SurveyRepository
+    complaints: ComplaintRepository
 
     def __init__(
         self,
@@ -54,6 +57,8 @@ class QueueUnitOfWork(UnitOfWork):
         self.policies = PolicyStore(self.session)
         self.idempotency = IdempotencyStore(self.session)
         self.appointments = AppointmentRepository(self.session)
+        self.surveys = SurveyRepository(self.session)
+        self.complaints = ComplaintRepository(self.session)
         return self
 
     async def __aexit__(
