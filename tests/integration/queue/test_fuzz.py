@@ -21,9 +21,6 @@ pytestmark = pytest.mark.integration
 
 
 async def test_no_generated_request_gets_a_server_error(queue: QueueApi) -> None:
-    # The board's live stream never ends, so a request to it would never return: the board's own
-    # integration and browser tests cover it. The other operations are read from the cached document.
-    queue.app.openapi()["paths"].pop("/board/{site}/events")
     waiting = await queue.ticket(KTP)
     await queue.open_counter("loket-01", officer())
     called = (await queue.call_next("loket-01", officer())).json()["ticket"]
