@@ -86,6 +86,7 @@ from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.persistence.tables import consumer_offsets, daily_counts, inbox
+from tools import bench_queue
 from tools.bench_lifecycle import LifecycleConfig, run_lifecycle
 from tools.bench_support import (
     WATCHED_PIDS,
@@ -101,7 +102,7 @@ from tools.bench_support import (
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 PARTITIONS = registry_topic(LICENSING_APPLICATIONS).partitions  # bench topics are shaped like it
-SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle")
+SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle", "queue")
 
 # Information only: printed next to the figures, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -110,6 +111,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "submit_requests_per_s": (">=", 500.0, "submit >= 500 req/s"),
     "submit_latency_p99_ms": ("<", 100.0, "submit p99 < 100 ms"),
     "lifecycle_completed_per_s": (">=", 300.0, "lifecycle >= 300 complete/s"),
+    **bench_queue.TARGETS,
 }
 
 
@@ -1276,7 +1278,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda s: s.split(","),
         default=list(SECTIONS),
-        help="raw,relay,projection,submit,lifecycle (e.g. --only raw,lifecycle)",
+        help="raw,relay,projection,submit,lifecycle,queue (e.g. --only raw,lifecycle)",
     )
     p.add_argument("--messages", type=int, default=200_000, help="raw produce/consume messages")
     p.add_argument("--message-bytes", type=int, default=300)
@@ -1330,6 +1332,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-events", type=int, default=30_000)
     p.add_argument("--profile-max-records", type=int, default=2000)
     p.add_argument("--profile-http-requests", type=int, default=1500)
+    bench_queue.add_arguments(p)
     p.add_argument("--output", type=Path, default=ARTIFACTS / "bench.json")
     args = p.parse_args(argv)
     unknown = set(args.only) - set(SECTIONS)
@@ -1389,6 +1392,7 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         "projection": lambda: bench_projection(bench, d),
         "submit": lambda: bench_submit(bench, d),
         "lifecycle": lambda: bench_lifecycle(bench),
+        "queue": lambda: bench_queue.run_section(bench),
     }
     try:
         for name in SECTIONS:

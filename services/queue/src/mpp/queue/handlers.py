@@ -335,8 +335,9 @@ async def _issue(
     if service is None:
         raise UnknownServiceType(service_type)
     day = at.astimezone(ports.catalogue.site_zone(visit.site)).date().isoformat()
-    seq = await uow.tickets.next_sequence(site=visit.site, day=day, prefix=service.prefix)
     policy = await effective_policy(uow, visit.site, service.agency)
+    # The sequence row stays locked until the transaction ends: take it as late as possible.
+    seq = await uow.tickets.next_sequence(site=visit.site, day=day, prefix=service.prefix)
     if queued_at is None:
         queued_at = (
             at
@@ -395,9 +396,12 @@ async def _end_visit_if_done(
 
 
 async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tuple[Visit, list[Ticket]]:
+    prefixes: dict[str, str] = {}
     for code in cmd.service_types:
-        if ports.catalogue.service(code) is None:
+        service = ports.catalogue.service(code)
+        if service is None:
             raise UnknownServiceType(code)
+        prefixes[code] = service.prefix
     now = ports.clock.now()
     visit = Visit(id=str(uuid.uuid4()), site=cmd.site, channel=cmd.channel, started_at=now)
     await uow.visits.add(visit)
@@ -410,13 +414,16 @@ async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tu
             corr=cmd.correlation_id,
         )
     )
-    issued = []
-    for code in cmd.service_types:
-        ticket = await _issue(
+    # Numbers are drawn in prefix order: each draw locks its per-day sequence row until commit, so two
+    # visits asking for the same services in different orders would otherwise deadlock.
+    drawn = {
+        code: await _issue(
             uow, ports, visit=visit, service_type=code, priority_group=cmd.priority_group, at=now
         )
-        uow.publish(_issued(ticket, cmd.correlation_id))
-        issued.append(ticket)
+        for code in sorted(cmd.service_types, key=lambda code: (prefixes[code], code))
+    }
+    issued = [drawn[code] for code in cmd.service_types]
+    uow.publish(*(_issued(ticket, cmd.correlation_id) for ticket in issued))
     return visit, issued
 
 
