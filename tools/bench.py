@@ -14,6 +14,8 @@ One run, one broker, measured in this order:
    identity and licensing processes, open loop at fixed offered rates (tools/bench_lifecycle.py). It
    publishes to the registry topics of the broker it is given, under a site code and consumer groups of
    its own. ``--only raw,lifecycle`` runs it with its raw baseline.
+6. ``queue``: kiosk ticket issue and 50 counters calling the next ticket against the queue service run as
+   a process (tools/bench_queue.py).
 
 Prints a table and writes ``artifacts/bench.json``. Targets are printed as information: a benchmark
 measures, it never fails on a target. It fails (exit 1) only when what it measures misbehaves: an HTTP
