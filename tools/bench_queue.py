@@ -728,6 +728,10 @@ async def _profiles(run: Run, kiosks: list[Kiosk], calling_kiosk: Kiosk, counter
     run.steps["profile"] = profiles
 
 
+def _cpu_label(name: str) -> str:
+    return "machine CPU busy (all cores)" if name == "machine_busy" else f"{name} CPU (100 = 1 core)"
+
+
 def _figures(
     run: Run,
     sat: dict[str, Any],
@@ -791,7 +795,7 @@ def _figures(
         )
     for name, pct in sat["cpu_pct"].items():
         if pct is not None and name not in ("queue_idle",):
-            add(f"queue_tickets_{name}_cpu_pct", pct, "%", f"{name} CPU at ticket saturation (100 = 1 core)")
+            add(f"queue_tickets_{name}_cpu_pct", pct, "%", f"{_cpu_label(name)} at ticket saturation")
     if sat["tickets_per_s"] and sat["cpu_pct"].get("queue"):
         add(
             "queue_tickets_cpu_ms_per_ticket",
@@ -855,10 +859,15 @@ def _figures(
     )
     for name, pct in calls["cpu_pct"].items():
         if pct is not None and name not in ("queue_idle",):
-            add(f"queue_calls_{name}_cpu_pct", pct, "%", f"{name} CPU at {a.queue_call_rate:g} calls/s")
+            add(
+                f"queue_calls_{name}_cpu_pct",
+                pct,
+                "%",
+                f"{_cpu_label(name)} at {a.queue_call_rate:g} calls/s",
+            )
     for name, pct in calls_sat["cpu_pct"].items():
         if pct is not None and name not in ("queue_idle",):
-            add(f"queue_calls_saturation_{name}_cpu_pct", pct, "%", f"{name} CPU at call saturation")
+            add(f"queue_calls_saturation_{name}_cpu_pct", pct, "%", f"{_cpu_label(name)} at call saturation")
     add(
         "queue_calls_called_twice_count",
         check["called_more_than_once_in_database"]
