@@ -14,6 +14,8 @@ One run, one broker, measured in this order:
    identity and licensing processes, open loop at fixed offered rates (tools/bench_lifecycle.py). It
    publishes to the registry topics of the broker it is given, under a site code and consumer groups of
    its own. ``--only raw,lifecycle`` runs it with its raw baseline.
+6. ``queue``: kiosk ticket issue and 50 counters calling the next ticket against the queue service run as
+   a process (tools/bench_queue.py).
 
 Prints a table and writes ``artifacts/bench.json``. Targets are printed as information: a benchmark
 measures, it never fails on a target. It fails (exit 1) only when what it measures misbehaves: an HTTP
@@ -86,6 +88,7 @@ from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.persistence.tables import consumer_offsets, daily_counts, inbox
+from tools import bench_queue
 from tools.bench_lifecycle import LifecycleConfig, run_lifecycle
 from tools.bench_notification import TARGET_PER_S as NOTIFICATION_TARGET_PER_S
 from tools.bench_notification import run_notification
@@ -103,7 +106,7 @@ from tools.bench_support import (
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 PARTITIONS = registry_topic(LICENSING_APPLICATIONS).partitions  # bench topics are shaped like it
-SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle", "notification")
+SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle", "notification", "queue")
 
 # Information only: printed next to the figures, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -113,6 +116,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "submit_latency_p99_ms": ("<", 100.0, "submit p99 < 100 ms"),
     "lifecycle_completed_per_s": (">=", 300.0, "lifecycle >= 300 complete/s"),
     "notification_messages_per_s": (">=", NOTIFICATION_TARGET_PER_S, "notification >= 500 messages/s"),
+    **bench_queue.TARGETS,
 }
 
 
@@ -1279,7 +1283,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda s: s.split(","),
         default=list(SECTIONS),
-        help="raw,relay,projection,submit,lifecycle,notification (e.g. --only raw,lifecycle)",
+        help="raw,relay,projection,submit,lifecycle,notification,queue (e.g. --only raw,lifecycle)",
     )
     p.add_argument("--messages", type=int, default=200_000, help="raw produce/consume messages")
     p.add_argument("--message-bytes", type=int, default=300)
@@ -1333,6 +1337,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-events", type=int, default=30_000)
     p.add_argument("--profile-max-records", type=int, default=2000)
     p.add_argument("--profile-http-requests", type=int, default=1500)
+    bench_queue.add_arguments(p)
     p.add_argument("--output", type=Path, default=ARTIFACTS / "bench.json")
     args = p.parse_args(argv)
     unknown = set(args.only) - set(SECTIONS)
@@ -1393,6 +1398,7 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         "submit": lambda: bench_submit(bench, d),
         "lifecycle": lambda: bench_lifecycle(bench),
         "notification": lambda: run_notification(bench, ROOT, ARTIFACTS, dict(WATCHED_PIDS)),
+        "queue": lambda: bench_queue.run_section(bench),
     }
     try:
         for name in SECTIONS:

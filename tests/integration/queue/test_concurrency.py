@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mpp.contracts.masterdata import Counter, load_demo_catalogue
 from mpp.queue.app import CatalogueAdapter
 from mpp.queue.persistence.tables import tickets
-from tests.integration.queue.harness import KK, KTP, SITE, QueueApi, officer, supervisor
+from tests.integration.queue.harness import KK, KTP, NIB, SITE, QueueApi, officer, supervisor
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +113,16 @@ class TestConcurrentIssue:
 
         numbers = [t["number"] for v in visits for t in v["tickets"]]
         assert sorted(numbers) == sorted(f"A-{n:03d}" for n in range(1, 51))
+
+    async def test_visits_asking_in_opposite_orders_do_not_deadlock(self, queue: QueueApi) -> None:
+        # Each visit locks the day's sequence row of every prefix it draws from until it commits: drawn in
+        # the order asked, A-then-C and C-then-A visits at the same moment would deadlock.
+        orders = [(KTP, NIB) if i % 2 == 0 else (NIB, KTP) for i in range(30)]
+
+        visits = await asyncio.gather(*(queue.start_visit(*order) for order in orders))
+
+        for order, v in zip(orders, visits, strict=True):
+            assert [t["service_type"] for t in v["tickets"]] == list(order)
+        numbers = [t["number"] for v in visits for t in v["tickets"]]
+        expected = [f"{p}-{n:03d}" for p in "AC" for n in range(1, 31)]
+        assert sorted(numbers) == sorted(expected)

@@ -344,8 +344,9 @@ async def _issue(
     if service is None:
         raise UnknownServiceType(service_type)
     day = at.astimezone(ports.catalogue.site_zone(visit.site)).date().isoformat()
-    seq = await uow.tickets.next_sequence(site=visit.site, day=day, prefix=service.prefix)
     policy = await effective_policy(uow, visit.site, service.agency)
+    # The sequence row stays locked until the transaction ends: take it as late as possible.
+    seq = await uow.tickets.next_sequence(site=visit.site, day=day, prefix=service.prefix)
     if queued_at is None:
         queued_at = (
             at
@@ -404,9 +405,12 @@ async def _end_visit_if_done(
 
 
 async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tuple[Visit, list[Ticket]]:
+    prefixes: dict[str, str] = {}
     for code in cmd.service_types:
-        if ports.catalogue.service(code) is None:
+        service = ports.catalogue.service(code)
+        if service is None:
             raise UnknownServiceType(code)
+        prefixes[code] = service.prefix
     now = ports.clock.now()
     visit = Visit(id=str(uuid.uuid4()), site=cmd.site, channel=cmd.channel, started_at=now)
     await uow.visits.add(visit)
@@ -423,18 +427,13 @@ async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tu
     # prefix's sequence row until commit, so two visits asking for A and B in opposite orders would
     # otherwise wait for each other (a deadlock on PostgreSQL).
     issued: dict[str, Ticket] = {}
-    for code in sorted(cmd.service_types, key=lambda c: (_prefix(ports, c), c)):
+    for code in sorted(cmd.service_types, key=lambda c: (prefixes[c], c)):
         ticket = await _issue(
             uow, ports, visit=visit, service_type=code, priority_group=cmd.priority_group, at=now
         )
         uow.publish(_issued(ticket, cmd.correlation_id))
         issued[code] = ticket
     return visit, [issued[code] for code in cmd.service_types]
-
-
-def _prefix(ports: Ports, code: str) -> str:
-    service = ports.catalogue.service(code)
-    return "" if service is None else service.prefix
 
 
 async def add_ticket(cmd: AddTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,7 +67,7 @@ def _ticket(row: RowMapping) -> Ticket:
 
 
 def _ticket_values(t: Ticket) -> dict[str, Any]:
-    return {
+    values: dict[str, Any] = {
         "state": t.state.value,
         "call_count": t.call_count,
         "first_called_at": t.first_called_at,
@@ -77,9 +77,19 @@ def _ticket_values(t: Ticket) -> dict[str, Any]:
         "started_at": t.started_at,
         "finished_at": t.finished_at,
         "transferred_to": t.transferred_to,
-        "decision": t.decision,
         "rank": t.rank,
     }
+    # Left out while unset, so that the column stays SQL NULL (a bound None would store JSON null).
+    if t.decision is not None:
+        values["decision"] = t.decision
+    return values
+
+
+# The hot writes are built once and take their values as parameters: a statement built with ``.values()``
+# on every call costs a bind parameter and a cache key per column, most of the service's CPU per ticket.
+_INSERT_TICKET = tickets.insert()
+_SAVE_TICKET = update(tickets).where(tickets.c.id == bindparam("ticket_id"))
+_INSERT_VISIT = visits.insert()
 
 
 class TicketRepository:
@@ -88,7 +98,8 @@ class TicketRepository:
 
     async def add(self, t: Ticket) -> None:
         await self._s.execute(
-            tickets.insert().values(
+            _INSERT_TICKET,
+            dict(
                 id=t.id,
                 visit_id=t.visit_id,
                 site=t.site,
@@ -104,11 +115,11 @@ class TicketRepository:
                 queued_at=t.queued_at,
                 transferred_from=t.transferred_from,
                 **_ticket_values(t),
-            )
+            ),
         )
 
     async def save(self, t: Ticket) -> None:
-        await self._s.execute(update(tickets).where(tickets.c.id == t.id).values(**_ticket_values(t)))
+        await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
 
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         query = select(tickets).where(tickets.c.id == ticket_id)
@@ -266,15 +277,16 @@ class VisitRepository:
 
     async def add(self, v: Visit) -> None:
         await self._s.execute(
-            visits.insert().values(
-                id=v.id,
-                site=v.site,
-                channel=v.channel.value,
-                started_at=v.started_at,
-                ended_at=v.ended_at,
-                tickets_total=v.tickets_total,
-                tickets_served=v.tickets_served,
-            )
+            _INSERT_VISIT,
+            {
+                "id": v.id,
+                "site": v.site,
+                "channel": v.channel.value,
+                "started_at": v.started_at,
+                "ended_at": v.ended_at,
+                "tickets_total": v.tickets_total,
+                "tickets_served": v.tickets_served,
+            },
         )
 
     async def get(self, visit_id: str, *, lock: bool = False) -> Visit | None:
