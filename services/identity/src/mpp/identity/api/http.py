@@ -40,6 +40,7 @@ from mpp.identity.handlers import (
 from mpp.identity.persistence.repository import ConcurrentUpdate
 from mpp.kit.auth import Principal, Role, require_roles
 from mpp.kit.http import DomainError
+from mpp.kit.idempotency import replayed
 from mpp.kit.observability import correlation_id
 from mpp.kit.text import SINGLE_LINE
 
@@ -81,12 +82,6 @@ class ConcurrentChange(DomainError):
     status_code = 409
     code = "concurrent_update"
     message = "Data penduduk sedang diubah oleh petugas lain; muat ulang dan coba lagi"
-
-
-class IdempotencyKeyReused(DomainError):
-    status_code = 422
-    code = "idempotency_key_reused"
-    message = "Idempotency-Key sudah dipakai untuk permintaan yang berbeda"
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=400), SINGLE_LINE]
@@ -257,13 +252,10 @@ async def _replay(svc: Any, principal: Principal, key: str, request_hash: str) -
 
 
 def _replayed(found: tuple[str, int, dict[str, Any]], request_hash: str) -> JSONResponse:
-    stored_hash, status_code, response = found
-    if stored_hash != request_hash:
-        raise IdempotencyKeyReused()
-    headers = {"Idempotent-Replayed": "true"}
-    if status_code == 201 and "citizen_ref" in response:
-        headers["Location"] = f"/v1/citizens/{response['citizen_ref']}"
-    return JSONResponse(response, status_code=status_code, headers=headers)
+    def location(body: dict[str, Any]) -> str | None:
+        return f"/v1/citizens/{body['citizen_ref']}" if "citizen_ref" in body else None
+
+    return replayed(found, request_hash, location)
 
 
 def _own_site(principal: Principal) -> str:

@@ -18,6 +18,7 @@ from mpp.contracts.nik import ValidNik
 from mpp.contracts.workflow import ReasonRequired, RoleRefused, TransitionRefused
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError, FastJSONResponse
+from mpp.kit.idempotency import replayed
 from mpp.kit.observability import correlation_id
 from mpp.licensing.domain.model import PRE_WORKFLOW_LABELS, Application, mask_name
 from mpp.licensing.handlers import (
@@ -61,12 +62,6 @@ class Unprocessable(DomainError):
     status_code = 422
     code = "unprocessable"
     message = "Permintaan tidak dapat diproses"
-
-
-class IdempotencyKeyReused(DomainError):
-    status_code = 422
-    code = "idempotency_key_reused"
-    message = "Idempotency-Key sudah dipakai untuk permintaan yang berbeda"
 
 
 class ConcurrentChange(DomainError):
@@ -266,15 +261,10 @@ async def _replay(svc: Any, principal: Principal, key: str, request_hash: str) -
 
 
 def _replayed(found: tuple[str, int, dict[str, Any]], request_hash: str) -> JSONResponse:
-    """The stored answer to an earlier request with the same Idempotency-Key."""
-    stored_hash, status_code, response = found
-    if stored_hash != request_hash:
-        raise IdempotencyKeyReused()
-    headers = {"Idempotent-Replayed": "true"}
-    if status_code == 201 and "id" in response:
-        # A replay is the same response as the original, Location included.
-        headers["Location"] = f"/v1/applications/{response['id']}"
-    return JSONResponse(response, status_code=status_code, headers=headers)
+    """The stored answer to an earlier request with the same Idempotency-Key, Location included."""
+    return replayed(
+        found, request_hash, lambda body: f"/v1/applications/{body['id']}" if "id" in body else None
+    )
 
 
 def _in_scope(principal: Principal, agency: str, site: str) -> bool:

@@ -19,9 +19,9 @@ from mpp.contracts.events.common import Channel, PriorityGroup
 from mpp.contracts.events.queue import CancelledBy
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
+from mpp.kit.idempotency import replayed
 from mpp.queue.api.http import (
     Code,
-    IdempotencyKeyReused,
     Unprocessable,
     WrongStateError,
     _corr,
@@ -378,7 +378,7 @@ async def book(
             if idempotency_key is not None:
                 found = await uow.idempotency.find(principal.subject, idempotency_key)
                 if found is not None:
-                    return _replayed(found, request_hash)
+                    return replayed(found, request_hash)
             try:
                 appointment = await HANDLERS[BookAppointment](cmd, uow, svc.ports)
             except (AppointmentError, QueueError) as exc:
@@ -396,15 +396,8 @@ async def book(
             found = await uow.idempotency.find(principal.subject, idempotency_key)
         if found is None:
             raise
-        return _replayed(found, request_hash)
+        return replayed(found, request_hash)
     return JSONResponse(payload, status_code=201, headers={"Location": f"/v1/appointments/{appointment.id}"})
-
-
-def _replayed(found: tuple[str, int, dict[str, Any]], request_hash: str) -> JSONResponse:
-    stored_hash, status_code, response = found
-    if stored_hash != request_hash:
-        raise IdempotencyKeyReused()
-    return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
 
 
 # --- staff and the booker -----------------------------------------------------------------------

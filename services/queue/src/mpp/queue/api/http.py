@@ -16,6 +16,7 @@ from mpp.contracts.events.common import Channel, PriorityGroup
 from mpp.contracts.events.queue import CancelledBy, CounterCloseReason
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError
+from mpp.kit.idempotency import replayed
 from mpp.kit.observability import correlation_id
 from mpp.queue.domain.model import (
     Counter,
@@ -82,12 +83,6 @@ class Unprocessable(DomainError):
     status_code = 422
     code = "unprocessable"
     message = "Permintaan tidak dapat diproses"
-
-
-class IdempotencyKeyReused(DomainError):
-    status_code = 422
-    code = "idempotency_key_reused"
-    message = "Idempotency-Key sudah dipakai untuk permintaan yang berbeda"
 
 
 class ServiceUnavailableToday(DomainError):
@@ -362,7 +357,7 @@ async def start_visit(
             if idempotency_key is not None:
                 found = await uow.idempotency.find(principal.subject, idempotency_key)
                 if found is not None:
-                    return _replayed(found, request_hash)
+                    return replayed(found, request_hash)
             try:
                 visit, tickets = await HANDLERS[StartVisit](cmd, uow, svc.ports)
             except (UnknownServiceType, SequenceExhausted) as exc:
@@ -386,15 +381,8 @@ async def start_visit(
             found = await uow.idempotency.find(principal.subject, idempotency_key)
         if found is None:
             raise
-        return _replayed(found, request_hash)
+        return replayed(found, request_hash)
     return JSONResponse(payload, status_code=201, headers={"Location": f"/v1/visits/{visit.id}"})
-
-
-def _replayed(found: tuple[str, int, dict[str, Any]], request_hash: str) -> JSONResponse:
-    stored_hash, status_code, response = found
-    if stored_hash != request_hash:
-        raise IdempotencyKeyReused()
-    return JSONResponse(response, status_code=status_code, headers={"Idempotent-Replayed": "true"})
 
 
 @router.post("/visits/{visit_id}/tickets", status_code=201, summary="Take one more ticket in an open visit")
