@@ -56,6 +56,10 @@ MATRIX: list[Route[ReportingApi]] = [
     Route("GET", "/v1/metrics/{metric}", allow=READERS, prepare=home_metric),
     Route("GET", "/v1/metrics/{metric}/definition", allow=ANY_READER, prepare=home_metric),
     Route("GET", "/v1/overview", allow=READERS, prepare=home_figures),
+    # Dashboard sign-in: the form decides, not the Authorization header (an empty form is a 422).
+    Route("GET", "/dasbor/masuk", public=200),
+    Route("POST", "/dasbor/masuk", public=422),
+    Route("POST", "/dasbor/keluar", public=303),
 ]
 
 

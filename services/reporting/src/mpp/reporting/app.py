@@ -16,6 +16,8 @@ from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service
 from mpp.reporting.api.http import router
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.api.metrics import router as metrics_router
+from mpp.reporting.api.page_auth import LoginRequired, login_redirect
+from mpp.reporting.api.page_auth import router as page_auth_router
 from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
@@ -74,4 +76,6 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     app.state.reporting = ReportingService(runtime.sessions, runtime, catalogue)
     app.include_router(router)
     app.include_router(metrics_router)
+    app.include_router(page_auth_router)
+    app.add_exception_handler(LoginRequired, login_redirect)
     return app
