@@ -39,7 +39,11 @@ OUT_OF_SCOPE: dict[str, tuple[Callable[[], dict[str, str]], dict[str, str]]] = {
     "token without a known role": (lambda: bearer(roles=[], agency="dpmptsp", site=SITE), {}),
     "operator without a site": (lambda: bearer(roles=[Role.OPERATOR]), {}),
     "officer without an agency": (lambda: bearer(roles=[Role.OFFICER], site=SITE), {}),
-    "officer without a site": (lambda: bearer(roles=[Role.OFFICER], agency="dpmptsp"), {}),
+    # Without a site, an agency claim is an agency-wide user: their agency at every site, no other.
+    "agency-wide officer asks for another agency": (
+        lambda: bearer(roles=[Role.OFFICER], agency="polres"),
+        {"agency": "dpmptsp"},
+    ),
 }
 
 

@@ -16,12 +16,14 @@ from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service
 from mpp.reporting.api.http import router
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.api.metrics import router as metrics_router
-from mpp.reporting.api.page_auth import LoginRequired, login_redirect
+from mpp.reporting.api.page_auth import LoginRequired, PageForbidden, login_redirect
 from mpp.reporting.api.page_auth import router as page_auth_router
+from mpp.reporting.api.pages import PageNotFound, forbidden_page, not_found_page
+from mpp.reporting.api.pages import router as pages_router
 from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
-from mpp.reporting.domain.sla import catalogue_sla
+from mpp.reporting.domain.sla import catalogue_due, catalogue_sla
 from mpp.reporting.figures import Geography
 from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.tables import consumer_offsets, inbox, outbox
@@ -66,7 +68,9 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             ConsumerSpec(
                 group_id=settings.consumer_group,
                 topics=topics,
-                handler=projector(site_tz, catalogue_sla(catalogue, site_tz)),
+                handler=projector(
+                    site_tz, catalogue_sla(catalogue, site_tz), catalogue_due(catalogue, site_tz)
+                ),
                 event_types=PROJECTED_TYPES | FACT_TYPES,
                 offsets_from_database_only=True,
             )
@@ -77,5 +81,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(metrics_router)
     app.include_router(page_auth_router)
+    app.include_router(pages_router)
     app.add_exception_handler(LoginRequired, login_redirect)
+    app.add_exception_handler(PageForbidden, forbidden_page)
+    app.add_exception_handler(PageNotFound, not_found_page)
     return app

@@ -16,7 +16,7 @@ READERS = (Role.MINISTRY, Role.OPERATOR, Role.SUPERVISOR, Role.OFFICER)
 
 def _scope(principal: Principal, site: str | None, agency: str | None) -> tuple[str | None, str | None]:
     """Narrow the filters to what the caller may see: the ministry everything, an operator their
-    site, an agency's staff their agency at their site."""
+    site, an agency's staff their agency at their site (or at every site for an agency-wide user)."""
     if principal.has_any(Role.MINISTRY):
         return site, agency
     # A missing scope claim must narrow the view, never widen it to every site or agency.
@@ -24,10 +24,13 @@ def _scope(principal: Principal, site: str | None, agency: str | None) -> tuple[
         if principal.site is None or (site is not None and site != principal.site):
             raise ForbiddenError()
         return principal.site, agency
-    if principal.site is None or principal.agency is None:
+    if principal.agency is None:
         raise ForbiddenError()
     if agency is not None and agency != principal.agency:
         raise ForbiddenError()
+    if principal.site is None:
+        # An agency-wide user (agency claim, no site): their agency at every site.
+        return site, principal.agency
     if site is not None and site != principal.site:
         raise ForbiddenError()
     return principal.site, principal.agency

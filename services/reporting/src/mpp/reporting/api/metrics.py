@@ -1,6 +1,7 @@
 """The metric API: every figure of the ministry's catalogue by period and dimension, within the caller's
 scope. The ministry sees every MPP; an MPP operator their own site; agency staff (officers,
-supervisors) their own agency at their own site. Filters outside the scope are refused (403)."""
+supervisors) their own agency at their own site, or at every site for an agency-wide user (an agency
+claim and no site). Filters outside the scope are refused (403)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ FromParam = Annotated[date | None, Query(alias="from")]
 ToParam = Annotated[date | None, Query(alias="to")]
 
 _OWN_SITE = "Anda hanya dapat melihat angka MPP Anda sendiri"
-_OWN_AGENCY = "Anda hanya dapat melihat angka instansi Anda sendiri di MPP Anda"
+_OWN_AGENCY = "Anda hanya dapat melihat angka instansi Anda sendiri"
 _OWN_REGION = "Provinsi atau kabupaten/kota yang diminta berada di luar wilayah MPP Anda"
 _NO_SCOPE = "Token Anda tidak memuat MPP atau instansi, sehingga angka tidak dapat ditampilkan"
 
@@ -81,19 +82,27 @@ def filters(
 
 
 def scope_of(request: Request, principal: Principal, f: Filters) -> tuple[Scope, Filters]:
-    """The caller's scope narrowed by the filters; a filter outside the scope is a 403."""
+    """The caller's scope narrowed by the filters; a filter outside the scope is a 403.
+
+    The ministry sees everything; an operator their own site; agency staff (officers, supervisors)
+    their own agency at their own site, or, with an agency claim and no site (an agency-wide user),
+    their own agency at every site. A token missing the claim its role needs sees nothing."""
     geography = request.app.state.reporting.geography
     site, agency = f.site, f.agency
     if not principal.has_any(Role.MINISTRY):
-        if principal.site is None:
+        agency_wide = (
+            not principal.has_any(Role.OPERATOR) and principal.site is None and principal.agency is not None
+        )
+        if principal.site is None and not agency_wide:
             raise ForbiddenError(_NO_SCOPE)
-        if site is not None and site != principal.site:
-            raise ForbiddenError(_OWN_SITE)
-        if (f.province is not None and geography.region(principal.site, GroupBy.PROVINCE) != f.province) or (
-            f.kabkota is not None and geography.region(principal.site, GroupBy.KABKOTA) != f.kabkota
-        ):
-            raise ForbiddenError(_OWN_REGION)
-        site = principal.site
+        if principal.site is not None:
+            if site is not None and site != principal.site:
+                raise ForbiddenError(_OWN_SITE)
+            if (
+                f.province is not None and geography.region(principal.site, GroupBy.PROVINCE) != f.province
+            ) or (f.kabkota is not None and geography.region(principal.site, GroupBy.KABKOTA) != f.kabkota):
+                raise ForbiddenError(_OWN_REGION)
+            site = principal.site
         if not principal.has_any(Role.OPERATOR):
             if principal.agency is None:
                 raise ForbiddenError(_NO_SCOPE)

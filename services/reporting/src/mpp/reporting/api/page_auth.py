@@ -36,6 +36,13 @@ class LoginRequired(Exception):
         super().__init__(next_path)
 
 
+class PageForbidden(ForbiddenError):
+    """A page the caller may not see: answered as an HTML page in Bahasa Indonesia (the JSON API keeps
+    its JSON 403)."""
+
+    default_message = "Anda tidak berwenang membuka halaman ini"
+
+
 def _safe_next(value: str | None) -> str:
     """Only a path on this service: never an absolute or scheme-relative address (open redirect)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
@@ -70,7 +77,7 @@ def require_page_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(principal: Annotated[Principal, Depends(page_principal)]) -> Principal:
         if principal.roles.isdisjoint(allowed):
-            raise ForbiddenError
+            raise PageForbidden
         return principal
 
     return dependency

@@ -116,6 +116,19 @@ class HistogramKey(NamedTuple):
     bucket: int
 
 
+class LateApplication(NamedTuple):
+    """An application finished after its published standard: codes and dates only, no personal data.
+    ``due`` and ``days_late`` are unknown (none) when the catalogue does not cover the service or day."""
+
+    site: str
+    application_ref: str
+    agency: str
+    service_type: str
+    finished_day: date
+    due: date | None
+    days_late: int | None
+
+
 @dataclass(slots=True)
 class Facts:
     """The increments of one batch, summed per key before touching the database."""
@@ -123,9 +136,11 @@ class Facts:
     counts: Counter[FactKey] = field(default_factory=Counter)
     hourly: Counter[HourKey] = field(default_factory=Counter)
     histogram: Counter[HistogramKey] = field(default_factory=Counter)
+    late: dict[tuple[str, str], LateApplication] = field(default_factory=dict)
+    """Applications finished late, by (site, application reference)."""
 
     def __bool__(self) -> bool:
-        return bool(self.counts or self.hourly or self.histogram)
+        return bool(self.counts or self.hourly or self.histogram or self.late)
 
 
 SlaCheck = Callable[[str, str, datetime, datetime], bool | None]
@@ -137,10 +152,23 @@ def no_sla(_site: str, _service_type: str, _submitted: datetime, _finished: date
     return None
 
 
+SlaDue = Callable[[str, str, datetime, datetime], tuple[date, int] | None]
+"""``(site, service_type, submitted_at, finished_at)`` -> the local due day of the published standard and
+the days late at finishing (working days for standards in days, calendar days otherwise), or none when
+the standard or the site's calendar is unknown."""
+
+
+def no_due(
+    _site: str, _service_type: str, _submitted: datetime, _finished: datetime
+) -> tuple[date, int] | None:
+    return None
+
+
 class _Folder:
-    def __init__(self, site_tz: Callable[[str], ZoneInfo], sla: SlaCheck) -> None:
+    def __init__(self, site_tz: Callable[[str], ZoneInfo], sla: SlaCheck, due: SlaDue = no_due) -> None:
         self.site_tz = site_tz
         self.sla = sla
+        self.due = due
         self.facts = Facts()
         self._last: tuple[str, datetime, datetime] | None = None
 
@@ -185,6 +213,21 @@ class _Folder:
             self.add(at, site, agency, st, "applications_working_days_count")
             self.add(at, site, agency, st, "applications_working_days_sum", working_days)
 
+    def late(
+        self, site: str, agency: str, st: str, application: str, submitted: datetime, finished: datetime
+    ) -> None:
+        due = self.due(site, st, utc(submitted), utc(finished))
+        application = application[:64]
+        self.facts.late[(site, application)] = LateApplication(
+            site,
+            application,
+            agency,
+            st,
+            self.local(site, finished).date(),
+            None if due is None else due[0],
+            None if due is None else max(due[1], 0),
+        )
+
     def fold(self, env: Envelope) -> None:  # noqa: PLR0912, PLR0915 - one branch per event type
         p = env.payload
         s = env.site
@@ -228,6 +271,8 @@ class _Folder:
                 within = self.sla(s, p.service_type, utc(p.submitted_at), utc(p.issued_at))
             self.add(p.issued_at, s, env.agency, p.service_type, "permits_issued")
             self.finished(p.issued_at, s, env.agency, p.service_type, within=within)
+            if within is False:
+                self.late(s, env.agency, p.service_type, p.application_id, p.submitted_at, p.issued_at)
         elif isinstance(p, DocumentIssuedV1):
             within = p.within_sla
             if within is None:
@@ -241,6 +286,8 @@ class _Folder:
                 within=within,
                 working_days=p.working_days_elapsed,
             )
+            if within is False:
+                self.late(s, env.agency, p.service_type, str(p.application_id), p.submitted_at, p.issued_at)
         elif isinstance(p, ApplicationRejectedV1 | DocumentApplicationRejectedV1):
             self.add(p.rejected_at, s, env.agency, p.service_type, "applications_rejected")
             self.finished(p.rejected_at, s, env.agency, p.service_type, within=None)
@@ -277,10 +324,13 @@ class _Folder:
 
 
 def fold_facts(
-    envelopes: Iterable[Envelope], site_tz: Callable[[str], ZoneInfo], sla: SlaCheck = no_sla
+    envelopes: Iterable[Envelope],
+    site_tz: Callable[[str], ZoneInfo],
+    sla: SlaCheck = no_sla,
+    due: SlaDue = no_due,
 ) -> Facts:
     """Sum a batch of events into fact increments."""
-    folder = _Folder(site_tz, sla)
+    folder = _Folder(site_tz, sla, due)
     for env in envelopes:
         folder.fold(env)
     return folder.facts

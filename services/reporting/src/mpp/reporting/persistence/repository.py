@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -12,9 +12,15 @@ from sqlalchemy import Select, Table, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
-from mpp.reporting.domain.facts import Facts
+from mpp.reporting.domain.facts import Facts, LateApplication
 from mpp.reporting.domain.projection import CountKey
-from mpp.reporting.persistence.tables import daily_counts, duration_histogram, metric_facts, metric_hourly
+from mpp.reporting.persistence.tables import (
+    daily_counts,
+    duration_histogram,
+    late_applications,
+    metric_facts,
+    metric_hourly,
+)
 
 
 async def add_counts(session: AsyncSession, counts: Counter[CountKey]) -> None:
@@ -215,3 +221,49 @@ async def histogram_sums(
     group = [t.c.day, *(t.c[d] for d in dims), t.c.bucket]
     q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
     return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+
+
+# --- late applications --------------------------------------------------------------------------
+
+
+async def add_late(session: AsyncSession, late: Iterable[LateApplication]) -> None:
+    """Record applications finished late; an application already recorded keeps its first row."""
+    rows = [r._asdict() for r in sorted(late)]
+    for row in rows:
+        row["due_day"] = row.pop("due")
+    for first in range(0, len(rows), _SQLITE_ROWS):
+        stmt = dialect_insert(session, late_applications).values(rows[first : first + _SQLITE_ROWS])
+        await session.execute(stmt.on_conflict_do_nothing())
+
+
+async def late_list(session: AsyncSession, scope: Scope, *, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """How many applications in scope finished late in the day range, and the ``limit`` latest-finishing
+    (most days late first within a day)."""
+    t = late_applications
+    conditions = []
+    if scope.start:
+        conditions.append(t.c.finished_day >= scope.start)
+    if scope.end:
+        conditions.append(t.c.finished_day <= scope.end)
+    if scope.sites is not None:
+        conditions.append(t.c.site.in_(sorted(scope.sites)))
+    if scope.agency is not None:
+        conditions.append(t.c.agency == scope.agency)
+    if scope.service_type is not None:
+        conditions.append(t.c.service_type == scope.service_type)
+    total = (await session.execute(select(func.count()).select_from(t).where(*conditions))).scalar_one()
+    q = (
+        select(
+            t.c.site,
+            t.c.application_ref,
+            t.c.agency,
+            t.c.service_type,
+            t.c.finished_day,
+            t.c.due_day,
+            t.c.days_late,
+        )
+        .where(*conditions)
+        .order_by(t.c.finished_day.desc(), t.c.days_late.desc().nulls_last(), t.c.application_ref)
+        .limit(limit)
+    )
+    return int(total), [dict(r._mapping) for r in (await session.execute(q)).all()]

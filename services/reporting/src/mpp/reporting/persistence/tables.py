@@ -5,7 +5,9 @@
 
 * ``metric_facts`` - one additive measure per local day x site x agency x service type;
 * ``metric_hourly`` - the same per local hour of the day (visits, tickets issued);
-* ``duration_histogram`` - waiting and service time counts per 10-second bucket and hour.
+* ``duration_histogram`` - waiting and service time counts per 10-second bucket and hour;
+* ``late_applications`` - one row per application finished after its published standard (its reference,
+  service type, due day and days late: the SLA list of the dashboards).
 """
 
 from __future__ import annotations
@@ -62,6 +64,19 @@ duration_histogram = Table(
     Column("bucket", Integer, primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+late_applications = Table(
+    "late_applications",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("application_ref", String(64), primary_key=True),
+    Column("agency", String(64), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("finished_day", Date, nullable=False),
+    Column("due_day", Date, nullable=True),
+    Column("days_late", Integer, nullable=True),
+)
+Index("ix_late_applications_site_day", late_applications.c.site, late_applications.c.finished_day)
 
 for _table in (metric_facts, metric_hourly, duration_histogram):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
