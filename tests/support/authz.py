@@ -27,6 +27,7 @@ __all__ = [
     "Caller",
     "Route",
     "Scope",
+    "mismatch_of",
     "mismatches",
     "roles_without_a_caller",
     "routes_of",
@@ -126,6 +127,9 @@ class Route(Generic[ApiT]):
     public: int | None = None
     prepare: Callable[[ApiT], Awaitable[Call]] = _nothing
     variant: str = ""
+    page: str | None = None
+    """For an HTML page behind a sign-in form: the form's path. Without any credential the page redirects
+    there (303) instead of answering 401; its refusals (403) are HTML pages, and what it shows is HTML."""
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}" + (f" ({self.variant})" if self.variant else "")
@@ -160,7 +164,23 @@ async def _send(client: httpx.AsyncClient, route: Route[Any], call: Call, header
     )
 
 
-def _problem(response: httpx.Response, expected: int) -> str | None:
+def _page_problem(response: httpx.Response, expected: int, sign_in: str) -> str | None:
+    if response.status_code != expected:
+        return f"expected {expected}, got {response.status_code}: {response.text[:300]}"
+    if expected == 303:
+        location = response.headers.get("location", "")
+        on_service = location.startswith("/") and not location.startswith("//")
+        return None if on_service else f"303 off the service: {location}"
+    if expected in (200, 403) and not response.headers.get("content-type", "").startswith("text/html"):
+        return f"{expected} page that is not HTML: {response.text[:300]}"
+    if expected == 403 and '<html lang="id">' not in response.text:
+        return f"403 page without an Indonesian message: {response.text[:300]}"
+    return None
+
+
+def _problem(response: httpx.Response, expected: int, page: str | None = None) -> str | None:
+    if page is not None and expected != 401:
+        return _page_problem(response, expected, page)
     if response.status_code != expected:
         return f"expected {expected}, got {response.status_code}: {response.text[:300]}"
     if expected == 401:
@@ -179,16 +199,30 @@ async def mismatches(api: ApiT, route: Route[ApiT], scope: Scope) -> list[str]:
     for caller in Caller:
         call = await route.prepare(api)
         response = await _send(api.client, route, call, scope.claims(caller).bearer())
-        problem = _problem(response, route.expected(caller))
+        problem = _problem(response, route.expected(caller), route.page)
         if problem is not None:
             found.append(f"{route} as {caller}: {problem}")
     for kind, headers in bad_credentials(route.bad_credential_claims(scope)).items():
         call = await route.prepare(api)
         expected = route.public if route.public is not None else 401
-        problem = _problem(await _send(api.client, route, call, headers()), expected)
+        response = await _send(api.client, route, call, headers())
+        if route.page is not None and not headers():
+            # No credential at all: a page sends the browser to its sign-in form and back.
+            problem = _page_problem(response, 303, route.page)
+            if problem is None and not response.headers["location"].startswith(route.page + "?next="):
+                problem = f"redirected elsewhere than the sign-in form: {response.headers['location']}"
+        else:
+            problem = _problem(response, expected, route.page)
         if problem is not None:
             found.append(f"{route} with a bad credential ({kind}): {problem}")
     return found
+
+
+async def mismatch_of(api: ApiT, route: Route[ApiT], claims: Claims, expected: int, who: str) -> str | None:
+    """The answer to one caller outside the matrix's columns (e.g. an agency-wide user), if unexpected."""
+    call = await route.prepare(api)
+    problem = _problem(await _send(api.client, route, call, claims.bearer()), expected, route.page)
+    return None if problem is None else f"{route} as {who}: {problem}"
 
 
 def routes_of(app: FastAPI) -> set[tuple[str, str]]:

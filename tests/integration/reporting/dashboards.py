@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import Channel
 from mpp.contracts.events.licensing import ApplicationSubmittedV1, PermitIssuedV1
-from mpp.contracts.events.queue import SurveySubmittedV1, TicketCalledV1, TicketIssuedV1, VisitStartedV1
+from mpp.contracts.events.queue import (
+    SkmScores,
+    SurveySubmittedV1,
+    TicketCalledV1,
+    TicketIssuedV1,
+    VisitStartedV1,
+)
 from mpp.contracts.examples import example_payload
 from mpp.contracts.masterdata import Catalogue, load_demo_catalogue
 from mpp.kit.consumer import ReceivedEvent
@@ -34,7 +40,12 @@ def catalogue() -> Catalogue:
     (home,) = data["sites"]
     others = [
         home
-        | {"code": BOGOR, "name": "Mal Pelayanan Publik Kota Bogor", "kabkota": "3271", "kabkota_name": "Kota Bogor"},
+        | {
+            "code": BOGOR,
+            "name": "Mal Pelayanan Publik Kota Bogor",
+            "kabkota": "3271",
+            "kabkota_name": "Kota Bogor",
+        },
         home
         | {
             "code": BALIKPAPAN,
@@ -52,7 +63,9 @@ def catalogue() -> Catalogue:
         for c in data["counters"]
         if c["agency"] in ("dpmptsp", "polres")
     ]
-    return Catalogue.model_validate(data | {"sites": [home, *others], "counters": data["counters"] + counters})
+    return Catalogue.model_validate(
+        data | {"sites": [home, *others], "counters": data["counters"] + counters}
+    )
 
 
 @cache
@@ -103,12 +116,13 @@ def ticket(at: datetime, site: str, agency: str, service_type: str, waiting: int
 
 def survey(at: datetime, site: str, agency: str, service_type: str, scores: dict[str, int]) -> Envelope:
     payload = example_payload(SurveySubmittedV1)
+    assert isinstance(payload, SurveySubmittedV1)
     payload = payload.model_copy(
         update={
             "submitted_at": at,
             "agency": agency,
             "service_type": service_type,
-            "scores": payload.scores.model_validate(scores),
+            "scores": SkmScores.model_validate(scores),
         }
     )
     return _wrap(payload, site, agency)
@@ -122,7 +136,12 @@ def application(at: datetime, site: str, service_type: str) -> Envelope:
 
 
 def permit(
-    application_id: str, site: str, service_type: str, submitted: datetime, issued: datetime, within: bool | None
+    application_id: str,
+    site: str,
+    service_type: str,
+    submitted: datetime,
+    issued: datetime,
+    within: bool | None,
 ) -> Envelope:
     payload = example_payload(PermitIssuedV1).model_copy(
         update={

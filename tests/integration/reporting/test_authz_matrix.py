@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from mpp.kit.auth import Role
+from mpp.reporting.api.page_auth import LOGIN_PATH
 from tests.integration.reporting.harness import OTHER_SITE, SECRET, SITE, ReportingApi
 from tests.support.authz import (
     PROBES,
@@ -14,10 +16,12 @@ from tests.support.authz import (
     Caller,
     Route,
     Scope,
+    mismatch_of,
     mismatches,
     roles_without_a_caller,
     uncovered,
 )
+from tests.support.tokens import Claims
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +51,33 @@ ANY_READER = {
     Caller.OPERATOR_OTHER_SITE: 200,
 }
 
+RANGE = {"from": "2026-03-01", "to": "2026-03-31"}
+
+
+async def home_site_page(api: ReportingApi) -> Call:
+    return Call(path={"site": SCOPE.site}, query=RANGE)
+
+
+async def home_agency_page(api: ReportingApi) -> Call:
+    """The home agency at the home site."""
+    return Call(path={"site": SCOPE.site, "agency": SCOPE.agency}, query=RANGE)
+
+
+async def home_agency_everywhere(api: ReportingApi) -> Call:
+    return Call(path={"agency": SCOPE.agency}, query=RANGE)
+
+
+async def national_page(api: ReportingApi) -> Call:
+    return Call(query=RANGE)
+
+
+async def one_definition(api: ReportingApi) -> Call:
+    return Call(path={"metric": "M6"})
+
+
+# Every reader is sent on to their own dashboard.
+ANY_READER_REDIRECTED = {caller: 303 for caller in ANY_READER}
+
 # Callers not named in `allow` get 403.
 MATRIX: list[Route[ReportingApi]] = [
     *PROBES,
@@ -60,7 +91,59 @@ MATRIX: list[Route[ReportingApi]] = [
     Route("GET", "/dasbor/masuk", public=200),
     Route("POST", "/dasbor/masuk", public=422),
     Route("POST", "/dasbor/keluar", public=303),
+    # Dashboards: without a credential a page redirects to the sign-in form; refusals are HTML pages.
+    Route("GET", "/dasbor", allow=ANY_READER_REDIRECTED, page=LOGIN_PATH),
+    Route("GET", "/dasbor/nasional", allow={Caller.MINISTRY: 200}, prepare=national_page, page=LOGIN_PATH),
+    Route(
+        "GET",
+        "/dasbor/mpp/{site}",
+        allow={Caller.OPERATOR: 200, Caller.MINISTRY: 200},
+        prepare=home_site_page,
+        page=LOGIN_PATH,
+    ),
+    Route(
+        "GET",
+        "/dasbor/mpp/{site}/instansi/{agency}",
+        allow=READERS,
+        prepare=home_agency_page,
+        page=LOGIN_PATH,
+    ),
+    Route(
+        "GET",
+        "/dasbor/instansi/{agency}",
+        allow={Caller.MINISTRY: 200},
+        prepare=home_agency_everywhere,
+        page=LOGIN_PATH,
+    ),
+    Route("GET", "/dasbor/definisi", allow=ANY_READER, page=LOGIN_PATH),
+    Route("GET", "/dasbor/definisi/{metric}", allow=ANY_READER, prepare=one_definition, page=LOGIN_PATH),
+    Route("GET", "/dasbor/aset/dasbor.css", public=200),
+    Route("GET", "/dasbor/aset/dasbor.js", public=200),
 ]
+
+# An agency-wide user (an officer or supervisor token with an agency claim and no site) is no column of
+# the shared matrix: their answers from every reporting route, as the home agency's and a foreign
+# agency's user. Routes not named answer 403.
+AGENCY_WIDE_HOME = {
+    "GET /v1/figures/daily": 200,
+    "GET /v1/figures/totals": 200,
+    "GET /v1/metrics": 200,
+    "GET /v1/metrics/{metric}": 200,
+    "GET /v1/metrics/{metric}/definition": 200,
+    "GET /v1/overview": 200,
+    "GET /dasbor": 303,
+    "GET /dasbor/mpp/{site}/instansi/{agency}": 200,
+    "GET /dasbor/instansi/{agency}": 200,
+    "GET /dasbor/definisi": 200,
+    "GET /dasbor/definisi/{metric}": 200,
+}
+AGENCY_WIDE_FOREIGN = {
+    "GET /v1/metrics": 200,
+    "GET /v1/metrics/{metric}/definition": 200,
+    "GET /dasbor": 303,
+    "GET /dasbor/definisi": 200,
+    "GET /dasbor/definisi/{metric}": 200,
+}
 
 
 @pytest.mark.parametrize("route", MATRIX, ids=str)
@@ -78,3 +161,28 @@ async def test_the_matrix_covers_every_route(reporting: ReportingApi) -> None:
     assert not missing, "Routes without a row in the reporting authorization matrix:\n" + "\n".join(missing)
     assert not stale, "Rows of the reporting authorization matrix for no route:\n" + "\n".join(stale)
     assert not roles_without_a_caller(SCOPE), "Roles without a column in the authorization matrix"
+
+
+@pytest.mark.parametrize("role", [Role.OFFICER, Role.SUPERVISOR])
+async def test_agency_wide_users_see_their_agency_everywhere_and_nothing_else(
+    reporting: ReportingApi, role: Role
+) -> None:
+    found = []
+    for agency, table in ((SCOPE.agency, AGENCY_WIDE_HOME), (SCOPE.other_agency, AGENCY_WIDE_FOREIGN)):
+        claims = Claims(SECRET, subject="agency-wide-1", roles=[role], agency=agency)
+        for route in MATRIX:
+            if route.public is not None:
+                continue
+            problem = await mismatch_of(
+                reporting, route, claims, table.get(str(route), 403), f"agency-wide {role} of {agency}"
+            )
+            if problem is not None:
+                found.append(problem)
+
+    assert not found, "\n".join(found)
+
+
+async def test_an_agency_wide_table_row_for_every_route_it_names() -> None:
+    listed = {str(route) for route in MATRIX}
+    assert set(AGENCY_WIDE_HOME) <= listed
+    assert set(AGENCY_WIDE_FOREIGN) <= listed

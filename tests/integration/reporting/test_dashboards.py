@@ -84,7 +84,9 @@ async def page(api: ReportingApi, path: str, headers: dict[str, str], **params: 
     return parsed
 
 
-async def metric(api: ReportingApi, headers: dict[str, str], metric_id: str, **params: str) -> list[dict[str, Any]]:
+async def metric(
+    api: ReportingApi, headers: dict[str, str], metric_id: str, **params: str
+) -> list[dict[str, Any]]:
     response = await api.client.get(f"/v1/metrics/{metric_id}", params={**RANGE, **params}, headers=headers)
     assert response.status_code == 200, response.text
     rows: list[dict[str, Any]] = response.json()["rows"]
@@ -157,12 +159,23 @@ class TestNationalOverview:
         rows = by(march.rows["tabel-nasional"], "data-site")
         assert num(rows[SUKAMAJU]["M3.visitors"]) == 3
 
+    async def test_an_empty_filter_form_is_no_filter_and_bad_dates_are_refused(
+        self, api: ReportingApi
+    ) -> None:
+        cells = await page(api, "/dasbor/nasional", ministry(), province="", kabkota="", peringkat="")
+        assert set(by(cells.rows["tabel-nasional"], "data-site")) == {SUKAMAJU, BOGOR, BALIKPAPAN}
+        for params in ({"from": "2026-02-30"}, {"from": "2026-05-01", "to": "2026-04-30"}):
+            response = await api.client.get("/dasbor/nasional", params=params, headers=ministry())
+            assert response.status_code == 422
+            assert "Tanggal" in response.text
+
     async def test_export_links_carry_the_query(self, api: ReportingApi) -> None:
         response = await api.client.get(
             "/dasbor/nasional", params={**RANGE, "province": "32"}, headers=ministry()
         )
-        assert '/v1/exports/overview.csv?from=2026-03-01&amp;to=2026-04-30&amp;period=month&amp;province=32"' in (
-            response.text
+        assert (
+            '/v1/exports/overview.csv?from=2026-03-01&amp;to=2026-04-30&amp;period=month&amp;province=32"'
+            in (response.text)
         )
         assert "/v1/exports/overview.xlsx?" in response.text
 
@@ -187,7 +200,9 @@ class TestSitePage:
 
     async def test_the_cards_equal_the_json_overview(self, api: ReportingApi) -> None:
         cells = await page(api, f"/dasbor/mpp/{SUKAMAJU}", ministry())
-        response = await api.client.get("/v1/overview", params={**RANGE, "site": SUKAMAJU}, headers=ministry())
+        response = await api.client.get(
+            "/v1/overview", params={**RANGE, "site": SUKAMAJU}, headers=ministry()
+        )
         for m in response.json()["metrics"]:
             for field, value in m["figures"].items():
                 if isinstance(value, dict | list) or field == "max_error_seconds":
@@ -299,7 +314,9 @@ class TestAgencyPages:
         refused = await api.client.get("/v1/metrics/M4", params={"agency": "polres"}, headers=agency_wide())
         assert refused.status_code == 403
 
-    async def test_site_bound_staff_and_operators_do_not_get_the_cross_site_page(self, api: ReportingApi) -> None:
+    async def test_site_bound_staff_and_operators_do_not_get_the_cross_site_page(
+        self, api: ReportingApi
+    ) -> None:
         for headers in (officer("dpmptsp"), operator()):
             response = await api.client.get("/dasbor/instansi/dpmptsp", headers=headers)
             assert response.status_code == 403
@@ -316,7 +333,9 @@ class TestHomeAndDefinitions:
         ],
         ids=["ministry", "operator", "officer", "agency-wide"],
     )
-    async def test_home_redirects_by_role(self, api: ReportingApi, headers: dict[str, str], target: str) -> None:
+    async def test_home_redirects_by_role(
+        self, api: ReportingApi, headers: dict[str, str], target: str
+    ) -> None:
         response = await api.client.get("/dasbor", headers=headers)
         assert response.status_code == 303
         assert response.headers["location"] == target

@@ -18,7 +18,7 @@ from mpp.reporting.api.messaging import projector
 from mpp.reporting.api.metrics import router as metrics_router
 from mpp.reporting.api.page_auth import LoginRequired, PageForbidden, login_redirect
 from mpp.reporting.api.page_auth import router as page_auth_router
-from mpp.reporting.api.pages import PageNotFound, forbidden_page, not_found_page
+from mpp.reporting.api.pages import PageInvalid, PageNotFound, forbidden_page, invalid_page, not_found_page
 from mpp.reporting.api.pages import router as pages_router
 from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
@@ -85,4 +85,5 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(PageForbidden, forbidden_page)
     app.add_exception_handler(PageNotFound, not_found_page)
+    app.add_exception_handler(PageInvalid, invalid_page)
     return app

@@ -70,6 +70,8 @@ FORMATS: dict[str, Callable[[Any], str]] = {
 def shown(value: Any, kind: str) -> str:
     if value is None:
         return DASH
+    if isinstance(value, bool):
+        return "ya" if value else "tidak"
     return FORMATS[kind](value)
 
 
@@ -83,6 +85,14 @@ def cell(value: Any, kind: str, *, field: str = "", extra: str = "") -> str:
 
 def definition_link(metric_id: str, text: str) -> str:
     return f'<a class="def" href="/dasbor/definisi/{esc(metric_id)}" title="Definisi {esc(metric_id)}">{esc(text)}</a>'
+
+
+def heading(metric_id: str, text: str) -> str:
+    """A column heading: its text (a click sorts) and a small link to the metric's definition."""
+    return (
+        f'<span>{esc(text)}</span> <a class="def-i" href="/dasbor/definisi/{esc(metric_id)}" '
+        f'title="Definisi {esc(metric_id)}" aria-label="Definisi {esc(metric_id)}">?</a>'
+    )
 
 
 def export_links(table: str, query: Mapping[str, str | None]) -> str:
@@ -241,4 +251,7 @@ def table(
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "".join(rows)
     tfoot = f"<tfoot>{foot}</tfoot>" if foot else ""
-    return f'<table class="{cls}"{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody>{tfoot}</table>'
+    return (
+        f'<div class="lebar"><table class="{cls}"{attrs}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody>{tfoot}</table></div>"
+    )

@@ -81,6 +81,36 @@ GROUPS: dict[str, str] = {
     "priority_issued_by_group": "Tiket prioritas per kelompok",
 }
 
+# Codes inside the nested breakdowns that have an Indonesian name.
+CODES: dict[str, str] = {
+    "central": "Pusat/vertikal",
+    "local_opd": "OPD kabupaten/kota",
+    "province": "Pemerintah provinsi",
+    "bumn": "BUMN",
+    "bumd": "BUMD",
+    "private": "Swasta/bank",
+    "walk_in": "Datang langsung",
+    "online": "Daring",
+    "mpp_digital": "MPP Digital",
+    "counter": "Loket",
+    "suggestion_box": "Kotak saran",
+    "phone": "Telepon",
+    "social_media": "Media sosial",
+    "requirements": "Persyaratan",
+    "procedure": "Prosedur",
+    "service_time": "Waktu pelayanan",
+    "fees": "Biaya",
+    "product": "Produk layanan",
+    "staff_conduct": "Perilaku petugas",
+    "facilities": "Sarana dan prasarana",
+    "queue": "Antrean",
+    "information": "Informasi",
+    "illegal_levy": "Pungutan liar",
+    "other": "Lainnya",
+    "ibu_hamil": "ibu hamil",
+    "korban_bencana": "korban bencana",
+}
+
 HIDDEN = frozenset({"max_error_seconds", "elements"})
 
 PERIODS: dict[str, str] = {

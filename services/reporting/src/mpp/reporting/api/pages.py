@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.auth import ForbiddenError, Principal, Role
 from mpp.reporting.api import html as h
-from mpp.reporting.api.labels import FIELDS, GROUPS, HIDDEN, PERIODS, fmt, label
+from mpp.reporting.api.labels import CODES, FIELDS, GROUPS, HIDDEN, PERIODS, fmt, label
 from mpp.reporting.api.metrics import READERS, Filters, scope_of
 from mpp.reporting.api.page_auth import PageForbidden, require_page_roles
 from mpp.reporting.domain.metrics import METRICS, Metric, find
@@ -62,6 +62,11 @@ async def forbidden_page(_request: Request, exc: Exception) -> Response:
     return _html(h.message_page("Akses ditolak", exc.message), 403)
 
 
+async def invalid_page(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageInvalid)
+    return _html(h.message_page("Permintaan tidak valid", exc.message), 422)
+
+
 async def not_found_page(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageNotFound)
     return _html(h.message_page("Tidak ditemukan", exc.message), 404)
@@ -97,18 +102,39 @@ class View:
         }
 
 
+_DAY = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$"
+
+
+class PageInvalid(Exception):
+    """A query the page cannot answer: 422 as an HTML page."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+def _day(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PageInvalid(f"Tanggal {name} tidak valid: {value}") from None
+
+
 def view(
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[str | None, Query(alias="from", pattern=_DAY)] = None,
+    end: Annotated[str | None, Query(alias="to", pattern=_DAY)] = None,
     period: PagePeriod = PagePeriod.MONTH,
-    province: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
-    kabkota: Annotated[str | None, Query(pattern=r"^[0-9]{4}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^([0-9]{2})?$")] = None,
+    kabkota: Annotated[str | None, Query(pattern=r"^([0-9]{4})?$")] = None,
 ) -> View:
-    end = end or datetime.now(_JAKARTA).date()
-    start = start or date(end.year, 1, 1)
-    if start > end:
-        start, end = end, start
-    return View(start, end, Period(period.value), province or None, kabkota or None)
+    """The page's query; an empty field of the filter form means no filter (or the default range)."""
+    last = _day(end, "akhir") or datetime.now(_JAKARTA).date()
+    first = _day(start, "awal") or date(last.year, 1, 1)
+    if first > last:
+        raise PageInvalid("Tanggal awal tidak boleh sesudah tanggal akhir")
+    return View(first, last, Period(period.value), province or None, kabkota or None)
 
 
 Viewed = Annotated[View, Depends(view)]
@@ -227,7 +253,7 @@ def breakdown_table(
     totals: dict[Key, Any] | None,
     total_label: str,
 ) -> str:
-    headers = [*first, *(h.definition_link(c.metric, c.title) for c in columns)]
+    headers = [*(f"<span>{h.esc(f)}</span>" for f in first), *(h.heading(c.metric, c.title) for c in columns)]
     body = []
     for leading, cells in rows:
         figures = "".join(
@@ -290,7 +316,8 @@ def metric_card(metric: Metric, figures: dict[str, Any], query: dict[str, str | 
                 continue
             items.append(f"<dt><strong>{h.esc(GROUPS.get(key, label(key)))}</strong></dt><dd></dd>")
             items.extend(
-                f"<dt>&nbsp;&nbsp;{h.esc(k)}</dt><dd>{h.esc(h.number(n))}</dd>" for k, n in value.items()
+                f"<dt>&nbsp;&nbsp;{h.esc(CODES.get(k, k))}</dt><dd>{h.esc(h.number(n))}</dd>"
+                for k, n in value.items()
             )
             continue
         kind = fmt(key) if key in FIELDS else "int"
@@ -333,7 +360,9 @@ async def trend_section(
     ]
     exports = " ".join(h.export_links(f"metric-{m}", query) for m in by_metric)
     table = h.table(
-        ["Periode", *(h.definition_link(c.metric, c.title) for c in series)], rows, attrs=' id="tabel-tren"'
+        ["<span>Periode</span>", *(h.heading(c.metric, c.title) for c in series)],
+        rows,
+        attrs=' id="tabel-tren"',
     )
     return f'<section id="tren"><h2>Tren {exports}</h2>{chart}<details><summary>Angka tren</summary>{table}</details></section>'
 
@@ -718,4 +747,12 @@ async def definition(metric: str, _principal: Reader) -> HTMLResponse:
     return _html(h.page(f"Definisi {found.id}: {found.name}", _definition(found)))
 
 
-__all__ = ["PageForbidden", "PageNotFound", "forbidden_page", "not_found_page", "router"]
+__all__ = [
+    "PageForbidden",
+    "PageInvalid",
+    "PageNotFound",
+    "forbidden_page",
+    "invalid_page",
+    "not_found_page",
+    "router",
+]

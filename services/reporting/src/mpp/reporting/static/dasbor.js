@@ -29,7 +29,10 @@
     if (!table.tHead) { return; }
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
       th.tabIndex = 0;
-      th.addEventListener("click", function () { sortBy(table, index, th); });
+      th.addEventListener("click", function (e) {
+        if (e.target.closest("a")) { return; }  // the definition link of the column
+        sortBy(table, index, th);
+      });
       th.addEventListener("keydown", function (e) { if (e.key === "Enter") { sortBy(table, index, th); } });
     });
   });
