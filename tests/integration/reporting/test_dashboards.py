@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from mpp.kit.auth import Role
 from tests.integration.reporting.dashboards import (
@@ -185,6 +186,33 @@ class TestNationalOverview:
             assert response.status_code == 403
             assert response.headers["content-type"].startswith("text/html")
             assert "Akses ditolak" in response.text
+
+
+async def test_the_statements_of_a_page_do_not_grow_with_its_rows(api: ReportingApi) -> None:
+    """One pass of queries per page: the national table of three MPPs reads as much as that of one."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = api.app.state.reporting.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        counts = []
+        for params in ({"kabkota": "3271"}, {}):
+            statements.clear()
+            cells = await page(api, "/dasbor/nasional", ministry(), **params)
+            counts.append((len(by(cells.rows["tabel-nasional"], "data-site")), len(statements)))
+        statements.clear()
+        await page(api, "/dasbor/instansi/dpmptsp", ministry())
+        per_agency = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    (one, one_count), (three, three_count) = counts
+    assert (one, three) == (1, 3)
+    assert one_count == three_count
+    assert per_agency < 40
 
 
 class TestSitePage:

@@ -16,7 +16,14 @@ from sqlalchemy.engine import Connection
 from mpp.kit.db import create_engine
 from mpp.kit.migrations import upgrade
 from mpp.reporting.app import MIGRATIONS
-from mpp.reporting.persistence.tables import consumer_offsets, daily_counts, inbox, metadata, metric_facts
+from mpp.reporting.persistence.tables import (
+    consumer_offsets,
+    daily_counts,
+    inbox,
+    late_applications,
+    metadata,
+    metric_facts,
+)
 from tests.integration.reporting.harness import ReportingApi, running_reporting
 
 pytestmark = pytest.mark.integration
@@ -86,5 +93,43 @@ async def test_the_metric_migration_replays_the_log_into_every_read_model(tmp_pa
                 for t in (daily_counts, consumer_offsets, inbox, metric_facts)
             ]
         assert counts == [0, 0, 0, 0]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_late_applications_migration_replays_the_log_into_every_read_model(tmp_path: Path) -> None:
+    """After 0003 the projector starts again from the beginning of every topic: the late applications
+    are filled from finishing events already consumed, and no other read model counts an event twice."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}")
+    try:
+        await upgrade(engine, MIGRATIONS, "0002")
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(metric_facts).values(
+                    day=date(2026, 3, 2),
+                    site="mpp-kota-sukamaju",
+                    agency="dpmptsp",
+                    service_type="dpmptsp.pbg",
+                    measure="applications_finished",
+                    value=5,
+                )
+            )
+            await conn.execute(
+                insert(consumer_offsets).values(
+                    consumer="mpp.reporting.projector",
+                    topic="mpp.licensing.applications",
+                    partition=0,
+                    offset=41,
+                )
+            )
+
+        await upgrade(engine, MIGRATIONS)
+
+        async with engine.connect() as conn:
+            counts = [
+                (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+                for t in (metric_facts, consumer_offsets, late_applications)
+            ]
+        assert counts == [0, 0, 0]
     finally:
         await engine.dispose()
