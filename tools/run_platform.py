@@ -272,6 +272,7 @@ async def main() -> int:
         print(
             f"\n  figures:  curl -H 'Authorization: Bearer {ministry}' \\\n           http://127.0.0.1:{SERVICES['reporting']}/v1/figures/totals"
         )
+        print(f"  dashboards: http://127.0.0.1:{SERVICES['reporting']}/dasbor (sign in with the token above)")
         print(
             "\n[run] feeding demo applications at the licensing and civil registry counters; "
             "Ctrl-C stops everything.\n",

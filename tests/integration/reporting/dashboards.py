@@ -74,7 +74,8 @@ def _catalogue() -> Catalogue:
 
 
 def site_tz(site: str) -> ZoneInfo:
-    return ZoneInfo({s.code: s.timezone for s in _catalogue().sites}[site])
+    """The site's zone; WIB for a site the catalogue does not know, as the service does."""
+    return ZoneInfo({s.code: str(s.timezone) for s in _catalogue().sites}.get(site, "Asia/Jakarta"))
 
 
 async def project(api: ReportingApi, envelopes: Sequence[Envelope]) -> None:

@@ -17,6 +17,7 @@ from tests.integration.reporting.dashboards import (
     BALIKPAPAN,
     BALIKPAPAN_IKM,
     BOGOR,
+    MAR_2,
     SUKAMAJU,
     SUKAMAJU_IKM,
     SUKAMAJU_MEDIAN_WAITING,
@@ -24,6 +25,8 @@ from tests.integration.reporting.dashboards import (
     SUKAMAJU_U3_INDEX,
     SUKAMAJU_VISITORS,
     dashboards,
+    project,
+    visit,
 )
 from tests.integration.reporting.harness import ReportingApi, bearer, ministry, officer, operator
 
@@ -120,6 +123,17 @@ class TestNationalOverview:
         (totals,) = [r for r in cells.rows["tabel-nasional"] if "data-site" not in r and r]
         assert num(totals["M3.visitors"]) == 10
         assert num(totals["M4.tickets_issued"]) == 4
+
+    async def test_a_site_missing_from_the_catalogue_is_listed_and_counted(self, api: ReportingApi) -> None:
+        await project(api, [visit(MAR_2, "mpp-kota-lain")])
+
+        cells = await page(api, "/dasbor/nasional", ministry())
+        rows = by(cells.rows["tabel-nasional"], "data-site")
+        assert num(rows["mpp-kota-lain"]["M3.visitors"]) == 1
+        (totals,) = [r for r in cells.rows["tabel-nasional"] if "data-site" not in r and r]
+        assert num(totals["M3.visitors"]) == 11
+        regional = await page(api, "/dasbor/nasional", ministry(), province="32")
+        assert "mpp-kota-lain" not in by(regional.rows["tabel-nasional"], "data-site")
 
     async def test_figures_equal_the_json_api(self, api: ReportingApi) -> None:
         cells = await page(api, "/dasbor/nasional", ministry())

@@ -489,6 +489,11 @@ async def metric_cards(
     return f'<div class="kartu" id="ringkasan">{"".join(cards)}</div>', figures
 
 
+def _site_name(geo: Geography, code: str) -> str:
+    site = geo.sites.get(code)
+    return site.name if site else code
+
+
 def _link(href: str, text: str) -> str:
     return f'<a href="{h.esc(href)}">{h.esc(text)}</a>'
 
@@ -543,16 +548,24 @@ async def national(
         trend = await trend_section(
             session, geo, scope, v, (SITE_COLUMNS[0], SITE_COLUMNS[1], SITE_COLUMNS[2]), query
         )
+    # Sites with events but missing from the catalogue still count in the totals: list them too.
+    codes += sorted(g for g in data.groups if g not in geo.sites and scope.sites is None)
     ranking = ranks(data.groups, codes, rank)
-    codes = sorted(codes, key=lambda c: (ranking.get(c, len(codes) + 1), geo.sites[c].name))
+    codes = sorted(codes, key=lambda c: (ranking.get(c, len(codes) + 1), _site_name(geo, c)))
     rows = []
     for code in codes:
-        site = geo.sites[code]
+        site = geo.sites.get(code)
         leading = [
             h.cell(ranking.get(code), "int", field="rank"),
-            f'<td data-site="{h.esc(code)}">{_link(h.url(f"/dasbor/mpp/{code}", v.query(province=None, kabkota=None)), site.name)}</td>',
-            f"<td>{h.esc(site.kabkota_name)}</td>",
-            f"<td>{h.esc(site.province_name)}</td>",
+            f'<td data-site="{h.esc(code)}">'
+            + (
+                _link(h.url(f"/dasbor/mpp/{code}", v.query(province=None, kabkota=None)), site.name)
+                if site
+                else h.esc(code)
+            )
+            + "</td>",
+            f"<td>{h.esc(site.kabkota_name if site else h.DASH)}</td>",
+            f"<td>{h.esc(site.province_name if site else h.DASH)}</td>",
         ]
         rows.append((leading, data.groups.get(code, {})))
     rank_options = "".join(
