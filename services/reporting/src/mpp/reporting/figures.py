@@ -190,6 +190,11 @@ async def compute(
         await _by_day(session, metric, scope, cells)
     if period is Period.ALL and group_by is None:
         cells.totals.setdefault((None, None), Totals())
+    if metric.hourly == "histogram" and group_by is not GroupBy.HOUR:
+        # Summaries with buckets coarser than 10 seconds widen the stated error of their percentiles.
+        error = await repository.summary_error(session, scope, _kind(metric))
+        for totals in cells.totals.values():
+            totals.max_error[_kind(metric)] = error
     rows = []
     for (start, group), totals in sorted(cells.totals.items(), key=lambda kv: cells.order(kv[0])):
         if metric.activity or metric.id == "D3":
