@@ -21,7 +21,7 @@ from mpp.contracts.events.reporting import (
     ServiceDayTotals,
 )
 from mpp.reporting.domain.facts import FactKey, fold_facts
-from mpp.reporting.domain.percentiles import OVERFLOW_BUCKET, bucket_of, percentile
+from mpp.reporting.domain.percentiles import OVERFLOW_BUCKET, bucket_of, exact_percentile, percentile
 from mpp.reporting.domain.summary import (
     FactRow,
     HistogramRow,
@@ -313,3 +313,36 @@ def test_complaints_are_projected_per_channel_category_and_class() -> None:
     measure = "cj_rcv:suggestion_box:staff_conduct:dispute_field_inspection"
     assert facts.counts[FactKey(DAY, "mpp-uji", "polres", "", measure)] == 1
     assert len(measure) <= 64
+
+
+@pytest.mark.parametrize("resolution", [60, 300])
+def test_wider_buckets_state_their_width_as_the_error(resolution: int) -> None:
+    rng = random.Random(resolution)
+    raw = [int(rng.expovariate(1 / 900)) for _ in range(400)]
+    local: Counter[int] = Counter(bucket_of(v) for v in raw)
+    facts = [
+        FactRow("polres", "polres.skck", "waiting_count", len(raw)),
+        FactRow("polres", "polres.skck", "waiting_seconds_sum", sum(raw)),
+    ]
+    histograms = [HistogramRow("polres", "polres.skck", "waiting", b, n) for b, n in local.items()]
+    summary = build_summary(
+        SITE,
+        DAY,
+        revision=1,
+        final=True,
+        generated_at=AT,
+        facts=facts,
+        visits_by_hour={},
+        histograms=histograms,
+        resolution=resolution,
+    )
+    back = national_rows(summary)
+
+    assert back.max_error["waiting"] == resolution - 1
+    national = Counter({b: n for (_a, _s, _k, b), n in back.histogram.items()})
+    assert sum(national.values()) == len(raw)
+    for p in (0.5, 0.9):
+        reported = percentile(national, p)
+        exact = exact_percentile(raw, p)
+        assert reported is not None and exact is not None
+        assert reported.seconds - (resolution - 1) <= exact <= reported.seconds

@@ -28,14 +28,17 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope
-from mpp.contracts.events.reporting import summary_key
+from mpp.contracts.events.reporting import DailySummaryPublishedV1, summary_key
 from mpp.contracts.masterdata import Catalogue
 from mpp.kit.db import is_transient
 from mpp.kit.outbox import write_outbox
-from mpp.reporting.domain.summary import SiteMeta, build_summary, figures_digest
-from mpp.reporting.persistence.summaries import day_rows, lock_state, pending_days, save_state
+from mpp.reporting.domain.summary import RESOLUTIONS_SECONDS, SiteMeta, build_summary, figures_digest
+from mpp.reporting.persistence.summaries import DayRows, day_rows, lock_state, pending_days, save_state
 
 log = logging.getLogger(__name__)
+
+MAX_SUMMARY_BYTES = 900_000
+"""Below the broker's default record limit (1 MB) with room for the headers."""
 
 PRODUCER = "mpp.reporting"
 AGENCY = "mpp"
@@ -53,7 +56,9 @@ class SummaryPublisher:
         site_tz: Callable[[str], ZoneInfo],
         close_delay: timedelta,
         wakeup: asyncio.Event | None = None,
+        max_bytes: int = MAX_SUMMARY_BYTES,
     ) -> None:
+        self.max_bytes = max_bytes
         self.sessions = sessions
         self.outbox = outbox
         self.sites = sites
@@ -72,6 +77,32 @@ class SummaryPublisher:
         """Whether the site's local day has ended (plus the grace for events still in flight)."""
         midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.site_tz(site))
         return now >= midnight + self.close_delay
+
+    def build(
+        self, site: SiteMeta, day: date, revision: int, final: bool, now: datetime, rows: DayRows
+    ) -> DailySummaryPublishedV1:
+        """The day's summary with the finest histogram buckets that keep it within one Kafka record."""
+        summary: DailySummaryPublishedV1 | None = None
+        for resolution in RESOLUTIONS_SECONDS:
+            summary = build_summary(
+                site,
+                day,
+                revision=revision,
+                final=final,
+                generated_at=now,
+                facts=rows.facts,
+                visits_by_hour=rows.visits_by_hour,
+                histograms=rows.histograms,
+                resolution=resolution,
+            )
+            if len(summary.model_dump_json()) <= self.max_bytes:
+                break
+            log.warning(
+                "reporting.summary.coarser_histograms",
+                extra={"site": site.code, "day": day.isoformat(), "resolution_s": resolution},
+            )
+        assert summary is not None
+        return summary
 
     async def publish_due(self, now: datetime | None = None) -> int:
         """Publish every summary that is due; returns how many were written to the outbox."""
@@ -94,16 +125,7 @@ class SummaryPublisher:
             final = closed or state.final
             rows = await day_rows(session, site.code, day)
             try:
-                summary = build_summary(
-                    site,
-                    day,
-                    revision=state.revision + 1,
-                    final=final,
-                    generated_at=now,
-                    facts=rows.facts,
-                    visits_by_hour=rows.visits_by_hour,
-                    histograms=rows.histograms,
-                )
+                summary = self.build(site, day, state.revision + 1, final, now, rows)
             except ValidationError as exc:
                 # Read models that break the contract's rules are a bug to fix, not a reason to stop
                 # publishing the other days.

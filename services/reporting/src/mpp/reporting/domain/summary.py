@@ -118,8 +118,21 @@ _SERVICE_MEASURES = frozenset(
 )
 
 
-def histogram_bounds(histograms: Iterable[Mapping[int, int]]) -> tuple[int, ...]:
-    """Bucket bounds holding every non-empty 10-second bucket of ``histograms`` exactly."""
+RESOLUTIONS_SECONDS = (10, 60, 300)
+"""Bucket widths a summary's histograms may use: 10 seconds (the local buckets, lossless) unless the
+summary would grow too large for one Kafka record, then 60 or 300 (their error bound is width - 1)."""
+
+
+def _lower(bucket: int, resolution: int) -> int:
+    """The first second of the ``resolution``-wide bucket holding a 10-second bucket."""
+    return bucket * BUCKET_SECONDS // resolution * resolution
+
+
+def histogram_bounds(
+    histograms: Iterable[Mapping[int, int]], resolution: int = BUCKET_SECONDS
+) -> tuple[int, ...]:
+    """Bucket bounds holding every non-empty ``resolution``-wide bucket of ``histograms`` exactly (each
+    between its own edges, so empty stretches cost one bucket)."""
     bounds: set[int] = set()
     for histogram in histograms:
         for bucket, count in histogram.items():
@@ -128,26 +141,36 @@ def histogram_bounds(histograms: Iterable[Mapping[int, int]]) -> tuple[int, ...]
             if bucket >= OVERFLOW_BUCKET:
                 bounds.add(CAP_SECONDS - 1)
                 continue
-            if bucket > 0:
-                bounds.add(bucket * BUCKET_SECONDS - 1)
-            bounds.add(bucket_upper(bucket))
+            lower = _lower(bucket, resolution)
+            if lower > 0:
+                bounds.add(lower - 1)
+            bounds.add(lower + resolution - 1)
     return tuple(sorted(bounds))
 
 
-def encode_histogram(histogram: Mapping[int, int], bounds: tuple[int, ...]) -> tuple[int, ...]:
+def encode_histogram(
+    histogram: Mapping[int, int], bounds: tuple[int, ...], resolution: int = BUCKET_SECONDS
+) -> tuple[int, ...]:
     """Counts per summary bucket (``len(bounds) + 1`` entries) of a 10-second histogram."""
     counts = [0] * (len(bounds) + 1)
     index = {upper: i for i, upper in enumerate(bounds)}
     for bucket, count in histogram.items():
         if count <= 0:
             continue
-        slot = len(bounds) if bucket >= OVERFLOW_BUCKET else index[bucket_upper(bucket)]
+        if bucket >= OVERFLOW_BUCKET:
+            slot = len(bounds)
+        else:
+            slot = index[_lower(bucket, resolution) + resolution - 1]
         counts[slot] += count
     return tuple(counts)
 
 
 def _durations(
-    totals: Mapping[str, int], kind: str, histogram: Mapping[int, int], bounds: tuple[int, ...]
+    totals: Mapping[str, int],
+    kind: str,
+    histogram: Mapping[int, int],
+    bounds: tuple[int, ...],
+    resolution: int,
 ) -> DurationTotals:
     count = totals.get(f"{kind}_count", 0)
     if not count:
@@ -155,7 +178,7 @@ def _durations(
     return DurationTotals(
         count=count,
         sum_seconds=totals.get(f"{kind}_seconds_sum", 0),
-        histogram=encode_histogram(histogram, bounds),
+        histogram=encode_histogram(histogram, bounds, resolution),
     )
 
 
@@ -200,8 +223,10 @@ def build_summary(
     facts: Iterable[FactRow],
     visits_by_hour: Mapping[int, int],
     histograms: Iterable[HistogramRow],
+    resolution: int = BUCKET_SECONDS,
 ) -> DailySummaryPublishedV1:
-    """One site's day from its read-model rows (facts, hourly visits, histograms summed over hours)."""
+    """One site's day from its read-model rows (facts, hourly visits, histograms summed over hours), its
+    duration histograms in buckets ``resolution`` seconds wide (one of :data:`RESOLUTIONS_SECONDS`)."""
     facts = list(facts)
     by_key: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for row in facts:
@@ -209,8 +234,8 @@ def build_summary(
     hist: dict[tuple[str, str, str], Counter[int]] = defaultdict(Counter)
     for h in histograms:
         hist[(h.agency, h.service_type, h.kind)][h.bucket] += h.total
-    waiting_bounds = histogram_bounds(v for k, v in hist.items() if k[2] == WAITING)
-    service_bounds = histogram_bounds(v for k, v in hist.items() if k[2] == SERVICE)
+    waiting_bounds = histogram_bounds((v for k, v in hist.items() if k[2] == WAITING), resolution)
+    service_bounds = histogram_bounds((v for k, v in hist.items() if k[2] == SERVICE), resolution)
     services = []
     agencies = []
     for (agency, service_type), totals in sorted(by_key.items()):
@@ -227,10 +252,18 @@ def build_summary(
                     ),
                     applications_finished_within_sla=totals["applications_within_sla"],
                     waiting=_durations(
-                        totals, WAITING, hist.get((agency, service_type, WAITING), {}), waiting_bounds
+                        totals,
+                        WAITING,
+                        hist.get((agency, service_type, WAITING), {}),
+                        waiting_bounds,
+                        resolution,
                     ),
                     service=_durations(
-                        totals, SERVICE, hist.get((agency, service_type, SERVICE), {}), service_bounds
+                        totals,
+                        SERVICE,
+                        hist.get((agency, service_type, SERVICE), {}),
+                        service_bounds,
+                        resolution,
                     ),
                     skm=_skm(totals),
                 )
