@@ -22,6 +22,7 @@ from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.outbox import decode_headers
 from mpp.reporting.persistence.tables import outbox
 from tests.integration.reporting.harness import ReportingApi, running_reporting
+from tests.support.kafka_tools import wait_for
 from tests.unit.reporting.builders import SiteInfo, catalogue_for, sites_for
 
 pytestmark = pytest.mark.integration
@@ -136,3 +137,26 @@ async def test_a_summary_too_large_for_one_record_uses_wider_buckets(
     assert all((bound + 1) % 300 == 0 for bound in summary.service_buckets_seconds)
     (service,) = summary.services
     assert service.service.count == 30 and sum(service.service.histogram) == 30
+
+
+async def test_the_timer_publishes_what_is_due(
+    fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    sites = sites_for(uuid.uuid4().hex[:8])
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    async with running_reporting(
+        await fresh_database(),
+        summary_sites=sites[0].code,
+        catalogue_file=catalogue_file,
+        summary_interval_s=0.2,
+    ) as api:
+        await _project(api, [_visit(sites[0], _local(sites[0], DAY, 9))])
+
+        async def published() -> bool:
+            return len(await _published(api)) == 1
+
+        await wait_for(published, timeout_s=30, what="a summary published by the timer")
+        ((_site, summary),) = await _published(api)
+        # DAY is long past: the timer publishes it final at once.
+        assert (summary.site, summary.day, summary.revision, summary.final) == (sites[0].code, DAY, 1, True)
