@@ -120,6 +120,7 @@ async def test_a_summary_too_large_for_one_record_uses_wider_buckets(
     api, sites = site_deployment
     c = sites[2]
     base = example_payload(ServiceCompletedV1)
+    assert isinstance(base, ServiceCompletedV1)
     done = []
     for i in range(30):
         issued = _local(c, DAY, 9, i)
