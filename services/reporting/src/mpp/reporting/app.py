@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -28,8 +30,11 @@ from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.domain.sla import catalogue_sla
 from mpp.reporting.figures import Geography
 from mpp.reporting.persistence import repository
+from mpp.reporting.persistence.summaries import summary_regions
 from mpp.reporting.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.reporting.publisher import SummaryPublisher
+
+log = logging.getLogger(__name__)
 
 PROJECTOR_GROUP = "mpp.reporting.projector"
 ROLLUP_GROUP = "mpp.reporting.rollup"
@@ -47,6 +52,26 @@ class ReportingService:
         self.national = False
         """National mode: figures also come from the sites' daily summaries."""
         self.publisher: SummaryPublisher | None = None
+
+
+REGIONS_REFRESH_S = 30.0
+
+
+async def refresh_regions(svc: ReportingService) -> None:
+    async with svc.sessions() as session:
+        svc.geography.summary_regions = await summary_regions(session)
+
+
+async def _learn_regions(svc: ReportingService, stop: asyncio.Event) -> None:
+    """National mode: keep the regions of sites known only through their summaries (for filters and
+    groupings by province and kab/kota) up to date."""
+    while not stop.is_set():
+        try:
+            await refresh_regions(svc)
+        except Exception:
+            log.warning("reporting.rollup.regions_unavailable", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=REGIONS_REFRESH_S)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -98,8 +123,9 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     app = service_app(runtime, title="MPP Reporting", version="0.1.0")
     svc = app.state.reporting = ReportingService(runtime.sessions, runtime, catalogue)
     svc.national = settings.national_mode
+    background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
     if published:
-        svc.publisher = SummaryPublisher(
+        publisher = svc.publisher = SummaryPublisher(
             sessions=runtime.sessions,
             outbox=outbox,
             sites=published,
@@ -108,19 +134,22 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             close_delay=timedelta(seconds=settings.summary_close_delay_s),
             wakeup=runtime.relay_wakeup,
         )
+        background.append(lambda stop: publisher.run(stop, settings.summary_interval_s))
+    if settings.national_mode:
+        background.append(lambda stop: _learn_regions(svc, stop))
+    if background:
         runtime_lifespan = app.router.lifespan_context
-        publisher, interval = svc.publisher, settings.summary_interval_s
 
         @contextlib.asynccontextmanager
         async def lifespan(a: FastAPI) -> AsyncIterator[None]:
             async with runtime_lifespan(a):
                 stop = asyncio.Event()
-                task = asyncio.create_task(publisher.run(stop, interval), name="daily summaries")
+                tasks = [asyncio.create_task(run(stop)) for run in background]
                 try:
                     yield
                 finally:
                     stop.set()
-                    await task
+                    await asyncio.gather(*tasks)
 
         app.router.lifespan_context = lifespan
     app.include_router(router)

@@ -199,3 +199,10 @@ async def replace_summary(
         index_elements=[t.c.site, t.c.day], set_={k: stmt.excluded[k] for k in record}
     )
     await session.execute(stmt)
+
+
+async def summary_regions(session: AsyncSession) -> dict[str, tuple[str, str]]:
+    """(kab/kota, province) of every site with a summary held, as its summaries state them."""
+    t = summary_days
+    q = select(t.c.site, t.c.kabkota, t.c.province).group_by(t.c.site, t.c.kabkota, t.c.province)
+    return {r.site: (r.kabkota, r.province) for r in (await session.execute(q)).all()}
