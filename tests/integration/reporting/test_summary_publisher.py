@@ -20,6 +20,7 @@ from mpp.contracts.examples import example_payload
 from mpp.contracts.kafka import from_record
 from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.outbox import decode_headers
+from mpp.reporting.api.messaging import projector
 from mpp.reporting.persistence.tables import outbox
 from tests.integration.reporting.harness import ReportingApi, running_reporting
 from tests.support.kafka_tools import wait_for
@@ -161,3 +162,28 @@ async def test_the_timer_publishes_what_is_due(
         ((_site, summary),) = await _published(api)
         # DAY is long past: the timer publishes it final at once.
         assert (summary.site, summary.day, summary.revision, summary.final) == (sites[0].code, DAY, 1, True)
+
+
+async def test_days_projected_before_publishing_are_published_once(
+    site_deployment: tuple[ReportingApi, tuple[SiteInfo, ...]],
+) -> None:
+    api, sites = site_deployment
+    a, b, c = sites
+    zones = {s.code: s.tz for s in sites}
+    # Projected by a projector that marks nothing (read models filled before publishing existed).
+    plain = projector(zones.__getitem__)
+    envelopes = [_visit(a, _local(a, DAY, 9)), _visit(a, _local(a, DAY + timedelta(days=1), 9))]
+    envelopes += [_visit(b, _local(b, DAY, 9)), _visit(c, _local(c, DAY, 10))]
+    async with api.sessions() as session, session.begin():
+        await plain(session, [ReceivedEvent(e, e.topic, 0, i) for i, e in enumerate(envelopes)])
+
+    publisher = api.app.state.reporting.publisher
+    assert await publisher.publish_due(_local(a, DAY + timedelta(days=5), 9)) == 3
+    assert await publisher.publish_due(_local(a, DAY + timedelta(days=5), 10)) == 0
+
+    published = await _published(api)
+    assert sorted((s.site, s.day, s.revision, s.final) for _site, s in published) == [
+        (a.code, DAY, 1, True),
+        (a.code, DAY + timedelta(days=1), 1, True),
+        (c.code, DAY, 1, True),
+    ]

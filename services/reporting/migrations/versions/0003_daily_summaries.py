@@ -1,8 +1,9 @@
 """National roll-up: publication state of a site's days and the national read models of summaries.
 
-``summary_state`` (site mode) starts with every day the read models already hold, so a site deployment
-publishes its whole history once. Complaint figures per channel, category and class are projected from
-this version on; days projected earlier publish their complaints after a rebuild of the read models.
+``summary_state`` (site mode) is filled by the publisher on its first round with every day the read models
+already hold for the sites it publishes, so their whole history is published once. Complaint figures per
+channel, category and class are projected from this version on; days projected earlier publish their
+complaints after a rebuild of the read models.
 
 Revision ID: 0003
 Revises: 0002
@@ -74,10 +75,6 @@ def upgrade() -> None:
     )
     for table in ("summary_facts", "summary_hourly", "summary_histogram"):
         op.create_index(f"ix_{table}_site_day", table, ["site", "day"])
-    op.execute(
-        "INSERT INTO summary_state (site, day, changes, seen, revision, final) "
-        "SELECT DISTINCT site, day, 1, 0, 0, false FROM metric_facts"
-    )
 
 
 def downgrade() -> None:

@@ -33,7 +33,14 @@ from mpp.contracts.masterdata import Catalogue
 from mpp.kit.db import is_transient
 from mpp.kit.outbox import write_outbox
 from mpp.reporting.domain.summary import RESOLUTIONS_SECONDS, SiteMeta, build_summary, figures_digest
-from mpp.reporting.persistence.summaries import DayRows, day_rows, lock_state, pending_days, save_state
+from mpp.reporting.persistence.summaries import (
+    DayRows,
+    day_rows,
+    lock_state,
+    pending_days,
+    save_state,
+    seed_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ class SummaryPublisher:
         max_bytes: int = MAX_SUMMARY_BYTES,
     ) -> None:
         self.max_bytes = max_bytes
+        self._seeded = False
         self.sessions = sessions
         self.outbox = outbox
         self.sites = sites
@@ -107,6 +115,10 @@ class SummaryPublisher:
     async def publish_due(self, now: datetime | None = None) -> int:
         """Publish every summary that is due; returns how many were written to the outbox."""
         now = now or datetime.now(UTC)
+        if not self._seeded and self.meta:
+            async with self.sessions() as session, session.begin():
+                await seed_state(session, frozenset(self.meta))
+            self._seeded = True
         async with self.sessions() as session:
             days = await pending_days(session, frozenset(self.meta))
         published = 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
@@ -41,6 +41,21 @@ async def mark_changed(session: AsyncSession, keys: Iterable[tuple[str, date]]) 
         set_={"changes": summary_state.c.changes + 1},
     )
     await session.execute(stmt)
+
+
+async def seed_state(session: AsyncSession, sites: frozenset[str]) -> None:
+    """Note every day the read models hold for ``sites`` that has no publication state yet (a site newly
+    published, or read models filled before publishing existed), so its history is published once."""
+    f, t = metric_facts, summary_state
+    days = (
+        select(f.c.site, f.c.day, literal(1), literal(0), literal(0), literal(False))
+        .where(f.c.site.in_(sorted(sites)))
+        .distinct()
+    )
+    stmt = dialect_insert(session, t).from_select(
+        ["site", "day", "changes", "seen", "revision", "final"], days
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=[t.c.site, t.c.day]))
 
 
 async def pending_days(session: AsyncSession, sites: frozenset[str]) -> list[tuple[str, date]]:
