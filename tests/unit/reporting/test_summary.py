@@ -31,6 +31,7 @@ from mpp.reporting.domain.summary import (
     histogram_bounds,
     national_rows,
 )
+from mpp.reporting.publisher import next_revision
 
 pytestmark = pytest.mark.unit
 
@@ -346,3 +347,13 @@ def test_wider_buckets_state_their_width_as_the_error(resolution: int) -> None:
         exact = exact_percentile(raw, p)
         assert reported is not None and exact is not None
         assert reported.seconds - (resolution - 1) <= exact <= reported.seconds
+
+
+def test_revisions_follow_the_clock_and_never_go_back() -> None:
+    now = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
+    seconds = int(now.timestamp())
+    # A first publication, and one after the database was recreated (the state starts again at 0).
+    assert next_revision(0, now) == seconds
+    # Two publications within one second, or a clock behind the last revision, still increase.
+    assert next_revision(seconds, now) == seconds + 1
+    assert next_revision(seconds + 50, now) == seconds + 51

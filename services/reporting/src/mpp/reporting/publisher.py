@@ -8,7 +8,7 @@ the transaction that writes it to the outbox and records its revision:
   summary (``final: false``), only when its figures differ from the last one published;
 * once the day has closed, a final summary, even when its figures did not change;
 * a late event for a closed day changes its figures: the day is republished, final, with a higher
-  revision.
+  revision (see :func:`next_revision`).
 
 The publication state of a day is locked while it is published, so several processes on one
 database never publish the same revision twice.
@@ -50,6 +50,13 @@ MAX_SUMMARY_BYTES = 900_000
 PRODUCER = "mpp.reporting"
 AGENCY = "mpp"
 """The envelope's agency: a summary belongs to the MPP as a whole."""
+
+
+def next_revision(last: int, now: datetime) -> int:
+    """The revision of the next summary of a day: the publication time in whole seconds since the epoch,
+    or one more than the last revision when that is higher. Revisions keep increasing even when a site
+    deployment's database is recreated, so the national deployment always takes its new summaries."""
+    return max(last + 1, int(now.timestamp()))
 
 
 class SummaryPublisher:
@@ -137,7 +144,7 @@ class SummaryPublisher:
             final = closed or state.final
             rows = await day_rows(session, site.code, day)
             try:
-                summary = self.build(site, day, state.revision + 1, final, now, rows)
+                summary = self.build(site, day, next_revision(state.revision, now), final, now, rows)
             except ValidationError as exc:
                 # Read models that break the contract's rules are a bug to fix, not a reason to stop
                 # publishing the other days.
