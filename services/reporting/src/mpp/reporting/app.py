@@ -37,7 +37,6 @@ from mpp.reporting.publisher import SummaryPublisher
 log = logging.getLogger(__name__)
 
 PROJECTOR_GROUP = "mpp.reporting.projector"
-ROLLUP_GROUP = "mpp.reporting.rollup"
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
