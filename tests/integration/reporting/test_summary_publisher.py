@@ -193,3 +193,24 @@ async def test_days_projected_before_publishing_are_published_once(
         (a.code, DAY + timedelta(days=1), revision, True),
         (c.code, DAY, revision, True),
     ]
+
+
+async def test_days_changed_while_publishing_is_off_are_published_when_it_is_on(tmp_path: Path) -> None:
+    sites = sites_for(uuid.uuid4().hex[:8])
+    a = sites[0]
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    url = f"sqlite+aiosqlite:///{tmp_path}/r.db"
+    settings = {"summary_sites": a.code, "catalogue_file": catalogue_file}
+    async with running_reporting(url, **settings) as api:
+        publisher = api.app.state.reporting.publisher
+        await _project(api, [_visit(a, _local(a, DAY, 9))])
+        assert await publisher.publish_due(_local(a, DAY + timedelta(days=1), 9)) == 1
+    # Off (a rebuild, say): the late visit is noted but nothing is published.
+    async with running_reporting(url, summary_publish=False, **settings) as api:
+        assert api.app.state.reporting.publisher is None
+        await _project(api, [_visit(a, _local(a, DAY, 10))])
+    async with running_reporting(url, **settings) as api:
+        publisher = api.app.state.reporting.publisher
+        assert await publisher.publish_due(_local(a, DAY + timedelta(days=2), 9)) == 1
+        assert [s.visitors for _site, s in await _published(api)] == [1, 2]

@@ -123,7 +123,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     svc = app.state.reporting = ReportingService(runtime.sessions, runtime, catalogue)
     svc.national = settings.national_mode
     background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
-    if published:
+    if published and settings.summary_publish:
         publisher = svc.publisher = SummaryPublisher(
             sessions=runtime.sessions,
             outbox=outbox,

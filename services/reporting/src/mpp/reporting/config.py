@@ -29,6 +29,11 @@ class ReportingSettings(ServiceSettings):
         description="Comma-separated sites whose daily summaries this deployment publishes in site mode "
         "(empty: the deployment's own `site`).",
     )
+    summary_publish: bool = Field(
+        default=True,
+        description="Publish the summaries (site mode). Turned off, changed days are still noted and are "
+        "published once it is turned on again (e.g. while the read models are rebuilt).",
+    )
     summary_interval_s: float = Field(
         default=300.0, gt=0, description="How often provisional and final summaries are published."
     )
