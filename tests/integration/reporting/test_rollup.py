@@ -231,6 +231,8 @@ async def rollup(
         database_url=national_url,
         modes="national",
         rollup_consumer_group=group,
+        # Summaries other deployments publish on the shared broker meanwhile are left out.
+        rollup_sites=",".join(s.code for s in sites),
         relay_enabled=False,
         consumer_enabled=True,
         **common,

@@ -97,3 +97,12 @@ async def test_highest_revision_wins_and_regions_come_from_the_summaries(nationa
     ]
     assert await _visitors(national, group_by="kabkota") == [{"kabkota": "6471", "visitors": 9}]
     assert await _visitors(national, province="32") == [{"visitors": 0}]
+
+
+async def test_a_deployment_for_some_sites_leaves_the_others_out(national: ReportingApi) -> None:
+    batch = [ReceivedEvent(e, e.topic, 0, i) for i, e in enumerate([_summary(1, 7)])]
+    async with national.sessions() as session, session.begin():
+        await aggregator(frozenset({"mpp-kota-lain"}))(session, batch)
+    assert await _visitors(national, site=REMOTE) == [{"visitors": 0}]
+    await _consume(national, _summary(1, 7))
+    assert await _visitors(national, site=REMOTE) == [{"visitors": 7}]

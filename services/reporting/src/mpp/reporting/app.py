@@ -106,7 +106,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
             ConsumerSpec(
                 group_id=settings.rollup_consumer_group,
                 topics=(REPORTING_DAILY_SUMMARIES,),
-                handler=aggregator(),
+                handler=aggregator(settings.rolled_up_sites),
                 event_types=SUMMARY_TYPES,
                 offsets_from_database_only=True,
             )

@@ -41,6 +41,11 @@ class ReportingSettings(ServiceSettings):
         default=900.0, ge=0, description="After the site's local midnight, when its day is final."
     )
     rollup_consumer_group: str = "mpp.reporting.rollup"
+    rollup_sites: str = Field(
+        default="",
+        description="Comma-separated sites whose summaries a national deployment keeps (empty: every site), "
+        "e.g. a province's MPPs for a provincial dashboard.",
+    )
 
     @field_validator("modes")
     @classmethod
@@ -57,6 +62,11 @@ class ReportingSettings(ServiceSettings):
     @property
     def national_mode(self) -> bool:
         return "national" in self.modes.split(",")
+
+    @property
+    def rolled_up_sites(self) -> frozenset[str] | None:
+        sites = frozenset(s.strip() for s in self.rollup_sites.split(",") if s.strip())
+        return sites or None
 
     @property
     def published_sites(self) -> frozenset[str]:

@@ -61,15 +61,16 @@ def _checked(env: Envelope) -> DailySummaryPublishedV1 | None:
     return p
 
 
-def aggregator() -> BatchHandler:
+def aggregator(sites: frozenset[str] | None = None) -> BatchHandler:
     """Keep each site's day at its highest revision: a higher one replaces what is held, an equal or
-    lower one (a redelivery, an older revision read late) is ignored."""
+    lower one (a redelivery, an older revision read late) is ignored. With ``sites``, summaries of other
+    sites are consumed and left out."""
 
     async def aggregate(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
         latest: dict[tuple[str, date], tuple[Envelope, DailySummaryPublishedV1]] = {}
         for ev in events:
             summary = _checked(ev.envelope)
-            if summary is None:
+            if summary is None or (sites is not None and summary.site not in sites):
                 continue
             key = (summary.site, summary.day)
             if key not in latest or summary.revision > latest[key][1].revision:
