@@ -162,6 +162,7 @@ DOMAIN_TOPICS = tuple(t.name for t in TOPICS if not t.personal_data)
 
 CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
     ConsumerGroup(group_id="mpp.reporting.projector", service="reporting", topics=DOMAIN_TOPICS),
+    ConsumerGroup(group_id="mpp.reporting.rollup", service="reporting", topics=(REPORTING_DAILY_SUMMARIES,)),
     ConsumerGroup(
         group_id="mpp.identity.verifier",
         service="identity",

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
-from mpp.contracts.topics import consumer_group
+from mpp.contracts.topics import REPORTING_DAILY_SUMMARIES, consumer_group
 from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service_app
 from mpp.reporting.api.http import router
-from mpp.reporting.api.messaging import projector
+from mpp.reporting.api.messaging import SUMMARY_TYPES, aggregator, projector
 from mpp.reporting.api.metrics import router as metrics_router
 from mpp.reporting.api.page_auth import LoginRequired, PageForbidden, login_redirect
 from mpp.reporting.api.page_auth import router as page_auth_router
@@ -26,7 +32,11 @@ from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.domain.sla import catalogue_due, catalogue_sla
 from mpp.reporting.figures import Geography
 from mpp.reporting.persistence import repository
+from mpp.reporting.persistence.summaries import summary_regions
 from mpp.reporting.persistence.tables import consumer_offsets, inbox, outbox
+from mpp.reporting.publisher import SummaryPublisher
+
+log = logging.getLogger(__name__)
 
 PROJECTOR_GROUP = "mpp.reporting.projector"
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -40,6 +50,29 @@ class ReportingService:
         self.runtime = runtime
         self.repository: ModuleType = repository
         self.geography = Geography(catalogue)
+        self.national = False
+        """National mode: figures also come from the sites' daily summaries."""
+        self.publisher: SummaryPublisher | None = None
+
+
+REGIONS_REFRESH_S = 30.0
+
+
+async def refresh_regions(svc: ReportingService) -> None:
+    async with svc.sessions() as session:
+        svc.geography.summary_regions = await summary_regions(session)
+
+
+async def _learn_regions(svc: ReportingService, stop: asyncio.Event) -> None:
+    """National mode: keep the regions of sites known only through their summaries (for filters and
+    groupings by province and kab/kota) up to date."""
+    while not stop.is_set():
+        try:
+            await refresh_regions(svc)
+        except Exception:
+            log.warning("reporting.rollup.regions_unavailable", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=REGIONS_REFRESH_S)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -58,26 +91,73 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     # The projector reads the canonical group's topics; the group id may differ (a parallel rebuild, tests).
     topics = consumer_group(PROJECTOR_GROUP).topics
+    published = settings.published_sites if settings.site_mode else frozenset()
+    consumers = []
+    if settings.site_mode:
+        consumers.append(
+            ConsumerSpec(
+                group_id=settings.consumer_group,
+                topics=topics,
+                handler=projector(
+                    site_tz,
+                    catalogue_sla(catalogue, site_tz),
+                    catalogue_due(catalogue, site_tz),
+                    published_sites=published,
+                ),
+                event_types=PROJECTED_TYPES | FACT_TYPES,
+                offsets_from_database_only=True,
+            )
+        )
+    if settings.national_mode:
+        consumers.append(
+            ConsumerSpec(
+                group_id=settings.rollup_consumer_group,
+                topics=(REPORTING_DAILY_SUMMARIES,),
+                handler=aggregator(settings.rolled_up_sites),
+                event_types=SUMMARY_TYPES,
+                offsets_from_database_only=True,
+            )
+        )
     runtime = build_runtime(
         settings,
         outbox=outbox,
         inbox=inbox,
         offsets=consumer_offsets,
         migrations=MIGRATIONS,
-        consumers=[
-            ConsumerSpec(
-                group_id=settings.consumer_group,
-                topics=topics,
-                handler=projector(
-                    site_tz, catalogue_sla(catalogue, site_tz), catalogue_due(catalogue, site_tz)
-                ),
-                event_types=PROJECTED_TYPES | FACT_TYPES,
-                offsets_from_database_only=True,
-            )
-        ],
+        consumers=consumers,
     )
     app = service_app(runtime, title="MPP Reporting", version="0.1.0")
-    app.state.reporting = ReportingService(runtime.sessions, runtime, catalogue)
+    svc = app.state.reporting = ReportingService(runtime.sessions, runtime, catalogue)
+    svc.national = settings.national_mode
+    background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
+    if published and settings.summary_publish:
+        publisher = svc.publisher = SummaryPublisher(
+            sessions=runtime.sessions,
+            outbox=outbox,
+            sites=published,
+            catalogue=catalogue,
+            site_tz=site_tz,
+            close_delay=timedelta(seconds=settings.summary_close_delay_s),
+            wakeup=runtime.relay_wakeup,
+        )
+        background.append(lambda stop: publisher.run(stop, settings.summary_interval_s))
+    if settings.national_mode:
+        background.append(lambda stop: _learn_regions(svc, stop))
+    if background:
+        runtime_lifespan = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+            async with runtime_lifespan(a):
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(run(stop)) for run in background]
+                try:
+                    yield
+                finally:
+                    stop.set()
+                    await asyncio.gather(*tasks)
+
+        app.router.lifespan_context = lifespan
     app.include_router(router)
     app.include_router(metrics_router)
     app.include_router(page_auth_router)

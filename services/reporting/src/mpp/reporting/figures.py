@@ -46,18 +46,25 @@ class Geography:
         self.catalogue = catalogue
         self.sites = {s.code: s for s in catalogue.sites}
         self.agency_types = {a.code: a.type.value for a in catalogue.agencies}
+        self.summary_regions: dict[str, tuple[str, str]] = {}
+        """National mode: (kab/kota, province) of sites known only through their daily summaries."""
+
+    def _regions(self) -> dict[str, tuple[str, str]]:
+        catalogue = {code: (s.kabkota, s.province) for code, s in self.sites.items()}
+        return {**self.summary_regions, **catalogue}
 
     def region(self, site: str, level: GroupBy) -> str:
         found = self.sites.get(site)
         if found is None:
-            return UNKNOWN
+            kabkota, province = self.summary_regions.get(site, (UNKNOWN, UNKNOWN))
+            return province if level is GroupBy.PROVINCE else kabkota
         return found.province if level is GroupBy.PROVINCE else found.kabkota
 
     def sites_in(self, *, province: str | None = None, kabkota: str | None = None) -> frozenset[str]:
         return frozenset(
-            s.code
-            for s in self.sites.values()
-            if (province is None or s.province == province) and (kabkota is None or s.kabkota == kabkota)
+            code
+            for code, (kk, prov) in self._regions().items()
+            if (province is None or prov == province) and (kabkota is None or kk == kabkota)
         )
 
     def hosted(
@@ -190,6 +197,11 @@ async def compute(
         await _by_day(session, metric, scope, cells)
     if period is Period.ALL and group_by is None:
         cells.totals.setdefault((None, None), Totals())
+    if metric.hourly == "histogram" and group_by is not GroupBy.HOUR:
+        # Summaries with buckets coarser than 10 seconds widen the stated error of their percentiles.
+        error = await repository.summary_error(session, scope, _kind(metric))
+        for totals in cells.totals.values():
+            totals.max_error[_kind(metric)] = error
     rows = []
     for (start, group), totals in sorted(cells.totals.items(), key=lambda kv: cells.order(kv[0])):
         if metric.activity or metric.id == "D3":

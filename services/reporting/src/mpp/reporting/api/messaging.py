@@ -1,21 +1,40 @@
-"""Reporting's event subscriber: folds each consumed batch into the read models (inside the consumer's
-transaction, together with the inbox and the consumed offsets, so a batch counts exactly once)."""
+"""Reporting's event subscribers, each applied inside the consumer's transaction together with the inbox
+and the consumed offsets, so a batch counts exactly once:
+
+* the projector folds domain events into the read models (and, in site mode, notes which published
+  sites' days changed, so their summaries are republished);
+* the roll-up (national mode) keeps the latest revision of each site's ``DailySummaryPublished``.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mpp.contracts.envelope import Envelope
+from mpp.contracts.events.reporting import DailySummaryPublishedV1, summary_key
 from mpp.kit.consumer import BatchHandler, ReceivedEvent
-from mpp.reporting.domain.facts import SlaCheck, SlaDue, fold_facts, no_due, no_sla
+from mpp.reporting.domain.facts import SERVICE, WAITING, SlaCheck, SlaDue, fold_facts, no_due, no_sla
+from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.projection import fold
+from mpp.reporting.domain.summary import national_rows
 from mpp.reporting.persistence.repository import add_counts, add_facts, add_late
+from mpp.reporting.persistence.summaries import mark_changed, replace_summary, stored_revision
+
+log = logging.getLogger(__name__)
+
+SUMMARY_TYPES = frozenset({"DailySummaryPublished"})
 
 
 def projector(
-    site_tz: Callable[[str], ZoneInfo], sla: SlaCheck = no_sla, due: SlaDue = no_due
+    site_tz: Callable[[str], ZoneInfo],
+    sla: SlaCheck = no_sla,
+    due: SlaDue = no_due,
+    published_sites: frozenset[str] = frozenset(),
 ) -> BatchHandler:
     async def project(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
         envelopes = [e.envelope for e in events]
@@ -23,5 +42,61 @@ def projector(
         facts = fold_facts(envelopes, site_tz, sla, due)
         await add_facts(session, facts)
         await add_late(session, facts.late.values())
+        if published_sites:
+            await mark_changed(session, ((k.site, k.day) for k in facts.counts if k.site in published_sites))
 
     return project
+
+
+class InvalidSummary(ValueError):
+    """A summary whose envelope does not match its content; it is dead-lettered."""
+
+
+def _checked(env: Envelope) -> DailySummaryPublishedV1 | None:
+    p = env.payload
+    if not isinstance(p, DailySummaryPublishedV1):
+        return None
+    if env.site != p.site:
+        raise InvalidSummary(f"envelope site {env.site!r} differs from the summary's site {p.site!r}")
+    if env.subject != summary_key(p.site, p.day):
+        raise InvalidSummary(f"subject {env.subject!r} is not {summary_key(p.site, p.day)!r}")
+    return p
+
+
+def aggregator(sites: frozenset[str] | None = None) -> BatchHandler:
+    """Keep each site's day at its highest revision: a higher one replaces what is held, an equal or
+    lower one (a redelivery, an older revision read late) is ignored. With ``sites``, summaries of other
+    sites are consumed and left out."""
+
+    async def aggregate(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        latest: dict[tuple[str, date], tuple[Envelope, DailySummaryPublishedV1]] = {}
+        for ev in events:
+            summary = _checked(ev.envelope)
+            if summary is None or (sites is not None and summary.site not in sites):
+                continue
+            key = (summary.site, summary.day)
+            if key not in latest or summary.revision > latest[key][1].revision:
+                latest[key] = (ev.envelope, summary)
+        for (site, day), (env, summary) in sorted(latest.items()):
+            held = await stored_revision(session, site, day)
+            if held is not None and held >= summary.revision:
+                log.info(
+                    "reporting.rollup.revision_ignored",
+                    extra={"site": site, "day": day.isoformat(), "revision": summary.revision, "held": held},
+                )
+                continue
+            rows = national_rows(summary)
+            record = {
+                "revision": summary.revision,
+                "final": summary.final,
+                "generated_at": summary.generated_at,
+                "kabkota": summary.kabkota,
+                "province": summary.province,
+                "timezone": summary.timezone,
+                "event_id": str(env.id),
+                "waiting_error": rows.max_error.get(WAITING, MAX_ERROR_SECONDS),
+                "service_error": rows.max_error.get(SERVICE, MAX_ERROR_SECONDS),
+            }
+            await replace_summary(session, site=site, day=day, record=record, rows=rows)
+
+    return aggregate

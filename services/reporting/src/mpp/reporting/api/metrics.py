@@ -115,7 +115,8 @@ def scope_of(request: Request, principal: Principal, f: Filters) -> tuple[Scope,
     if site is not None:
         sites = frozenset({site}) if sites is None else sites & {site}
     narrowed = Filters(f.start, f.end, site, agency, f.service_type, f.province, f.kabkota)
-    return Scope(f.start, f.end, sites, agency, f.service_type), narrowed
+    national = request.app.state.reporting.national
+    return Scope(f.start, f.end, sites, agency, f.service_type, summaries=national), narrowed
 
 
 def _metric(name: str) -> Metric:

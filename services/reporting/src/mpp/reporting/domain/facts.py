@@ -83,6 +83,16 @@ FACT_TYPES = frozenset(
 )
 
 
+COMPLAINT_JOINT_PREFIX = "cj_"
+"""Complaint figures per (channel, category, class), kept for the daily summary of the national roll-up."""
+
+
+def complaint_measure(code: str, channel: str, category: str, complaint_class: str) -> str:
+    """The measure of one complaint figure per (channel, category, class), e.g.
+    ``cj_rcv:sp4n_lapor:queue:complaint`` (at most 62 characters)."""
+    return f"{COMPLAINT_JOINT_PREFIX}{code}:{channel}:{category}:{complaint_class}"
+
+
 def utc(at: datetime) -> datetime:
     """An instant from an event. Payload times are UTC; early licensing releases on SQLite sent some
     without an offset, and those are read as the UTC they were meant to be."""
@@ -228,6 +238,19 @@ class _Folder:
             None if due is None else max(due[1], 0),
         )
 
+    def complaint(
+        self,
+        p: ComplaintReceivedV1 | ComplaintRespondedV1 | ComplaintResolvedV1,
+        at: datetime,
+        site: str,
+        agency: str,
+        figures: tuple[tuple[str, int], ...],
+    ) -> None:
+        """Complaint figures per (channel, category, class) as well, for the daily summary."""
+        for code, n in figures:
+            measure = complaint_measure(code, p.channel.value, p.category.value, p.complaint_class.value)
+            self.add(at, site, agency, NONE, measure, n)
+
     def fold(self, env: Envelope) -> None:  # noqa: PLR0912, PLR0915 - one branch per event type
         p = env.payload
         s = env.site
@@ -304,16 +327,21 @@ class _Folder:
             self.add(p.received_at, s, a, st, f"complaints_channel_{p.channel.value}")
             self.add(p.received_at, s, a, st, f"complaints_category_{p.category.value}")
             self.add(p.received_at, s, a, st, "complaints_anonymous", int(p.anonymous))
+            self.complaint(p, p.received_at, s, a, (("rcv", 1),))
         elif isinstance(p, ComplaintRespondedV1):
             a = p.agency or NONE
             self.add(p.responded_at, s, a, NONE, "complaints_responded")
             self.add(p.responded_at, s, a, NONE, "complaints_responded_within_limit", int(p.within_limit))
             self.add(p.responded_at, s, a, NONE, "complaints_response_days_sum", p.working_days_elapsed)
+            done = (("rsp", 1), ("rspok", int(p.within_limit)), ("rspd", p.working_days_elapsed))
+            self.complaint(p, p.responded_at, s, a, done)
         elif isinstance(p, ComplaintResolvedV1):
             a, st = p.agency or NONE, p.service_type or NONE
             self.add(p.resolved_at, s, a, st, "complaints_resolved")
             self.add(p.resolved_at, s, a, st, "complaints_resolved_within_limit", int(p.within_limit))
             self.add(p.resolved_at, s, a, st, "complaints_resolution_days_sum", p.working_days_elapsed)
+            done = (("res", 1), ("resok", int(p.within_limit)), ("resd", p.working_days_elapsed))
+            self.complaint(p, p.resolved_at, s, a, done)
         elif isinstance(p, CounterOpenedV1):
             self.add(p.opened_at, s, p.agency, NONE, "counters_opened")
             kind = "counters_opened_planned" if p.planned else "counters_opened_extra"

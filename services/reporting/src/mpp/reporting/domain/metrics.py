@@ -57,6 +57,8 @@ class Totals:
     active_agencies: set[str] = field(default_factory=set)
     active_service_types: set[str] = field(default_factory=set)
     hosted: Mapping[str, Any] = field(default_factory=dict)
+    max_error: dict[str, int] = field(default_factory=dict)
+    """Per duration kind, the error bound of its percentiles when it exceeds the histogram's own."""
 
 
 def pct(part: int, whole: int) -> float | None:
@@ -228,7 +230,7 @@ def _durations(kind: str) -> Callable[[Totals], dict[str, Any]]:
             "median_seconds": None if median is None else median.seconds,
             "p90_seconds": None if p90 is None else p90.seconds,
             "beyond_cap": bool((median and median.at_least) or (p90 and p90.at_least)),
-            "max_error_seconds": MAX_ERROR_SECONDS,
+            "max_error_seconds": t.max_error.get(kind, MAX_ERROR_SECONDS),
         }
 
     return compute

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, Table, func, or_, select, text
+from sqlalchemy import Select, Table, exists, func, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
 from mpp.reporting.domain.facts import Facts, LateApplication
+from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.projection import CountKey
 from mpp.reporting.persistence.tables import (
     daily_counts,
@@ -20,6 +21,10 @@ from mpp.reporting.persistence.tables import (
     late_applications,
     metric_facts,
     metric_hourly,
+    summary_days,
+    summary_facts,
+    summary_histogram,
+    summary_hourly,
 )
 
 
@@ -173,6 +178,10 @@ class Scope:
     sites: frozenset[str] | None = None
     agency: str | None = None
     service_type: str | None = None
+    summaries: bool = False
+    """Also read the national read models of daily summaries (a national deployment): sites' days known
+    only through their summaries count from those; a day this deployment projected itself counts from
+    its local events alone."""
 
 
 def _where(q: Select[Any], t: Table, scope: Scope) -> Select[Any]:
@@ -193,34 +202,83 @@ def _measures(column: Any, measures: Sequence[str]) -> Any:
     return or_(*(column.startswith(m, autoescape=True) if m.endswith("_") else column == m for m in measures))
 
 
+def _not_local(t: Table) -> Any:
+    """A summary row of a (site, day) that the local read models do not hold: local events win."""
+    f = metric_facts
+    return ~exists().where(f.c.site == t.c.site, f.c.day == t.c.day)
+
+
+async def _sums(
+    session: AsyncSession,
+    scope: Scope,
+    local: Table,
+    national: Table | None,
+    columns: Sequence[str],
+    value: str,
+    condition: Any,
+) -> list[tuple[Any, ...]]:
+    """Rows ``(*columns, sum)`` over the local read model and, in a national deployment, its summaries."""
+
+    def part(t: Table) -> Select[Any]:
+        q = select(*(t.c[c] for c in columns), t.c[value].label("v")).where(condition(t))
+        return _where(q, t, scope)
+
+    if scope.summaries and national is not None:
+        both = union_all(part(local), part(national).where(_not_local(national))).subquery()
+        group = [both.c[c] for c in columns]
+        q = select(*group, func.sum(both.c.v)).group_by(*group)
+    else:
+        t = local
+        group = [t.c[c] for c in columns]
+        q = _where(select(*group, func.sum(t.c[value])).where(condition(t)).group_by(*group), t, scope)
+    return [tuple(r) for r in (await session.execute(q)).all()]
+
+
 async def fact_sums(
     session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """Rows ``(day, *dims, measure, sum)`` of the facts in scope."""
-    t = metric_facts
-    group = [t.c.day, *(t.c[d] for d in dims), t.c.measure]
-    q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+    return await _sums(
+        session,
+        scope,
+        metric_facts,
+        summary_facts,
+        ["day", *dims, "measure"],
+        "value",
+        lambda t: _measures(t.c.measure, measures),
+    )
 
 
 async def hourly_sums(
     session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """Rows ``(day, *dims, hour, measure, sum)`` of the hourly facts in scope."""
-    t = metric_hourly
-    group = [t.c.day, *(t.c[d] for d in dims), t.c.hour, t.c.measure]
-    q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+    return await _sums(
+        session,
+        scope,
+        metric_hourly,
+        summary_hourly,
+        ["day", *dims, "hour", "measure"],
+        "value",
+        lambda t: _measures(t.c.measure, measures),
+    )
 
 
 async def histogram_sums(
     session: AsyncSession, scope: Scope, *, dims: Sequence[str], kind: str
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope."""
-    t = duration_histogram
-    group = [t.c.day, *(t.c[d] for d in dims), t.c.bucket]
-    q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
-    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope. Summaries carry no hours:
+    by hour, only locally projected days count."""
+    national = None if "hour" in dims else summary_histogram
+    return await _sums(
+        session,
+        scope,
+        duration_histogram,
+        national,
+        ["day", *dims, "bucket"],
+        "count",
+        lambda t: t.c.kind == kind,
+    )
 
 
 # --- late applications --------------------------------------------------------------------------
@@ -267,3 +325,21 @@ async def late_list(session: AsyncSession, scope: Scope, *, limit: int) -> tuple
         .limit(limit)
     )
     return int(total), [dict(r._mapping) for r in (await session.execute(q)).all()]
+
+
+async def summary_error(session: AsyncSession, scope: Scope, kind: str) -> int:
+    """How far above the exact value a percentile in scope may lie (seconds): the local buckets' error,
+    or more where summaries came with coarser buckets."""
+    if not scope.summaries:
+        return MAX_ERROR_SECONDS
+    t = summary_days
+    column = t.c.waiting_error if kind == "waiting" else t.c.service_error
+    q = select(func.max(column)).where(_not_local(t))
+    if scope.start:
+        q = q.where(t.c.day >= scope.start)
+    if scope.end:
+        q = q.where(t.c.day <= scope.end)
+    if scope.sites is not None:
+        q = q.where(t.c.site.in_(sorted(scope.sites)))
+    found = (await session.execute(q)).scalar_one_or_none()
+    return max(MAX_ERROR_SECONDS, int(found or 0))

@@ -12,7 +12,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, SmallInteger, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
 
 from mpp.kit.db import add_runtime_tables
 
@@ -79,6 +91,78 @@ late_applications = Table(
 Index("ix_late_applications_site_day", late_applications.c.site, late_applications.c.finished_day)
 
 for _table in (metric_facts, metric_hourly, duration_histogram):
+    Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
+
+# --- national roll-up (migration 0003_daily_summaries) -----------------------------------------------
+
+summary_state = Table(
+    "summary_state",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("changes", BigInteger, nullable=False),
+    Column("seen", BigInteger, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("digest", String(64), nullable=True),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+)
+"""Site mode: per published site and local day, how often the projector changed its figures
+(``changes``), how many of those changes the last summary saw, and the last revision published."""
+
+summary_days = Table(
+    "summary_days",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("generated_at", DateTime(timezone=True), nullable=False),
+    Column("kabkota", String(8), nullable=False),
+    Column("province", String(4), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("waiting_error", Integer, nullable=False),
+    Column("service_error", Integer, nullable=False),
+)
+"""National mode: the revision of each site's day held in the ``summary_*`` read models."""
+
+summary_facts = Table(
+    "summary_facts",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("measure", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+summary_hourly = Table(
+    "summary_hourly",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("hour", SmallInteger, primary_key=True),
+    Column("measure", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+summary_histogram = Table(
+    "summary_histogram",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site", String(64), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("service_type", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+for _table in (summary_facts, summary_hourly, summary_histogram):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)

@@ -1,0 +1,392 @@
+"""The national roll-up: one site's day as a ``DailySummaryPublished``, and back into additive rows.
+
+A site deployment builds each day's summary from its read models (:func:`build_summary`); a national
+deployment turns the latest revision of each site's day into rows shaped like the local read models
+(:func:`national_rows`), so the same formulas compute national figures from both.
+
+Duration histograms travel losslessly: the summary's bucket bounds are the edges of every non-empty
+10-second bucket of the site's day (``10b - 1`` and ``10b + 9``), so each non-empty summary bucket
+is exactly one local bucket and the national percentiles keep the local error bound (9 seconds).
+Summaries published with coarser bounds (other producers, the contract's defaults) are mapped to the
+10-second bucket of their upper bound, which never reports a value below the exact one; the widest
+such bucket sets the error bound stated with the figure.
+
+What ``DailySummaryPublished`` v1 does not carry, national figures of summary-only sites lack:
+visitors and applications by channel, tickets transferred in, priority tickets issued (served ones
+are carried), anonymous complaints, working days of civil registry applications, and durations by
+hour of day. SLA compliance (M5) of such sites counts every issued permit or document as having a
+known outcome (rejections never have one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import NamedTuple
+
+from mpp.contracts.events.common import ComplaintCategory, ComplaintChannel, ComplaintClass, SkmElement
+from mpp.contracts.events.reporting import (
+    AgencyDayTotals,
+    ComplaintDayTotals,
+    DailySummaryPublishedV1,
+    DurationTotals,
+    PriorityTickets,
+    ServiceDayTotals,
+    SkmElementTotal,
+    SkmTotals,
+)
+from mpp.reporting.domain.facts import COMPLAINT_JOINT_PREFIX, NONE, SERVICE, WAITING
+from mpp.reporting.domain.percentiles import (
+    BUCKET_SECONDS,
+    CAP_SECONDS,
+    MAX_ERROR_SECONDS,
+    OVERFLOW_BUCKET,
+    bucket_of,
+    bucket_upper,
+)
+
+PRIORITY_GROUPS = ("lansia", "disabilitas", "ibu_hamil", "anak", "korban_bencana")
+
+# Complaint figures per (channel, category, class) as the projector keeps them (see facts.complaint_measure).
+_JOINT_FIELDS = {
+    "rcv": "received",
+    "rsp": "responded",
+    "rspok": "responded_within_limit",
+    "rspd": "response_working_days_sum",
+    "res": "resolved",
+    "resok": "resolved_within_limit",
+    "resd": "resolution_working_days_sum",
+}
+
+
+# --- rows read from the local read models ---------------------------------------------------------
+
+
+class FactRow(NamedTuple):
+    agency: str
+    service_type: str
+    measure: str
+    value: int
+
+
+class HistogramRow(NamedTuple):
+    agency: str
+    service_type: str
+    kind: str
+    bucket: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteMeta:
+    code: str
+    kabkota: str
+    province: str
+    timezone: str
+
+
+_SERVICE_COUNTS = (
+    "tickets_issued",
+    "tickets_walk_in",
+    "tickets_online",
+    "tickets_mpp_digital",
+    "tickets_served",
+    "tickets_no_show",
+    "tickets_cancelled",
+    "appointments_booked",
+    "appointments_checked_in",
+    "applications_submitted",
+    "applications_finished",
+    "permits_issued",
+    "documents_issued",
+)
+_SERVICE_MEASURES = frozenset(
+    {
+        *_SERVICE_COUNTS,
+        "applications_within_sla",
+        "waiting_count",
+        "waiting_seconds_sum",
+        "service_count",
+        "service_seconds_sum",
+        "skm_respondents",
+        *(f"priority_served_{g}" for g in PRIORITY_GROUPS),
+        *(f"skm_{e.value.lower()}_{part}" for e in SkmElement for part in ("answers", "sum")),
+    }
+)
+
+
+RESOLUTIONS_SECONDS = (10, 60, 300)
+"""Bucket widths a summary's histograms may use: 10 seconds (the local buckets, lossless) unless the
+summary would grow too large for one Kafka record, then 60 or 300 (their error bound is width - 1)."""
+
+
+def _lower(bucket: int, resolution: int) -> int:
+    """The first second of the ``resolution``-wide bucket holding a 10-second bucket."""
+    return bucket * BUCKET_SECONDS // resolution * resolution
+
+
+def histogram_bounds(
+    histograms: Iterable[Mapping[int, int]], resolution: int = BUCKET_SECONDS
+) -> tuple[int, ...]:
+    """Bucket bounds holding every non-empty ``resolution``-wide bucket of ``histograms`` exactly (each
+    between its own edges, so empty stretches cost one bucket)."""
+    bounds: set[int] = set()
+    for histogram in histograms:
+        for bucket, count in histogram.items():
+            if count <= 0:
+                continue
+            if bucket >= OVERFLOW_BUCKET:
+                bounds.add(CAP_SECONDS - 1)
+                continue
+            lower = _lower(bucket, resolution)
+            if lower > 0:
+                bounds.add(lower - 1)
+            bounds.add(lower + resolution - 1)
+    return tuple(sorted(bounds))
+
+
+def encode_histogram(
+    histogram: Mapping[int, int], bounds: tuple[int, ...], resolution: int = BUCKET_SECONDS
+) -> tuple[int, ...]:
+    """Counts per summary bucket (``len(bounds) + 1`` entries) of a 10-second histogram."""
+    counts = [0] * (len(bounds) + 1)
+    index = {upper: i for i, upper in enumerate(bounds)}
+    for bucket, count in histogram.items():
+        if count <= 0:
+            continue
+        if bucket >= OVERFLOW_BUCKET:
+            slot = len(bounds)
+        else:
+            slot = index[_lower(bucket, resolution) + resolution - 1]
+        counts[slot] += count
+    return tuple(counts)
+
+
+def _durations(
+    totals: Mapping[str, int],
+    kind: str,
+    histogram: Mapping[int, int],
+    bounds: tuple[int, ...],
+    resolution: int,
+) -> DurationTotals:
+    count = totals.get(f"{kind}_count", 0)
+    if not count:
+        return DurationTotals()
+    return DurationTotals(
+        count=count,
+        sum_seconds=totals.get(f"{kind}_seconds_sum", 0),
+        histogram=encode_histogram(histogram, bounds, resolution),
+    )
+
+
+def _skm(totals: Mapping[str, int]) -> SkmTotals:
+    elements = []
+    for element in SkmElement:
+        code = element.value.lower()
+        answers = totals.get(f"skm_{code}_answers", 0)
+        if answers:
+            elements.append(
+                SkmElementTotal(element=element, answers=answers, score_sum=totals.get(f"skm_{code}_sum", 0))
+            )
+    return SkmTotals(respondents=totals.get("skm_respondents", 0), elements=tuple(elements))
+
+
+def _complaints(facts: Iterable[FactRow]) -> tuple[ComplaintDayTotals, ...]:
+    groups: dict[tuple[str, str, str, str], Counter[str]] = defaultdict(Counter)
+    for row in facts:
+        if not row.measure.startswith(COMPLAINT_JOINT_PREFIX) or not row.value:
+            continue
+        code, channel, category, complaint_class = row.measure[len(COMPLAINT_JOINT_PREFIX) :].split(":")
+        groups[(row.agency, channel, category, complaint_class)][_JOINT_FIELDS[code]] += row.value
+    return tuple(
+        ComplaintDayTotals(
+            agency=agency or None,
+            channel=ComplaintChannel(channel),
+            category=ComplaintCategory(category),
+            complaint_class=ComplaintClass(complaint_class),
+            **counts,
+        )
+        for (agency, channel, category, complaint_class), counts in sorted(groups.items())
+    )
+
+
+def build_summary(
+    site: SiteMeta,
+    day: date,
+    *,
+    revision: int,
+    final: bool,
+    generated_at: datetime,
+    facts: Iterable[FactRow],
+    visits_by_hour: Mapping[int, int],
+    histograms: Iterable[HistogramRow],
+    resolution: int = BUCKET_SECONDS,
+) -> DailySummaryPublishedV1:
+    """One site's day from its read-model rows (facts, hourly visits, histograms summed over hours), its
+    duration histograms in buckets ``resolution`` seconds wide (one of :data:`RESOLUTIONS_SECONDS`)."""
+    facts = list(facts)
+    by_key: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for row in facts:
+        by_key[(row.agency, row.service_type)][row.measure] += row.value
+    hist: dict[tuple[str, str, str], Counter[int]] = defaultdict(Counter)
+    for h in histograms:
+        hist[(h.agency, h.service_type, h.kind)][h.bucket] += h.total
+    waiting_bounds = histogram_bounds((v for k, v in hist.items() if k[2] == WAITING), resolution)
+    service_bounds = histogram_bounds((v for k, v in hist.items() if k[2] == SERVICE), resolution)
+    services = []
+    agencies = []
+    for (agency, service_type), totals in sorted(by_key.items()):
+        if NONE not in (agency, service_type):
+            if not any(totals[m] for m in _SERVICE_MEASURES):
+                continue
+            services.append(
+                ServiceDayTotals(
+                    agency=agency,
+                    service_type=service_type,
+                    **{m: totals[m] for m in _SERVICE_COUNTS},
+                    priority_tickets=PriorityTickets(
+                        **{g: totals[f"priority_served_{g}"] for g in PRIORITY_GROUPS}
+                    ),
+                    applications_finished_within_sla=totals["applications_within_sla"],
+                    waiting=_durations(
+                        totals,
+                        WAITING,
+                        hist.get((agency, service_type, WAITING), {}),
+                        waiting_bounds,
+                        resolution,
+                    ),
+                    service=_durations(
+                        totals,
+                        SERVICE,
+                        hist.get((agency, service_type, SERVICE), {}),
+                        service_bounds,
+                        resolution,
+                    ),
+                    skm=_skm(totals),
+                )
+            )
+        elif agency != NONE and (totals["counters_opened"] or totals["counter_open_seconds"]):
+            agencies.append(
+                AgencyDayTotals(
+                    agency=agency,
+                    counters_planned=totals["counters_opened_planned"],
+                    counters_opened=totals["counters_opened"],
+                    counter_open_seconds=totals["counter_open_seconds"],
+                )
+            )
+    hours = tuple(visits_by_hour.get(h, 0) for h in range(24))
+    extra: dict[str, tuple[int, ...]] = {}
+    if waiting_bounds:
+        extra["waiting_buckets_seconds"] = waiting_bounds
+    if service_bounds:
+        extra["service_buckets_seconds"] = service_bounds
+    return DailySummaryPublishedV1(
+        site=site.code,
+        kabkota=site.kabkota,
+        province=site.province,
+        day=day,
+        timezone=site.timezone,
+        revision=revision,
+        final=final,
+        generated_at=generated_at,
+        visitors=sum(hours),
+        visitors_by_hour=hours,
+        **extra,
+        services=tuple(services),
+        agencies=tuple(agencies),
+        complaints=_complaints(facts),
+    )
+
+
+def figures_digest(summary: DailySummaryPublishedV1) -> str:
+    """A fingerprint of a summary's figures (not its revision, state or time)."""
+    body = summary.model_dump_json(exclude={"revision", "final", "generated_at"})
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+# --- a national deployment: a summary as rows shaped like the local read models --------------------
+
+
+@dataclass(slots=True)
+class NationalRows:
+    facts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(agency, service_type, measure) -> value."""
+    visits_by_hour: dict[int, int] = field(default_factory=dict)
+    histogram: Counter[tuple[str, str, str, int]] = field(default_factory=Counter)
+    """(agency, service_type, kind, 10-second bucket) -> count."""
+    max_error: dict[str, int] = field(default_factory=dict)
+    """Per duration kind, how far above the exact value a percentile may lie (seconds)."""
+
+
+def _decode(histogram: tuple[int, ...], bounds: tuple[int, ...]) -> tuple[Counter[int], int]:
+    """A summary histogram as 10-second buckets, and the largest error that mapping allows."""
+    buckets: Counter[int] = Counter()
+    error = MAX_ERROR_SECONDS
+    for i, count in enumerate(histogram):
+        if not count:
+            continue
+        lower = bounds[i - 1] + 1 if i > 0 else 0
+        if i == len(bounds):
+            # Open-ended: durations of at least ``lower`` seconds. Reported as the cap ("at least").
+            bucket = OVERFLOW_BUCKET
+            error = max(error, CAP_SECONDS - lower, 0)
+        else:
+            bucket = bucket_of(bounds[i])
+            error = max(error, bucket_upper(bucket) - min(lower, CAP_SECONDS))
+        buckets[bucket] += count
+    return buckets, error
+
+
+def national_rows(s: DailySummaryPublishedV1) -> NationalRows:
+    out = NationalRows()
+    f = out.facts
+    if s.visitors:
+        f[(NONE, NONE, "visits")] += s.visitors
+    out.visits_by_hour = {h: n for h, n in enumerate(s.visitors_by_hour) if n}
+    for svc in s.services:
+        key = (svc.agency, svc.service_type)
+        for measure in _SERVICE_COUNTS:
+            f[(*key, measure)] += getattr(svc, measure)
+        f[(*key, "applications_within_sla")] += svc.applications_finished_within_sla
+        issued = svc.permits_issued + svc.documents_issued
+        f[(*key, "applications_sla_known")] += min(issued, svc.applications_finished)
+        f[(*key, "applications_rejected")] += max(svc.applications_finished - issued, 0)
+        for g in PRIORITY_GROUPS:
+            f[(*key, f"priority_served_{g}")] += getattr(svc.priority_tickets, g)
+        for kind, totals, bounds in (
+            (WAITING, svc.waiting, s.waiting_buckets_seconds),
+            (SERVICE, svc.service, s.service_buckets_seconds),
+        ):
+            f[(*key, f"{kind}_count")] += totals.count
+            f[(*key, f"{kind}_seconds_sum")] += totals.sum_seconds
+            if totals.histogram:
+                buckets, error = _decode(totals.histogram, bounds)
+                for bucket, count in buckets.items():
+                    out.histogram[(*key, kind, bucket)] += count
+                out.max_error[kind] = max(out.max_error.get(kind, MAX_ERROR_SECONDS), error)
+        f[(*key, "skm_respondents")] += svc.skm.respondents
+        for e in svc.skm.elements:
+            f[(*key, f"skm_{e.element.value.lower()}_answers")] += e.answers
+            f[(*key, f"skm_{e.element.value.lower()}_sum")] += e.score_sum
+    for a in s.agencies:
+        planned = min(a.counters_planned, a.counters_opened)
+        f[(a.agency, NONE, "counters_opened")] += a.counters_opened
+        f[(a.agency, NONE, "counters_opened_planned")] += planned
+        f[(a.agency, NONE, "counters_opened_extra")] += a.counters_opened - planned
+        f[(a.agency, NONE, "counter_open_seconds")] += a.counter_open_seconds
+    for c in s.complaints:
+        key = (c.agency or NONE, NONE)
+        f[(*key, "complaints_received")] += c.received
+        f[(*key, f"complaints_channel_{c.channel.value}")] += c.received
+        f[(*key, f"complaints_category_{c.category.value}")] += c.received
+        f[(*key, "complaints_responded")] += c.responded
+        f[(*key, "complaints_responded_within_limit")] += c.responded_within_limit
+        f[(*key, "complaints_response_days_sum")] += c.response_working_days_sum
+        f[(*key, "complaints_resolved")] += c.resolved
+        f[(*key, "complaints_resolved_within_limit")] += c.resolved_within_limit
+        f[(*key, "complaints_resolution_days_sum")] += c.resolution_working_days_sum
+    out.facts = Counter({k: v for k, v in f.items() if v})
+    return out

@@ -1,0 +1,223 @@
+"""Queries of the national roll-up: what a site deployment publishes, and what a national one keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mpp.kit.db import dialect_insert
+from mpp.reporting.domain.facts import NONE
+from mpp.reporting.domain.summary import FactRow, HistogramRow, NationalRows
+from mpp.reporting.persistence.tables import (
+    duration_histogram,
+    metric_facts,
+    metric_hourly,
+    summary_days,
+    summary_facts,
+    summary_histogram,
+    summary_hourly,
+    summary_state,
+)
+
+# --- site mode -------------------------------------------------------------------------------------
+
+
+async def mark_changed(session: AsyncSession, keys: Iterable[tuple[str, date]]) -> None:
+    """Count one change of each (site, day) whose figures a batch touched (in the batch's transaction)."""
+    rows = [
+        {"site": site, "day": day, "changes": 1, "seen": 0, "revision": 0, "final": False}
+        for site, day in sorted(set(keys))
+    ]
+    if not rows:
+        return
+    stmt = dialect_insert(session, summary_state).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[summary_state.c.site, summary_state.c.day],
+        set_={"changes": summary_state.c.changes + 1},
+    )
+    await session.execute(stmt)
+
+
+async def seed_state(session: AsyncSession, sites: frozenset[str]) -> None:
+    """Note every day the read models hold for ``sites`` that has no publication state yet (a site newly
+    published, or read models filled before publishing existed), so its history is published once."""
+    f, t = metric_facts, summary_state
+    days = (
+        select(f.c.site, f.c.day, literal(1), literal(0), literal(0), literal(False))
+        .where(f.c.site.in_(sorted(sites)))
+        .distinct()
+    )
+    stmt = dialect_insert(session, t).from_select(
+        ["site", "day", "changes", "seen", "revision", "final"], days
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=[t.c.site, t.c.day]))
+
+
+async def pending_days(session: AsyncSession, sites: frozenset[str]) -> list[tuple[str, date]]:
+    """Days of ``sites`` changed since their last summary, or not yet published as final."""
+    t = summary_state
+    q = (
+        select(t.c.site, t.c.day)
+        .where(t.c.site.in_(sorted(sites)), (t.c.changes > t.c.seen) | (t.c.final.is_(False)))
+        .order_by(t.c.day, t.c.site)
+    )
+    return [(r.site, r.day) for r in (await session.execute(q)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    changes: int
+    seen: int
+    revision: int
+    final: bool
+    digest: str | None
+
+
+async def lock_state(session: AsyncSession, site: str, day: date) -> StateRow | None:
+    """The publication state of a day, locked for this transaction; none while another publisher holds it."""
+    t = summary_state
+    q = (
+        select(t.c.changes, t.c.seen, t.c.revision, t.c.final, t.c.digest)
+        .where(t.c.site == site, t.c.day == day)
+        .with_for_update(skip_locked=True)
+    )
+    row = (await session.execute(q)).first()
+    if row is None:
+        return None
+    return StateRow(int(row.changes), int(row.seen), int(row.revision), bool(row.final), row.digest)
+
+
+async def save_state(
+    session: AsyncSession,
+    site: str,
+    day: date,
+    *,
+    seen: int,
+    revision: int,
+    final: bool,
+    digest: str,
+    published_at: datetime | None,
+) -> None:
+    t = summary_state
+    values: dict[str, Any] = {"seen": seen, "revision": revision, "final": final, "digest": digest}
+    if published_at is not None:
+        values["published_at"] = published_at
+    await session.execute(update(t).where(t.c.site == site, t.c.day == day).values(**values))
+
+
+@dataclass(slots=True)
+class DayRows:
+    facts: list[FactRow]
+    visits_by_hour: dict[int, int]
+    histograms: list[HistogramRow]
+
+
+async def day_rows(session: AsyncSession, site: str, day: date) -> DayRows:
+    """One site's day as held in the local read models (histograms summed over the hours)."""
+    f = metric_facts
+    facts = [
+        FactRow(r.agency, r.service_type, r.measure, int(r.value))
+        for r in (
+            await session.execute(
+                select(f.c.agency, f.c.service_type, f.c.measure, f.c.value).where(
+                    f.c.site == site, f.c.day == day
+                )
+            )
+        ).all()
+    ]
+    h = metric_hourly
+    visits = {
+        int(r.hour): int(r.value)
+        for r in (
+            await session.execute(
+                select(h.c.hour, h.c.value).where(
+                    h.c.site == site,
+                    h.c.day == day,
+                    h.c.agency == NONE,
+                    h.c.service_type == NONE,
+                    h.c.measure == "visits",
+                )
+            )
+        ).all()
+    }
+    d = duration_histogram
+    group = [d.c.agency, d.c.service_type, d.c.kind, d.c.bucket]
+    histograms = [
+        HistogramRow(r.agency, r.service_type, r.kind, int(r.bucket), int(r.total))
+        for r in (
+            await session.execute(
+                select(*group, func.sum(d.c.count).label("total"))
+                .where(d.c.site == site, d.c.day == day)
+                .group_by(*group)
+            )
+        ).all()
+    ]
+    return DayRows(facts, visits, histograms)
+
+
+# --- national mode ---------------------------------------------------------------------------------
+
+
+async def stored_revision(session: AsyncSession, site: str, day: date) -> int | None:
+    """The revision of a site's day held nationally, locked until the transaction ends."""
+    t = summary_days
+    q = select(t.c.revision).where(t.c.site == site, t.c.day == day).with_for_update()
+    value = (await session.execute(q)).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def replace_summary(
+    session: AsyncSession,
+    *,
+    site: str,
+    day: date,
+    record: dict[str, Any],
+    rows: NationalRows,
+) -> None:
+    """Replace everything held for a site's day by one summary's rows."""
+    for table in (summary_facts, summary_hourly, summary_histogram):
+        await session.execute(delete(table).where(table.c.site == site, table.c.day == day))
+    base = {"day": day, "site": site}
+    if rows.facts:
+        await session.execute(
+            insert(summary_facts),
+            [
+                {**base, "agency": a, "service_type": st, "measure": m, "value": v}
+                for (a, st, m), v in sorted(rows.facts.items())
+            ],
+        )
+    if rows.visits_by_hour:
+        await session.execute(
+            insert(summary_hourly),
+            [
+                {**base, "agency": NONE, "service_type": NONE, "hour": h, "measure": "visits", "value": v}
+                for h, v in sorted(rows.visits_by_hour.items())
+            ],
+        )
+    if rows.histogram:
+        await session.execute(
+            insert(summary_histogram),
+            [
+                {**base, "agency": a, "service_type": st, "kind": k, "bucket": b, "count": n}
+                for (a, st, k, b), n in sorted(rows.histogram.items())
+            ],
+        )
+    t = summary_days
+    values = {"site": site, "day": day, **record}
+    stmt = dialect_insert(session, t).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.site, t.c.day], set_={k: stmt.excluded[k] for k in record}
+    )
+    await session.execute(stmt)
+
+
+async def summary_regions(session: AsyncSession) -> dict[str, tuple[str, str]]:
+    """(kab/kota, province) of every site with a summary held, as its summaries state them."""
+    t = summary_days
+    q = select(t.c.site, t.c.kabkota, t.c.province).group_by(t.c.site, t.c.kabkota, t.c.province)
+    return {r.site: (r.kabkota, r.province) for r in (await session.execute(q)).all()}
