@@ -126,6 +126,8 @@ class Route(Generic[ApiT]):
     public: int | None = None
     prepare: Callable[[ApiT], Awaitable[Call]] = _nothing
     variant: str = ""
+    signed_out: int | None = None
+    """The status of a request without any credential, when not 401 (pages redirect to sign-in: 303)."""
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}" + (f" ({self.variant})" if self.variant else "")
@@ -185,6 +187,8 @@ async def mismatches(api: ApiT, route: Route[ApiT], scope: Scope) -> list[str]:
     for kind, headers in bad_credentials(route.bad_credential_claims(scope)).items():
         call = await route.prepare(api)
         expected = route.public if route.public is not None else 401
+        if kind == "missing" and route.signed_out is not None and route.public is None:
+            expected = route.signed_out
         problem = _problem(await _send(api.client, route, call, headers()), expected)
         if problem is not None:
             found.append(f"{route} with a bad credential ({kind}): {problem}")
