@@ -33,6 +33,7 @@ th { background: #e8eef4; }
 td.angka { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr { break-inside: avoid; }
 .metrik { break-inside: avoid; }
+.metrik table { width: auto; min-width: 60%; }
 section.bagian { break-before: page; }
 section.bagian:first-of-type { break-before: auto; }
 nav.tautan { margin: 3mm 0; }

@@ -205,7 +205,7 @@ async def monthly_report(
     m6 = [{"period": "all", "period_start": None, "figures": metrics["M6"]["figures"]}]
     ikm = ikm_table("IKM per unsur", m6)
     ikm.columns, ikm.rows = ikm.columns[2:], [r[2:] for r in ikm.rows]
-    sla_table = metric_table("SLA per jenis layanan", sla, GroupBy.SERVICE_TYPE, geography)
+    sla_table = metric_table("SLA per jenis layanan", sla, GroupBy.SERVICE_TYPE, geography, m5)
     sla_table.columns, sla_table.rows = sla_table.columns[2:], [r[2:] for r in sla_table.rows]
     sections = [
         _summary(metrics),

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.reporting.domain import ikm
-from mpp.reporting.domain.metrics import METRICS, Metric, find
+from mpp.reporting.domain.metrics import METRICS, Metric, Totals, find
 from mpp.reporting.domain.periods import Period
 from mpp.reporting.export.labels import GROUPS, flatten, header, value_at
 from mpp.reporting.export.sheet import Column, Kind, Table, kind_of
@@ -99,10 +99,14 @@ def _names(geography: Geography, group_by: GroupBy) -> dict[str, str]:
 
 
 def metric_table(
-    title: str, rows: Sequence[Mapping[str, Any]], group_by: GroupBy | None, geography: Geography
+    title: str,
+    rows: Sequence[Mapping[str, Any]],
+    group_by: GroupBy | None,
+    geography: Geography,
+    metric: Metric | None = None,
 ) -> Table:
     """The rows of ``GET /v1/metrics/{metric}`` as a table: period, group (with its name from the
-    catalogue) and every figure."""
+    catalogue) and every figure. Without rows, ``metric``'s figures of nothing give the columns."""
     columns = [Column("period", "Periode"), Column("period_start", "Awal periode")]
     names: dict[str, str] = {}
     if group_by is not None:
@@ -112,6 +116,8 @@ def metric_table(
         if names:
             columns.append(Column(f"{group_by.value}_name", "Nama"))
     figures = figure_columns(r["figures"] for r in rows)
+    if not rows and metric is not None:
+        figures = figure_columns([metric.compute(Totals())])
     table = Table(title, columns + figures)
     for r in rows:
         cells: list[object] = [r["period"], r["period_start"]]
@@ -232,4 +238,4 @@ async def build(
     rows = await compute(session, geography, spec.metric, scope, period=period, group_by=group_by)
     if spec.name == "ikm-elements":
         return ikm_table(spec.title, rows)
-    return metric_table(spec.title, rows, group_by, geography)
+    return metric_table(spec.title, rows, group_by, geography, spec.metric)
