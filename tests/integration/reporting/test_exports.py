@@ -179,6 +179,24 @@ async def test_the_overview_has_one_row_per_mpp_with_every_metric(api: Reporting
                 )
 
 
+async def test_mpps_without_data_in_the_range_still_have_their_row(api: ReportingApi) -> None:
+    quiet = {"from": "2026-03-20", "to": "2026-03-21"}
+    sheet, _ = await _download(api, "overview", "xlsx", ministry(), quiet)
+    head, *body = sheet
+    col = {h: i for i, h in enumerate(head)}
+
+    assert [r[0] for r in body] == [A, B, C]
+    for metric in METRICS:
+        for cells in body:
+            (row,) = await _json_rows(
+                api, metric.id, ministry(), {"period": "all", "site": cells[0], **quiet}
+            )
+            for path, value in walk(row["figures"]):
+                assert cells[col[f"{metric.id} {header(path)}"]] == as_xlsx_value(value), (metric.id, path)
+    assert body[0][col["M3 Pengunjung"]] == 0
+    assert body[0][col["M1 Instansi terdaftar"]] > 0
+
+
 async def test_the_named_tables_equal_their_metric_queries(api: ReportingApi) -> None:
     waiting, _ = await _download(api, "waiting-by-hour", "xlsx", ministry(), RANGE)
     d1 = await _json_rows(api, "D1", ministry(), {"period": "all", "group_by": "hour", **RANGE})

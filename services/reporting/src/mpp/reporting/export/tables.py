@@ -190,7 +190,16 @@ async def overview_table(session: AsyncSession, geography: Geography, scope: Sco
         by_metric[m.id] = {r["site"]: r["figures"] for r in rows}
         sites |= set(by_metric[m.id])
     for m in METRICS:
-        for site in sorted(sites - set(by_metric[m.id])):
+        missing = sites - set(by_metric[m.id])
+        if not missing:
+            continue
+        if not (m.activity or m.id == "D3"):
+            # No data: the figures of nothing, as compute gives them for an empty cell.
+            empty = m.compute(Totals())
+            by_metric[m.id].update((site, empty) for site in missing)
+            continue
+        # M1, M2 and D3 also count what the catalogue hosts at the site.
+        for site in sorted(missing):
             one = dataclasses.replace(scope, sites=frozenset({site}))
             (row,) = await compute(session, geography, m, one, period=Period.ALL, group_by=None)
             by_metric[m.id][site] = row["figures"]
