@@ -5,6 +5,7 @@ asks anything of another origin."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -113,6 +114,8 @@ async def test_an_operator_prints_the_monthly_report_and_downloads_its_xlsx(
         await page.pdf(path=str(pdf), format="A4", print_background=True, prefer_css_page_size=True)
         content = pdf.read_bytes()
         assert content.startswith(b"%PDF") and len(content) > 10_000
+        # Each of the five sections starts on a page of its own.
+        assert len(re.findall(rb"/Type\s*/Page\b(?!s)", content)) >= 5
         await page.emulate_media(media="screen")
 
         async with page.expect_download() as info:

@@ -115,7 +115,7 @@ def _sheet(table: Table, strings: _Strings) -> str:
     return (
         f'{_DECL}<worksheet xmlns="{_NS}" xmlns:r="{_REL_NS}">'
         f'<dimension ref="A1:{last}"/>{view}<sheetFormatPr defaultRowHeight="15"/>'
-        f"<cols>{cols}</cols><sheetData>{''.join(rows)}</sheetData></worksheet>"
+        f"{f'<cols>{cols}</cols>' if cols else ''}<sheetData>{''.join(rows)}</sheetData></worksheet>"
     )
 
 
