@@ -24,6 +24,7 @@ from mpp.reporting.app import create_app
 from mpp.reporting.config import ReportingSettings
 from tests.integration.reporting.harness import SECRET, SITE, site_tz
 from tests.support.board import serving
+from tests.support.exports import read_csv
 from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -128,6 +129,16 @@ async def test_an_operator_prints_the_monthly_report_and_downloads_its_xlsx(
         assert workbook.sheetnames[0] == "Ringkasan metrik"
         daily = workbook["Pengunjung per hari"]
         assert sum(row[2] for row in daily.iter_rows(min_row=2, values_only=True)) == 40
+
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name="Unduh laporan (CSV)").click()
+        csv_download = await info.value
+        assert csv_download.suggested_filename == f"laporan-bulanan_{SITE}_2026-03.csv"
+        saved_csv = ARTIFACTS / csv_download.suggested_filename
+        await csv_download.save_as(str(saved_csv))
+        rows = read_csv(saved_csv.read_bytes())
+        assert rows[0] == ["Bagian", "Baris", "Kolom", "Nilai"]
+        assert ["Ringkasan metrik", "1", "Kode", "M1"] in rows
 
         await context.close()
 

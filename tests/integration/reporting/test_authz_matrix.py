@@ -74,9 +74,11 @@ MATRIX: list[Route[ReportingApi]] = [
     Route("GET", "/v1/exports/{table}.xlsx", allow=READERS, prepare=home_export),
     Route("GET", "/v1/reports/monthly/{site}/{month}", allow=MONTHLY, prepare=home_month),
     Route("GET", "/v1/reports/monthly/{site}/{month}.xlsx", allow=MONTHLY, prepare=home_month),
+    Route("GET", "/v1/reports/monthly/{site}/{month}.csv", allow=MONTHLY, prepare=home_month),
     # Pages take the header or the sign-in cookie; without either they redirect to the sign-in form.
     Route("GET", "/laporan/bulanan/{site}/{month}", allow=MONTHLY, prepare=home_month, signed_out=303),
     Route("GET", "/laporan/bulanan/{site}/{month}.xlsx", allow=MONTHLY, prepare=home_month, signed_out=303),
+    Route("GET", "/laporan/bulanan/{site}/{month}.csv", allow=MONTHLY, prepare=home_month, signed_out=303),
     # Dashboard sign-in: the form decides, not the Authorization header (an empty form is a 422).
     Route("GET", "/dasbor/masuk", public=200),
     Route("POST", "/dasbor/masuk", public=422),

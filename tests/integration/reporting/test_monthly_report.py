@@ -26,7 +26,7 @@ from mpp.contracts.events.queue import (
 from mpp.contracts.examples import example_payload
 from mpp.kit.auth import Role
 from tests.integration.reporting.harness import SITE, ReportingApi, bearer, ministry, officer, operator
-from tests.support.exports import read_xlsx
+from tests.support.exports import as_csv_text, read_csv, read_xlsx
 
 pytestmark = pytest.mark.integration
 
@@ -245,6 +245,27 @@ async def test_the_xlsx_has_one_sheet_per_section_with_the_same_cells(api: Repor
         assert rows == section["rows"]
 
 
+async def test_the_csv_holds_every_cell_of_every_section(api: ReportingApi) -> None:
+    report = await _report(api)
+    response = await api.client.get(f"/v1/reports/monthly/{SITE}/2026-03.csv", headers=ministry())
+
+    assert response.status_code == 200
+    assert (
+        response.headers["content-disposition"]
+        == f'attachment; filename="laporan-bulanan_{SITE}_2026-03.csv"'
+    )
+    head, *rows = read_csv(response.content)
+    assert head == ["Bagian", "Baris", "Kolom", "Nilai"]
+    expected = [
+        [section["title"], str(n), column["header"], as_csv_text(value)]
+        for section in report["sections"]
+        for n, row in enumerate(section["rows"], start=1)
+        for column, value in zip(section["columns"], row, strict=True)
+    ]
+    assert rows == expected
+    assert ["IKM per unsur", "10", "Indeks (25 x NRR)", "86.11"] in rows
+
+
 async def test_the_printable_page_names_the_mpp_and_the_month(api: ReportingApi) -> None:
     response = await api.client.get(f"/laporan/bulanan/{SITE}/2026-03", headers=ministry())
 
@@ -261,6 +282,7 @@ async def test_the_printable_page_names_the_mpp_and_the_month(api: ReportingApi)
         assert f'id="{metric}"' in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert f'href="/laporan/bulanan/{SITE}/2026-03.xlsx"' in page
+    assert f'href="/laporan/bulanan/{SITE}/2026-03.csv"' in page
 
 
 async def test_a_month_not_over_yet_is_provisional(api: ReportingApi) -> None:

@@ -170,7 +170,23 @@ def _xlsx(report: MonthlyReport) -> Response:
     return Response(body, media_type=XLSX_TYPE, headers=attachment(f"{_report_name(report)}.xlsx"))
 
 
-# The .xlsx routes come first: ``{month}`` alone would also match "2026-03.xlsx".
+def _csv(report: MonthlyReport) -> Response:
+    return Response(
+        to_csv(report.long_table()), media_type=CSV_TYPE, headers=attachment(f"{_report_name(report)}.csv")
+    )
+
+
+# The .csv and .xlsx routes come first: ``{month}`` alone would also match "2026-03.xlsx".
+@router.get("/v1/reports/monthly/{site}/{month}.csv", summary="The monthly report of one MPP as CSV")
+async def monthly_csv(
+    request: Request,
+    site: str,
+    month: str,
+    principal: Annotated[Principal, Depends(require_roles(*MONTHLY_READERS))],
+) -> Response:
+    return _csv(await _monthly(request, principal, site, month))
+
+
 @router.get("/v1/reports/monthly/{site}/{month}.xlsx", summary="The monthly report of one MPP as XLSX")
 async def monthly_xlsx(
     request: Request,
@@ -190,6 +206,16 @@ async def monthly_json(
 ) -> JSONResponse:
     report = await _monthly(request, principal, site, month)
     return JSONResponse(report.json())
+
+
+@router.get("/laporan/bulanan/{site}/{month}.csv", include_in_schema=False)
+async def monthly_page_csv(
+    request: Request,
+    site: str,
+    month: str,
+    principal: Annotated[Principal, Depends(require_page_roles(*MONTHLY_READERS))],
+) -> Response:
+    return _csv(await _monthly(request, principal, site, month))
 
 
 @router.get("/laporan/bulanan/{site}/{month}.xlsx", include_in_schema=False)
@@ -213,6 +239,7 @@ async def monthly_page(
     page = report_html.render(
         report,
         xlsx_href=f"/laporan/bulanan/{report.site.code}/{report.month}.xlsx",
+        csv_href=f"/laporan/bulanan/{report.site.code}/{report.month}.csv",
         generated=_site_today(report.site),
     )
     return HTMLResponse(

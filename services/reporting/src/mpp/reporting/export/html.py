@@ -10,7 +10,7 @@ from datetime import date
 
 from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.export.monthly import MonthlyReport, month_title
-from mpp.reporting.export.sheet import Cell, Kind, Table
+from mpp.reporting.export.sheet import Cell, Table
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'"
 
@@ -43,7 +43,7 @@ footer { margin-top: 6mm; font-size: 8pt; color: #555; }
 """
 
 
-def number(value: Cell, kind: Kind = Kind.TEXT) -> str:
+def number(value: Cell) -> str:
     """Indonesian number formatting: 1.234 and 84,38; empty cells as a dash."""
     if value is None:
         return "-"
@@ -66,10 +66,10 @@ def _table(table: Table, rows: Sequence[Sequence[Cell]] | None = None, skip: int
     body = []
     for row in table.rows if rows is None else rows:
         cells = []
-        for value, column in zip(row[skip:], columns, strict=True):
+        for value in row[skip:]:
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             css = ' class="angka"' if numeric else ""
-            cells.append(f"<td{css}>{_e(number(value, column.kind))}</td>")
+            cells.append(f"<td{css}>{_e(number(value))}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(columns)}">Tidak ada data pada bulan ini.</td></tr>')
@@ -80,7 +80,7 @@ def _note(table: Table) -> str:
     return f'<p class="ket">{_e(table.note)}</p>' if table.note else ""
 
 
-def render(report: MonthlyReport, *, xlsx_href: str, generated: date) -> str:
+def render(report: MonthlyReport, *, xlsx_href: str, csv_href: str, generated: date) -> str:
     site = report.site
     title = f"Laporan Bulanan {site.name} - {month_title(report.first)}"
     summary, *others = report.sections
@@ -119,7 +119,8 @@ def render(report: MonthlyReport, *, xlsx_href: str, generated: date) -> str:
 <p>Bulan: <strong>{_e(month_title(report.first))}</strong> ({_e(report.first.isoformat())} s.d. {_e(report.last.isoformat())})</p>
 </header>
 {provisional}
-<nav class="tautan"><a href="{_e(xlsx_href)}" download>Unduh laporan (XLSX)</a></nav>
+<nav class="tautan"><a href="{_e(xlsx_href)}" download>Unduh laporan (XLSX)</a>
+<a href="{_e(csv_href)}" download>Unduh laporan (CSV)</a></nav>
 {"".join(sections)}
 <footer>Disusun oleh layanan pelaporan MPP pada {_e(generated.isoformat())} dari peristiwa yang tercatat.
 Laporan untuk Kementerian PANRB.</footer>

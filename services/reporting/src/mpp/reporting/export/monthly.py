@@ -60,6 +60,24 @@ class MonthlyReport:
     def month(self) -> str:
         return f"{self.first.year}-{self.first.month:02d}"
 
+    def long_table(self) -> Table:
+        """Every cell of every section as one row (section, row number, column, value): the whole report
+        in one CSV."""
+        table = Table(
+            f"Laporan bulanan {self.site.code} {self.month}",
+            [
+                Column("section", "Bagian"),
+                Column("row", "Baris", Kind.INTEGER),
+                Column("column", "Kolom"),
+                Column("value", "Nilai"),
+            ],
+        )
+        for section in self.sections:
+            for n, row in enumerate(section.rows, start=1):
+                for column, value in zip(section.columns, row, strict=True):
+                    table.add([section.title, n, column.header, value])
+        return table
+
     def json(self) -> dict[str, Any]:
         s = self.site
         return {
