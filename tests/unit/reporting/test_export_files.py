@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 
 from mpp.reporting.export.csvfile import to_csv
+from mpp.reporting.export.html import css_string
 from mpp.reporting.export.sheet import Column, Kind, Table, kind_of, neutralise
 from mpp.reporting.export.xlsx import column_letter, sheet_names, to_xlsx
 from tests.support.exports import read_csv, read_xlsx
@@ -113,3 +114,12 @@ def test_column_letters_and_kinds() -> None:
 def test_a_row_of_the_wrong_width_is_refused() -> None:
     with pytest.raises(ValueError, match="cells for"):
         _table().add(["only one"])
+
+
+def test_css_strings_cannot_close_the_string_or_the_style() -> None:
+    quoted = css_string('Kota "A" </style><script>x</script> Ñ')
+
+    assert quoted.startswith('"') and quoted.endswith('"')
+    inner = quoted[1:-1]
+    assert '"' not in inner and "<" not in inner and ">" not in inner
+    assert "\\000022 A\\000022  " in inner  # each escape ends in a space the parser consumes

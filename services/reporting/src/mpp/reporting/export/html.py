@@ -56,6 +56,26 @@ def number(value: Cell) -> str:
     return str(value)
 
 
+def css_string(text: str) -> str:
+    """A quoted CSS string holding ``text``: anything but letters, digits and plain punctuation escaped,
+    so no text can close the string or the style element."""
+    safe = "".join(
+        c if c.isascii() and (c.isalnum() or c in " .,-()/:") else f"\\{ord(c):06x} " for c in text
+    )
+    return f'"{safe}"'
+
+
+def _running(report: MonthlyReport) -> str:
+    """The header and footer of every printed page: the MPP and month, page numbers, provisional mark."""
+    heading = css_string(f"{report.site.name} - {month_title(report.first)}")
+    mark = '@top-right { content: "SEMENTARA"; font-weight: bold; color: #b45309; font-size: 8pt; }'
+    return (
+        f"@page {{ @top-left {{ content: {heading}; font-size: 8pt; color: #555; }} "
+        f"{mark if report.provisional else ''}"
+        '@bottom-right { content: "Halaman " counter(page) " dari " counter(pages); font-size: 8pt; color: #555; } }'
+    )
+
+
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -110,7 +130,7 @@ def render(report: MonthlyReport, *, xlsx_href: str, csv_href: str, generated: d
 <html lang="id"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title>
-<style>{_CSS}</style></head>
+<style>{_CSS}{_running(report)}</style></head>
 <body>
 <header class="kop">
 <h1>Laporan Bulanan Mal Pelayanan Publik</h1>
