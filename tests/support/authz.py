@@ -164,6 +164,10 @@ async def _send(client: httpx.AsyncClient, route: Route[Any], call: Call, header
     )
 
 
+# What a page's link may download instead of showing HTML (the monthly report's CSV and XLSX).
+_DOWNLOADS = ("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
 def _page_problem(response: httpx.Response, expected: int, sign_in: str) -> str | None:
     if response.status_code != expected:
         return f"expected {expected}, got {response.status_code}: {response.text[:300]}"
@@ -171,8 +175,10 @@ def _page_problem(response: httpx.Response, expected: int, sign_in: str) -> str 
         location = response.headers.get("location", "")
         on_service = location.startswith("/") and not location.startswith("//")
         return None if on_service else f"303 off the service: {location}"
-    if expected in (200, 403) and not response.headers.get("content-type", "").startswith("text/html"):
-        return f"{expected} page that is not HTML: {response.text[:300]}"
+    content_type = response.headers.get("content-type", "")
+    shown = content_type.startswith("text/html") or (expected == 200 and content_type.startswith(_DOWNLOADS))
+    if expected in (200, 403) and not shown:
+        return f"{expected} page that is neither HTML nor a download: {response.text[:300]}"
     if expected == 403 and '<html lang="id">' not in response.text:
         return f"403 page without an Indonesian message: {response.text[:300]}"
     return None

@@ -39,6 +39,17 @@ async def home_metric(api: ReportingApi) -> Call:
     return Call(path={"metric": "M4"}, query=call.query)
 
 
+async def home_export(api: ReportingApi) -> Call:
+    """One metric of the home agency at the home site, as a file."""
+    call = await home_figures(api)
+    return Call(path={"table": "metric-M4"}, query=call.query)
+
+
+async def home_month(api: ReportingApi) -> Call:
+    """The monthly report of the home site."""
+    return Call(path={"site": SCOPE.site, "month": "2026-03"})
+
+
 READERS = {Caller.OFFICER: 200, Caller.SUPERVISOR: 200, Caller.OPERATOR: 200, Caller.MINISTRY: 200}
 
 # Definitions are the same for every reader, whatever their agency or site.
@@ -78,6 +89,9 @@ async def one_definition(api: ReportingApi) -> Call:
 # Every reader is sent on to their own dashboard.
 ANY_READER_REDIRECTED = {caller: 303 for caller in ANY_READER}
 
+# The monthly report covers the whole MPP: the ministry and the site's operator, not agency staff.
+MONTHLY = {Caller.OPERATOR: 200, Caller.MINISTRY: 200}
+
 # Callers not named in `allow` get 403.
 MATRIX: list[Route[ReportingApi]] = [
     *PROBES,
@@ -87,6 +101,15 @@ MATRIX: list[Route[ReportingApi]] = [
     Route("GET", "/v1/metrics/{metric}", allow=READERS, prepare=home_metric),
     Route("GET", "/v1/metrics/{metric}/definition", allow=ANY_READER, prepare=home_metric),
     Route("GET", "/v1/overview", allow=READERS, prepare=home_figures),
+    Route("GET", "/v1/exports/{table}.csv", allow=READERS, prepare=home_export),
+    Route("GET", "/v1/exports/{table}.xlsx", allow=READERS, prepare=home_export),
+    Route("GET", "/v1/reports/monthly/{site}/{month}", allow=MONTHLY, prepare=home_month),
+    Route("GET", "/v1/reports/monthly/{site}/{month}.xlsx", allow=MONTHLY, prepare=home_month),
+    Route("GET", "/v1/reports/monthly/{site}/{month}.csv", allow=MONTHLY, prepare=home_month),
+    # Pages take the header or the sign-in cookie; without either they redirect to the sign-in form.
+    Route("GET", "/laporan/bulanan/{site}/{month}", allow=MONTHLY, prepare=home_month, page=LOGIN_PATH),
+    Route("GET", "/laporan/bulanan/{site}/{month}.xlsx", allow=MONTHLY, prepare=home_month, page=LOGIN_PATH),
+    Route("GET", "/laporan/bulanan/{site}/{month}.csv", allow=MONTHLY, prepare=home_month, page=LOGIN_PATH),
     # Dashboard sign-in: the form decides, not the Authorization header (an empty form is a 422).
     Route("GET", "/dasbor/masuk", public=200),
     Route("POST", "/dasbor/masuk", public=422),
@@ -131,6 +154,8 @@ AGENCY_WIDE_HOME = {
     "GET /v1/metrics/{metric}": 200,
     "GET /v1/metrics/{metric}/definition": 200,
     "GET /v1/overview": 200,
+    "GET /v1/exports/{table}.csv": 200,
+    "GET /v1/exports/{table}.xlsx": 200,
     "GET /dasbor": 303,
     "GET /dasbor/mpp/{site}/instansi/{agency}": 200,
     "GET /dasbor/instansi/{agency}": 200,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mpp.contracts.masterdata import Catalogue, load_catalogue, load_demo_catalogue
 from mpp.contracts.topics import REPORTING_DAILY_SUMMARIES, consumer_group
 from mpp.kit.runtime import ConsumerSpec, ServiceRuntime, build_runtime, service_app
+from mpp.reporting.api.exports import router as exports_router
 from mpp.reporting.api.http import router
 from mpp.reporting.api.messaging import SUMMARY_TYPES, aggregator, projector
 from mpp.reporting.api.metrics import router as metrics_router
@@ -162,6 +163,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(page_auth_router)
     app.include_router(pages_router)
+    app.include_router(exports_router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(PageForbidden, forbidden_page)
     app.add_exception_handler(PageNotFound, not_found_page)

@@ -325,7 +325,7 @@ METRICS: tuple[Metric, ...] = (
         "pengunjung = jumlah kunjungan yang dimulai (satu kunjungan = satu kedatangan warga)",
         "Peristiwa VisitStarted",
         _m3,
-        measures=("visits",),
+        measures=("visits", "visits_"),
         hourly="hourly",
         hourly_figures=("visitors",),
     ),
