@@ -179,6 +179,26 @@ async def test_the_overview_has_one_row_per_mpp_with_every_metric(api: Reporting
                 )
 
 
+@pytest.mark.parametrize("group_by", ["agency", "service_type", "province"])
+async def test_the_overview_by_agency_service_type_or_province_equals_the_json_api(
+    api: ReportingApi, group_by: str
+) -> None:
+    sheet, disposition = await _download(api, "overview", "csv", ministry(), {**RANGE, "group_by": group_by})
+    head, *body = sheet
+    col = {h: i for i, h in enumerate(head)}
+    keys = [r[0] for r in body]
+
+    assert f"per-{group_by}" in disposition
+    assert keys == sorted(keys)
+    assert len(keys) > 1
+    for metric in METRICS:
+        rows = await _json_rows(api, metric.id, ministry(), {"period": "all", "group_by": group_by, **RANGE})
+        for row in rows:
+            cells = body[keys.index(str(row[group_by]))]
+            for path, value in walk(row["figures"]):
+                assert cells[col[f"{metric.id} {header(path)}"]] == as_csv_text(value), (metric.id, path)
+
+
 async def test_mpps_without_data_in_the_range_still_have_their_row(api: ReportingApi) -> None:
     quiet = {"from": "2026-03-20", "to": "2026-03-21"}
     sheet, _ = await _download(api, "overview", "xlsx", ministry(), quiet)
@@ -257,7 +277,7 @@ async def test_an_officer_exports_their_agency_at_their_site(api: ReportingApi) 
         ("/v1/exports/nothing.csv", {}, 404),
         ("/v1/exports/metric-M99.xlsx", {}, 404),
         ("/v1/exports/metric-M6.csv", {"group_by": "hour"}, 422),
-        ("/v1/exports/overview.csv", {"group_by": "site"}, 422),
+        ("/v1/exports/overview.csv", {"group_by": "hour"}, 422),
         ("/v1/exports/waiting-by-hour.csv", {"group_by": "site"}, 422),
         ("/v1/exports/metric-M4.csv", {"period": "fortnight"}, 422),
         ("/v1/exports/overview.xlsx", {"from": "2026-04-02", "to": "2026-04-01"}, 422),

@@ -97,8 +97,10 @@ async def _export(
     spec = spec_of(table)
     if spec is None:
         raise UnknownTable
-    if group_by is not None and spec.metric is None:
-        raise InvalidQuery("Ikhtisar per MPP tidak dapat dikelompokkan (group_by)")
+    if group_by in (GroupBy.HOUR, GroupBy.WEEKDAY) and spec.metric is None:
+        raise InvalidQuery(
+            "Ikhtisar dapat dikelompokkan per MPP, instansi, jenis layanan, kab/kota atau provinsi"
+        )
     if group_by is not None and spec.fixed_group:
         raise InvalidQuery(f"Tabel {spec.name} sudah memiliki pengelompokan tetap; hapus group_by")
     scope, narrowed = scope_of(request, principal, f)

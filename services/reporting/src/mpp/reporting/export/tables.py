@@ -16,7 +16,7 @@ from mpp.reporting.domain.metrics import METRICS, Metric, Totals, find
 from mpp.reporting.domain.periods import Period
 from mpp.reporting.export.labels import GROUPS, flatten, header, value_at
 from mpp.reporting.export.sheet import Column, Kind, Table, kind_of
-from mpp.reporting.figures import Geography, GroupBy, compute
+from mpp.reporting.figures import Geography, GroupBy, Unsupported, compute
 from mpp.reporting.persistence.repository import Scope
 
 METRIC_PREFIX = "metric-"
@@ -230,6 +230,38 @@ async def overview_table(session: AsyncSession, geography: Geography, scope: Sco
     return table
 
 
+async def grouped_overview_table(
+    session: AsyncSession, geography: Geography, scope: Scope, group_by: GroupBy
+) -> Table:
+    """One row per agency, service type, kab/kota or province in the scope with every metric over the
+    whole range: the dashboards' tables of agencies and service types."""
+    if group_by in (GroupBy.HOUR, GroupBy.WEEKDAY):
+        raise Unsupported(group_by.value)
+    by_metric: dict[str, dict[str, dict[str, Any]]] = {}
+    keys: set[str] = set()
+    for m in METRICS:
+        rows = await compute(session, geography, m, scope, period=Period.ALL, group_by=group_by)
+        by_metric[m.id] = {str(r[group_by.value]): r["figures"] for r in rows}
+        keys |= set(by_metric[m.id])
+    for m in METRICS:
+        empty = m.compute(Totals())
+        by_metric[m.id].update((key, empty) for key in keys - set(by_metric[m.id]))
+    names = _names(geography, group_by)
+    columns = [Column(group_by.value, GROUPS[group_by.value]), Column(f"{group_by.value}_name", "Nama")]
+    figures: list[tuple[str, Column]] = []
+    for m in METRICS:
+        for c in figure_columns(
+            [by_metric[m.id][k] for k in sorted(keys)], prefix=f"{m.id}.", label=f"{m.id} "
+        ):
+            figures.append((m.id, c))
+    table = Table(f"Ikhtisar per {GROUPS[group_by.value].lower()}", columns + [c for _, c in figures])
+    for key in sorted(keys):
+        cells: list[object] = [key, names.get(key, "")]
+        cells += [value_at(by_metric[mid][key], c.key.partition(".")[2]) for mid, c in figures]
+        table.add(cells)
+    return table
+
+
 async def build(
     session: AsyncSession,
     geography: Geography,
@@ -241,7 +273,9 @@ async def build(
 ) -> Table:
     """The table ``spec`` names within ``scope``; raises :class:`figures.Unsupported` as the JSON API does."""
     if spec.metric is None:
-        return await overview_table(session, geography, scope)
+        if group_by is None or group_by is GroupBy.SITE:
+            return await overview_table(session, geography, scope)
+        return await grouped_overview_table(session, geography, scope, group_by)
     if spec.fixed_group:
         group_by = spec.group_by
     rows = await compute(session, geography, spec.metric, scope, period=period, group_by=group_by)
