@@ -175,6 +175,12 @@ class EventConsumer:
         await self._consumer.start()
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))
 
+    def attach(self, consumer: AIOKafkaConsumer) -> None:
+        """Use a Kafka consumer the caller manages (partitions assigned, no group) instead of ``start``:
+        a replay fetches its own batches and hands them to :meth:`process`, which applies them with the
+        same inbox, offsets, dead letters and retries."""
+        self._consumer = consumer
+
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()

@@ -67,3 +67,13 @@ for _table in (metric_facts, metric_hourly, duration_histogram):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)
+
+NOT_DERIVED = frozenset({outbox.name, inbox.name, consumer_offsets.name})
+"""Tables that are not projected from events. Every other table of ``metadata`` is a read model, which
+``python -m mpp.reporting rebuild`` empties and fills again from the topics: a table that holds anything
+else must be named here."""
+
+
+def read_models() -> list[Table]:
+    """Every read model, in dependency order."""
+    return [t for t in metadata.sorted_tables if t.name not in NOT_DERIVED]
