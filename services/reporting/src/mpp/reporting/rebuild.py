@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mpp.contracts.topics import consumer_group
 from mpp.kit.consumer import BatchHandler, EventConsumer
 from mpp.kit.db import create_engine, session_factory
-from mpp.kit.kafka import KafkaSecurity, create_producer, stop_consumer, topic_partitions
+from mpp.kit.kafka import KafkaSecurity, create_producer, ensure_topics, stop_consumer, topic_partitions
 from mpp.kit.migrations import upgrade
 from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
@@ -243,6 +243,9 @@ async def rebuild(
         bootstrap = settings.kafka_bootstrap_servers
         security = KafkaSecurity.from_settings(settings)
         topics = list(consumer_group(PROJECTOR_GROUP).topics)
+        if settings.kafka_create_topics:  # as the service does at startup (the dead-letter topic, say)
+            replication = settings.kafka_replication_factor
+            await ensure_topics(bootstrap, replication_factor=replication, security=security)
         kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             **security.options(),
