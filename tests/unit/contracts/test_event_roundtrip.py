@@ -150,14 +150,14 @@ class TestKafkaBinding:
         _key, value, headers = to_record(example_envelope(EVENTS[0]))
         headers = [(k, b"" if k == header else v) for k, v in headers]
 
-        with pytest.raises(MalformedEvent, match="must not be empty"):
+        with pytest.raises(MalformedEvent):
             from_record(value, headers)
 
     def test_event_time_without_a_time_zone_is_malformed(self) -> None:
         _key, value, headers = to_record(example_envelope(EVENTS[0]))
         headers = [(k, b"2026-03-02T08:00:00" if k == "ce_time" else v) for k, v in headers]
 
-        with pytest.raises(MalformedEvent, match="time zone"):
+        with pytest.raises(MalformedEvent):
             from_record(value, headers)
 
     def test_event_time_is_read_as_utc(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -80,31 +80,18 @@ def from_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
         raise MalformedEvent("record has no value")
     try:
         payload = klass.model_validate_json(value)
+        return Envelope(
+            id=event_id,
+            type=event_type,
+            version=version,
+            occurred_at=occurred_at,
+            causation_id=h.get("ce_causationid"),
+            traceparent=h.get("traceparent"),
+            payload=payload,
+            **attrs,
+        )
     except ValidationError as exc:
         raise MalformedEvent(_summarise(exc)) from exc
-    # The envelope's own rules, checked here so that it is built without a second validation pass (the
-    # payload is validated above): this runs for every consumed record.
-    empty = [name for name, text in attrs.items() if not text]
-    if empty:
-        raise MalformedEvent(f"invalid CloudEvents header: {', '.join(empty)} must not be empty")
-    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
-        raise MalformedEvent("invalid CloudEvents header: ce_time has no time zone")
-    if version < 1:
-        raise MalformedEvent("invalid CloudEvents header: ce_eventversion must be at least 1")
-    return Envelope.model_construct(
-        id=event_id,
-        type=event_type,
-        version=version,
-        occurred_at=occurred_at.astimezone(UTC),
-        causation_id=h.get("ce_causationid"),
-        traceparent=h.get("traceparent"),
-        payload=payload,
-        producer=attrs["producer"],
-        agency=attrs["agency"],
-        site=attrs["site"],
-        subject=attrs["subject"],
-        correlation_id=attrs["correlation_id"],
-    )
 
 
 def _summarise(exc: ValidationError) -> str:
