@@ -37,7 +37,7 @@ from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.persistence.projector_lock import ProjectorLock
 from mpp.reporting.persistence.tables import inbox
 from mpp.reporting.projection_metrics import ProjectionMetrics
-from mpp.reporting.rebuild import rebuild
+from mpp.reporting.rebuild import RebuildRefused, rebuild
 from tests.integration.reporting.harness import SECRET, ministry
 from tests.support.kafka_tools import make_topics, wait_for
 from tests.support.processes import ROOT
@@ -270,3 +270,40 @@ async def test_a_projector_starting_during_a_rebuild_waits_for_it(world: World) 
         task.cancel()
         await lock.release()
         await engine.dispose()
+
+
+async def test_on_sqlite_a_rebuild_refuses_beside_a_projector_then_replays(
+    world: World, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}"
+    group = world.group + "-sqlite"
+    await make_topics(world.bootstrap, f"{group}.dlq", partitions=1)
+    await start_at_the_end(url, group, world.bootstrap)
+    generated = generate(3, world.sites, DAYS[:1], 15, world.catalogue)
+    await _publish(world, generated.envelopes)
+    settings = world.settings(database_url=url, consumer_group=group, consumer_enabled=False)
+    engine = create_engine(url)
+    projector_lock = ProjectorLock(engine, exclusive=False)
+    try:
+        assert await projector_lock.acquire()
+        with pytest.raises(RebuildRefused):
+            await rebuild(settings, projector_factory(world.catalogue), out=io.StringIO())
+        await projector_lock.release()
+        summary = await rebuild(settings, projector_factory(world.catalogue), out=io.StringIO())
+    finally:
+        await projector_lock.release()
+        await engine.dispose()
+    assert summary.events_applied >= len(generated.envelopes)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get(
+                "/v1/metrics/M3",
+                params={"province": world.sites[0].province, "period": "all"},
+                headers=ministry(),
+            )
+    assert response.status_code == 200, response.text
+    west = {s.code for s in world.sites[:2]}
+    visits = sum(1 for e in generated.envelopes if e.type == "VisitStarted" and e.site in west)
+    assert response.json()["rows"][0]["figures"]["visitors"] == visits
