@@ -40,7 +40,7 @@ from mpp.reporting.projection_metrics import ProjectionMetrics
 from mpp.reporting.rebuild import RebuildRefused, rebuild
 from tests.integration.reporting.harness import SECRET, ministry
 from tests.support.kafka_tools import make_topics, wait_for
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, free_port
 from tests.support.reporting import (
     TOPICS,
     every_figure,
@@ -307,3 +307,52 @@ async def test_on_sqlite_a_rebuild_refuses_beside_a_projector_then_replays(
     west = {s.code for s in world.sites[:2]}
     visits = sum(1 for e in generated.envelopes if e.type == "VisitStarted" and e.site in west)
     assert response.json()["rows"][0]["figures"]["visitors"] == visits
+
+
+async def test_the_rebuild_command_serves_its_progress_at_metrics(world: World) -> None:
+    generated = generate(9, world.sites, DAYS[:2], 30, world.catalogue)
+    await _publish(world, generated.envelopes)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mpp.reporting",
+            "rebuild",
+            "--metrics-port",
+            str(port),
+            "--max-records",
+            "50",
+        ],
+        cwd=ROOT,
+        env=world.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    scraped: list[dict[str, list[tuple[dict[str, str], float]]]] = []
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            while proc.poll() is None:
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}/metrics")
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+                    continue
+                scraped.append(_samples(response.text))
+                await asyncio.sleep(0.05)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert scraped, "the rebuild's /metrics never answered"
+    for samples in scraped:
+        ((_l, ratio),) = samples["mpp_reporting_rebuild_progress_ratio"]
+        ((_l, read),) = samples["mpp_reporting_rebuild_records_read"]
+        ((_l, total),) = samples["mpp_reporting_rebuild_records_total"]
+        assert 0 <= ratio <= 1
+        assert read <= total or total == 0
+    totals = [samples["mpp_reporting_rebuild_records_total"][0][1] for samples in scraped]
+    assert totals == sorted(totals)  # set once, when the rebuild has planned its replay
