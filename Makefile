@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv run test test-unit lint format contracts contracts-check bench infra-up infra-down token clean
+.PHONY: help venv run test test-unit lint format contracts contracts-check bench infra-up infra-down token clean rebuild-reporting
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ infra-up: ## Start the local Kafka broker and PostgreSQL
 infra-down: ## Stop the local Kafka broker and PostgreSQL
 	@bash deploy/local/kafka.sh stop || true
 	@bash deploy/local/postgres.sh stop || true
+
+rebuild-reporting: venv ## Empty the reporting read models and replay every topic into them (stop its projector first)
+	@$(PY) -m mpp.reporting rebuild $(ARGS)
 
 token: venv ## Issue a development token: make token ARGS="--subject o1 --roles officer --agency dpmptsp --site mpp-kota-sukamaju"
 	@$(PY) -m mpp.kit.auth issue $(ARGS)

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -141,6 +142,32 @@ class TestKafkaBinding:
 
         with pytest.raises(MalformedEvent, match="invalid payload"):
             from_record(json.dumps(payload).encode(), headers)
+
+    @pytest.mark.parametrize(
+        "header", ["ce_site", "ce_agency", "ce_source", "ce_subject", "ce_correlationid"]
+    )
+    def test_empty_envelope_attribute_is_malformed(self, header: str) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        headers = [(k, b"" if k == header else v) for k, v in headers]
+
+        with pytest.raises(MalformedEvent):
+            from_record(value, headers)
+
+    def test_event_time_without_a_time_zone_is_malformed(self) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        headers = [(k, b"2026-03-02T08:00:00" if k == "ce_time" else v) for k, v in headers]
+
+        with pytest.raises(MalformedEvent):
+            from_record(value, headers)
+
+    def test_event_time_is_read_as_utc(self) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        headers = [(k, b"2026-03-02T08:00:00+07:00" if k == "ce_time" else v) for k, v in headers]
+
+        occurred_at = from_record(value, headers).occurred_at
+
+        assert occurred_at.utcoffset() == timedelta(0)
+        assert occurred_at == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
     def test_tombstone_without_value_is_malformed(self) -> None:
         _key, _value, headers = to_record(example_envelope(EVENTS[0]))

@@ -32,7 +32,7 @@ from opentelemetry import trace
 from sqlalchemy import Table, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mpp.contracts.envelope import Envelope, UnknownEventType
+from mpp.contracts.envelope import Envelope, UnknownEventType, registered_events
 from mpp.contracts.kafka import MalformedEvent, from_record, header_map
 from mpp.kit.db import dialect_insert, is_transient
 from mpp.kit.kafka import PLAINTEXT, KafkaSecurity
@@ -131,6 +131,8 @@ class EventConsumer:
         self._client_id = client_id or group_id
         self._max_backoff = max_backoff_s
         self._event_types = event_types
+        self._event_types_set: frozenset[str] = event_types or frozenset()
+        self._known_types = frozenset(c.event_type for c in registered_events(include_external=True))
         # A projection's database is the source of truth for what it has consumed: when it has no offset
         # for a partition (a new or dropped read model) it starts from the beginning of the log rather than
         # from the group's last Kafka commit.
@@ -174,6 +176,12 @@ class EventConsumer:
         )
         await self._consumer.start()
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))
+
+    def attach(self, consumer: AIOKafkaConsumer) -> None:
+        """Use a Kafka consumer the caller manages (partitions assigned, no group) instead of ``start``:
+        a replay fetches its own batches and hands them to :meth:`process`, which applies them with the
+        same inbox, offsets, dead letters and retries."""
+        self._consumer = consumer
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -237,17 +245,11 @@ class EventConsumer:
                 last[tp] = record.offset
                 if record.offset <= floor:
                     continue
-                try:
-                    envelope = from_record(record.value, record.headers or ())
-                except UnknownEventType as exc:
-                    poison.append((record, "unknown_type", str(exc)))
-                    continue
-                except MalformedEvent as exc:
-                    poison.append((record, "malformed", str(exc)))
-                    continue
-                if self._event_types is not None and envelope.type not in self._event_types:
-                    continue
-                events.append(ReceivedEvent(envelope, record.topic, record.partition, record.offset, record))
+                read = self._read(record)
+                if isinstance(read, ReceivedEvent):
+                    events.append(read)
+                elif read is not None:
+                    poison.append(read)
         for record, reason, error in poison:
             await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
         if events or last:
@@ -262,6 +264,30 @@ class EventConsumer:
             )
             for ev in events:
                 self._metrics.events_consumed_total.labels(group=self.group_id, topic=ev.topic).inc()
+
+    def _read(self, record: Any) -> ReceivedEvent | tuple[Any, str, str] | None:
+        """The event a record holds, the reason it is poison, or none when this consumer skips it."""
+        if self._event_types is not None and self._not_handled(record.headers):
+            return None
+        try:
+            envelope = from_record(record.value, record.headers or ())
+        except UnknownEventType as exc:
+            return (record, "unknown_type", str(exc))
+        except MalformedEvent as exc:
+            return (record, "malformed", str(exc))
+        if self._event_types is not None and envelope.type not in self._event_types:
+            return None
+        return ReceivedEvent(envelope, record.topic, record.partition, record.offset, record)
+
+    def _not_handled(self, headers: Any) -> bool:
+        """A record of a known event type this consumer does not handle, read from its ``ce_type`` header
+        without parsing it: on topics shared by many types (a projection reads a few of them) parsing
+        the rest would cost most of the batch. Unknown type names are still parsed and dead-lettered."""
+        for key, value in headers or ():
+            if key == "ce_type":
+                name = (value or b"").decode("utf-8", "replace")
+                return name not in self._event_types_set and name in self._known_types
+        return False
 
     def _batch_span(self, events: Sequence[ReceivedEvent]) -> Any:
         """One span per batch, linked to the producing span of (up to 128 of) its events."""

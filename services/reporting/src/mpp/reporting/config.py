@@ -19,6 +19,10 @@ class ReportingSettings(ServiceSettings):
     catalogue_file: Path | None = None
     consumer_group: str = "mpp.reporting.projector"
     consumer_max_records: int = 5000
+    projection_lag_interval_s: float = 10.0
+    """How often the projection's lag per partition is read from the broker (0: never)."""
+    rebuild_max_records: int = 20_000
+    """Records per fetched batch (and per transaction) during a rebuild."""
     modes: str = Field(
         default="site",
         description="What this deployment does: `site` (project local events, publish daily summaries), "

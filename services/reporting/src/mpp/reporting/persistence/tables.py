@@ -166,3 +166,27 @@ for _table in (summary_facts, summary_hourly, summary_histogram):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)
+
+NOT_DERIVED = frozenset(
+    {
+        outbox.name,
+        inbox.name,
+        consumer_offsets.name,
+        # The publisher's own state: kept, so a rebuilt day is republished with a higher revision.
+        summary_state.name,
+        # Filled by the roll-up's aggregator from the summaries topic (its own consumer group), not by the
+        # projector: a rebuild of the projection leaves them as they are.
+        summary_days.name,
+        summary_facts.name,
+        summary_hourly.name,
+        summary_histogram.name,
+    }
+)
+"""Tables that the projector does not fill from the domain topics. Every other table of ``metadata`` is a
+read model, which ``python -m mpp.reporting rebuild`` empties and fills again from the topics: a table that
+holds anything else must be named here."""
+
+
+def read_models() -> list[Table]:
+    """Every read model, in dependency order."""
+    return [t for t in metadata.sorted_tables if t.name not in NOT_DERIVED]
