@@ -12,8 +12,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,11 +28,20 @@ from mpp.contracts.events.notification import (
     NotificationFailedV1,
     NotificationSentV1,
 )
+from mpp.contracts.events.queue import (
+    TicketCalledV1,
+    TicketCancelledV1,
+    TicketIssuedV1,
+    TicketNoShowV1,
+    TicketTransferredV1,
+)
+from mpp.notification.domain.almost import WaitingTicket, queue_rank, to_alert, transfer_credit
 from mpp.notification.domain.context import message_context
 from mpp.notification.domain.model import NO_CHANNEL, Contact, DeliveryState, plan_channels
 from mpp.notification.domain.phone import InvalidPhone, normalise_phone
-from mpp.notification.domain.rules import ConfigError, Trigger, TriggerConfig
+from mpp.notification.domain.rules import AlmostCalled, ConfigError, Trigger, TriggerConfig
 from mpp.notification.domain.templates import DEFAULT_LOCALE, TemplateBook, render
+from mpp.notification.persistence import repository as repo
 from mpp.notification.persistence.protection import ContactCipher
 from mpp.notification.persistence.repository import (
     ContactRepository,
@@ -54,6 +64,12 @@ def check_templates(config: TriggerConfig, book: TemplateBook) -> None:
         for channel in t.channels:
             if book.find(t.template, channel) is None:
                 raise ConfigError(f"trigger {t.event_type}: no template {t.template!r} for {channel.value}")
+    if config.almost_called is not None:
+        for channel in config.almost_called.channels:
+            if book.find(config.almost_called.template, channel) is None:
+                raise ConfigError(
+                    f"almost_called: no template {config.almost_called.template!r} for {channel.value}"
+                )
 
 
 @dataclass
@@ -165,6 +181,10 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
             key, citizen = data.get(link.key_field), data.get(link.citizen_field)
             if key and citizen:
                 await save_link(session, link.kind, str(key), str(citizen), now)
+        if rules.config.almost_called is not None:
+            published.extend(
+                await track_queue(session, env, rules.config.almost_called, contact_repo, rules, now, index)
+            )
         trigger = rules.config.trigger(env.type)
         if trigger is None:
             continue
@@ -265,3 +285,138 @@ async def plan_delivery(
         )
         return failed_event(row, final=True, now=now)
     return None
+
+
+# -- "your number is almost called" -----------------------------------------------------------
+
+
+def _local_day(at: datetime, site: str, rules: Rules) -> date:
+    return at.astimezone(ZoneInfo(rules.names.timezone(site))).date()
+
+
+async def track_queue(
+    session: AsyncSession,
+    env: Envelope,
+    almost: AlmostCalled,
+    contact_repo: ContactRepository,
+    rules: Rules,
+    now: datetime,
+    index: int,
+) -> list[Envelope]:
+    """Keep the copy of the ticket's queue; after a call, plan the "almost called" messages it brings
+    within reach (each ticket once: the ``alerted`` flag commits with the delivery records)."""
+    payload = env.payload
+    if isinstance(payload, TicketIssuedV1):
+        credit = 0.0
+        if payload.transferred_from is not None:
+            first = await repo.queue_ticket(session, payload.transferred_from)
+            if first is not None:
+                credit = transfer_credit(
+                    first["issued_at"], first["left_at"] or payload.issued_at, almost.transfer_credit_minutes
+                )
+        await repo.queue_ticket_issued(
+            session,
+            {
+                "ticket_id": payload.ticket_id,
+                "site": env.site,
+                "service_type": payload.service_type,
+                "day": _local_day(payload.issued_at, env.site, rules),
+                "visit_id": payload.visit_id,
+                "ticket_number": payload.ticket_number,
+                "rank_ms": queue_rank(
+                    payload.issued_at,
+                    payload.priority_group,
+                    almost.head_start_minutes,
+                    transfer_credit_s=credit,
+                ),
+                "issued_at": payload.issued_at,
+                "left_at": None,
+                "waiting": True,
+                "alerted": False,
+                "updated_at": now,
+            },
+        )
+        return []
+    left: tuple[str, str, datetime] | None = None
+    if isinstance(payload, TicketCalledV1):
+        left = (payload.ticket_id, payload.service_type, payload.called_at)
+    elif isinstance(payload, TicketCancelledV1):
+        left = (payload.ticket_id, payload.service_type, payload.cancelled_at)
+    elif isinstance(payload, TicketNoShowV1):
+        left = (payload.ticket_id, payload.service_type, payload.marked_at)
+    elif isinstance(payload, TicketTransferredV1):
+        left = (payload.ticket_id, payload.from_service_type, payload.transferred_at)
+    if left is None:
+        return []
+    ticket_id, service_type, at = left
+    day = _local_day(at, env.site, rules)
+    await repo.queue_ticket_left(
+        session,
+        {
+            "ticket_id": ticket_id,
+            "site": env.site,
+            "service_type": service_type,
+            "day": day,
+            "rank_ms": 0,
+            "left_at": at,
+            "waiting": False,
+            "alerted": False,
+            "updated_at": now,
+        },
+    )
+    if not isinstance(payload, TicketCalledV1):
+        return []
+    return await _alert_after_call(session, env, almost, contact_repo, rules, now, index, day)
+
+
+async def _alert_after_call(
+    session: AsyncSession,
+    env: Envelope,
+    almost: AlmostCalled,
+    contact_repo: ContactRepository,
+    rules: Rules,
+    now: datetime,
+    index: int,
+    day: date,
+) -> list[Envelope]:
+    assert isinstance(env.payload, TicketCalledV1)
+    head = await repo.queue_head(session, env.site, env.payload.service_type, day, almost.tickets_ahead + 1)
+    by_id = {r["ticket_id"]: r for r in head}
+    due = to_alert(
+        [WaitingTicket(r["ticket_id"], r["rank_ms"], r["issued_at"], r["alerted"]) for r in head],
+        almost.tickets_ahead,
+    )
+    if not due:
+        return []
+    await repo.mark_alerted(session, [t.ticket_id for t, _ in due], now)
+    visits = [str(by_id[t.ticket_id]["visit_id"]) for t, _ in due if by_id[t.ticket_id]["visit_id"]]
+    citizens = await repo.links_for(session, almost.link, visits)
+    trigger = almost.trigger
+    published: list[Envelope] = []
+    for ticket, ahead in due:
+        row = by_id[ticket.ticket_id]
+        citizen = citizens.get(str(row["visit_id"]))
+        # Only citizens who left contact details: nobody else is told (no failure record for the others).
+        if citizen is None or await contact_repo.get(citizen) is None:
+            continue
+        context = {
+            "ticket_number": row["ticket_number"],
+            "service_type": row["service_type"],
+            "service_name": rules.names.service_name(row["service_type"]),
+            "site_name": rules.names.site_name(env.site),
+            "tickets_ahead": ahead,
+        }
+        event = await plan_delivery(
+            session,
+            Source.of(env),
+            trigger,
+            citizen,
+            contact_repo,
+            rules,
+            now,
+            context=context,
+            queued_at=now + timedelta(microseconds=index),
+        )
+        if event is not None:
+            published.append(event)
+    return published

@@ -198,6 +198,17 @@ BAHASA_INDONESIA: list[Template] = [
         "Silakan menuju {counter_name}.\n\nSalam,\n" + _SIGN,
     ),
     *_three(
+        "ticket_almost_called",
+        K.TICKET_ALMOST_CALLED,
+        whatsapp="Nomor antrean {ticket_number} ({service_name}) segera dipanggil: {tickets_ahead} antrean "
+        "lagi di depan Anda. Mohon bersiap di dekat loket.",
+        sms="Antrean {ticket_number} segera dipanggil ({tickets_ahead} lagi). Mohon bersiap. " + _SIGN,
+        subject="Nomor {ticket_number} segera dipanggil",
+        email="Yth. Bapak/Ibu,\n\nNomor antrean {ticket_number} untuk layanan {service_name} segera "
+        "dipanggil: {tickets_ahead} antrean lagi di depan Anda.\nMohon bersiap di dekat loket.\n\nSalam,\n"
+        + _SIGN,
+    ),
+    *_three(
         "appointment_booked",
         K.APPOINTMENT_CONFIRMATION,
         whatsapp="Janji temu Anda untuk {service_name} tercatat pada {slot_time}. Kode: {booking_code}.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
@@ -14,7 +14,7 @@ from mpp.contracts.events.notification import NotificationChannel
 from mpp.kit.db import dialect_insert
 from mpp.notification.domain.model import Contact, DeliveryState
 from mpp.notification.persistence.protection import ContactCipher
-from mpp.notification.persistence.tables import contacts, deliveries, recipient_links
+from mpp.notification.persistence.tables import contacts, deliveries, queue_tickets, recipient_links
 
 Row = dict[str, Any]
 
@@ -269,3 +269,65 @@ async def last_round(session: AsyncSession, trigger_event_id: str, recipient_ref
         deliveries.c.message_kind == kind,
     )
     return int((await session.execute(query)).scalar_one() or 0)
+
+
+# -- the queues' copy ("almost called") --------------------------------------------------------
+
+
+async def queue_ticket_issued(session: AsyncSession, row: Row) -> None:
+    """A waiting ticket; nothing happens when the ticket is known (a redelivery, or it already left)."""
+    insert = dialect_insert(session, queue_tickets).values(**row)
+    await session.execute(insert.on_conflict_do_nothing(index_elements=["ticket_id"]))
+
+
+async def queue_ticket_left(session: AsyncSession, row: Row) -> None:
+    """The ticket left its queue (called, cancelled, no-show, transferred). A ticket not seen yet is
+    recorded as gone, so its issue consumed later (another partition) does not put it back."""
+    insert = dialect_insert(session, queue_tickets).values(**row)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["ticket_id"],
+            set_={
+                "waiting": False,
+                "left_at": func.coalesce(queue_tickets.c.left_at, insert.excluded.left_at),
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+    )
+
+
+async def queue_ticket(session: AsyncSession, ticket_id: str) -> Row | None:
+    query = select(queue_tickets).where(queue_tickets.c.ticket_id == ticket_id)
+    row = (await session.execute(query)).mappings().first()
+    return _row(row) if row is not None else None
+
+
+async def queue_head(session: AsyncSession, site: str, service_type: str, day: date, limit: int) -> list[Row]:
+    """The first ``limit`` waiting tickets of a queue, in call order."""
+    q = queue_tickets
+    query = (
+        select(q)
+        .where(q.c.site == site, q.c.service_type == service_type, q.c.day == day, q.c.waiting.is_(True))
+        .order_by(q.c.rank_ms, q.c.issued_at, q.c.ticket_id)
+        .limit(limit)
+    )
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def mark_alerted(session: AsyncSession, ticket_ids: Sequence[str], now: datetime) -> None:
+    if ticket_ids:
+        await session.execute(
+            update(queue_tickets)
+            .where(queue_tickets.c.ticket_id.in_(list(ticket_ids)))
+            .values(alerted=True, updated_at=now)
+        )
+
+
+async def links_for(session: AsyncSession, kind: str, keys: Sequence[str]) -> dict[str, str]:
+    """Citizens linked to these keys (one query); keys without a link are left out."""
+    if not keys:
+        return {}
+    query = select(recipient_links.c.key, recipient_links.c.citizen_ref).where(
+        recipient_links.c.kind == kind, recipient_links.c.key.in_(list(keys))
+    )
+    return {str(k): str(c) for k, c in (await session.execute(query)).all()}
