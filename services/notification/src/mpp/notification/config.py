@@ -68,7 +68,12 @@ class NotificationSettings(ServiceSettings):
     smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_ca_file: str | None = None
+    smtp_ca_file: str | None = Field(default=None, description="CA bundle of the SMTP server (system CAs).")
+    smtp_tls_verify: bool = Field(
+        default=True,
+        description="Verify the SMTP server's certificate and name; false only for a relay whose "
+        "certificate no CA signed (the connection stays encrypted, the server unauthenticated).",
+    )
     email_from: str = "MPP <noreply@mpp.invalid>"
     email_rate_per_s: float = Field(default=5.0, gt=0)
     email_burst: int = Field(default=5, ge=1)

@@ -46,7 +46,6 @@ from mpp.notification.persistence.protection import ContactCipher
 from mpp.notification.persistence.repository import (
     ContactRepository,
     insert_delivery,
-    linked_citizen,
     new_delivery_id,
     save_link,
 )
@@ -102,17 +101,6 @@ def contact_from_event(payload: CitizenContactRegisteredV1) -> Contact:
     )
 
 
-async def _recipient(session: AsyncSession, trigger: Trigger, data: dict[str, Any]) -> str | None:
-    spec = trigger.recipient
-    if spec.field is not None:
-        value = data.get(spec.field)
-        return str(value) if value else None
-    key = data.get(spec.key_field or "")
-    if not key or spec.link is None:
-        return None
-    return await linked_citizen(session, spec.link, str(key))
-
-
 def failed_event(row: dict[str, Any], *, final: bool, now: datetime) -> Envelope:
     channel = row["channel"]
     return wrap_event(
@@ -163,11 +151,28 @@ def wrap_event(payload: Any, row: dict[str, Any]) -> Envelope:
     )
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A message a consumed event asks for, before its recipient's contact is read."""
+
+    source: Source
+    trigger: Trigger
+    context: dict[str, Any]
+    queued_at: datetime
+    recipient: str | None = None
+    """The citizen, when the event names one; otherwise found through ``link_key``."""
+    link_key: str | None = None
+
+
 async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rules: Rules) -> list[Envelope]:
-    """Apply a consumed batch; returns the events to publish (failures decided at once)."""
-    published: list[Envelope] = []
+    """Apply a consumed batch; returns the events to publish (failures decided at once).
+
+    Contacts, links and the queues' copy are written event by event (later events of the batch see
+    them); the messages the batch asks for are then written together: one query for the linked
+    citizens of each link kind, one for the contacts, one insert of every delivery record."""
     contact_repo = ContactRepository(session, rules.cipher)
     now = rules.now()
+    planned: list[Planned] = []
     for index, env in enumerate(envelopes):
         payload = env.payload
         if isinstance(payload, CitizenContactRegisteredV1):
@@ -181,31 +186,83 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
             key, citizen = data.get(link.key_field), data.get(link.citizen_field)
             if key and citizen:
                 await save_link(session, link.kind, str(key), str(citizen), now)
+        # One microsecond apart: a citizen's records keep the order of their triggers within the batch
+        # (the dispatcher sends a citizen's messages in queued_at order).
+        queued_at = now + timedelta(microseconds=index)
         if rules.config.almost_called is not None:
-            published.extend(
-                await track_queue(session, env, rules.config.almost_called, contact_repo, rules, now, index)
-            )
+            planned.extend(await track_queue(session, env, rules.config.almost_called, rules, now, queued_at))
         trigger = rules.config.trigger(env.type)
         if trigger is None:
             continue
-        recipient = await _recipient(session, trigger, data)
-        if recipient is None:
-            continue  # an anonymous visitor or complainant: nobody to tell
-        event = await plan_delivery(
-            session,
-            Source.of(env),
-            trigger,
+        spec = trigger.recipient
+        if spec.field is not None:
+            value = data.get(spec.field)
+            if not value:
+                continue  # an anonymous visitor or complainant: nobody to tell
+            recipient, link_key = str(value), None
+        else:
+            key = data.get(spec.key_field or "")
+            if not key:
+                continue
+            recipient, link_key = None, str(key)
+        context = message_context(env, rules.names)
+        planned.append(Planned(Source.of(env), trigger, context, queued_at, recipient, link_key))
+    return await plan_deliveries(session, planned, contact_repo, rules, now)
+
+
+async def plan_deliveries(
+    session: AsyncSession,
+    planned: Sequence[Planned],
+    contact_repo: ContactRepository,
+    rules: Rules,
+    now: datetime,
+) -> list[Envelope]:
+    """Write the delivery records of ``planned`` (one insert); NotificationFailed envelopes for those
+    that no channel can carry. A record that exists already (a redelivered trigger) is left alone."""
+    if not planned:
+        return []
+    linked: dict[str, dict[str, str]] = {}
+    for kind in {p.trigger.recipient.link for p in planned if p.recipient is None}:
+        if kind is not None:
+            keys = sorted({p.link_key for p in planned if p.trigger.recipient.link == kind and p.link_key})
+            linked[kind] = await repo.links_for(session, kind, keys)
+    resolved: list[tuple[Planned, str]] = []
+    for p in planned:
+        recipient = p.recipient
+        if recipient is None and p.trigger.recipient.link is not None and p.link_key is not None:
+            recipient = linked.get(p.trigger.recipient.link, {}).get(p.link_key)
+        if recipient is not None:
+            resolved.append((p, recipient))
+    found = await contact_repo.get_many(sorted({r for _, r in resolved}))
+    rows: list[dict[str, Any]] = []
+    refused: dict[str, DeliveryFailure] = {}
+    for p, recipient in resolved:
+        row, why = delivery_row(
+            p.source,
+            p.trigger,
             recipient,
-            contact_repo,
+            found.get(recipient),
             rules,
             now,
-            context=message_context(env, rules.names),
-            # One microsecond apart: a citizen's records keep the order of their triggers within the batch
-            # (the dispatcher sends a citizen's messages in queued_at order).
-            queued_at=now + timedelta(microseconds=index),
+            context=p.context,
+            queued_at=p.queued_at,
         )
-        if event is not None:
-            published.append(event)
+        rows.append(row)
+        if why is not None:
+            refused[row["id"]] = why
+    inserted = await repo.insert_deliveries(session, rows)
+    published = []
+    for row in rows:
+        if row["id"] in refused and row["id"] in inserted:
+            log.info(
+                "notification.delivery.refused",
+                extra={
+                    "delivery": row["id"],
+                    "kind": row["message_kind"],
+                    "reason": refused[row["id"]].value,
+                },
+            )
+            published.append(failed_event(row, final=True, now=now))
     return published
 
 
@@ -223,12 +280,11 @@ class Source:
         return cls(str(env.id), env.type, env.site, env.agency)
 
 
-async def plan_delivery(
-    session: AsyncSession,
+def delivery_row(
     source: Source,
     trigger: Trigger,
     recipient: str,
-    contact_repo: ContactRepository,
+    contact: Contact | None,
     rules: Rules,
     now: datetime,
     *,
@@ -237,17 +293,16 @@ async def plan_delivery(
     resend_of: str | None = None,
     context: dict[str, Any],
     queued_at: datetime | None = None,
-) -> Envelope | None:
-    """Write the delivery record of the trigger's first usable channel; a NotificationFailed envelope
-    when no channel can be used (no contact, no consent)."""
-    contact = await contact_repo.get(recipient)
+) -> tuple[dict[str, Any], DeliveryFailure | None]:
+    """The delivery record of the trigger's first usable channel, and why no channel can carry the
+    message (no contact, no consent) if so. Every usable channel's template is rendered once to check
+    it: a template the event cannot fill is an error, never a half message."""
     plan = plan_channels(trigger, contact)
-    values = context
     for channel in plan.channels:
         template = rules.book.find(trigger.template, channel)
         if template is None:
             raise ConfigError(f"no template {trigger.template!r} for {channel.value}")
-        render(template, values)  # a template the event cannot fill is an error, never a half message
+        render(template, context)
     quiet = rules.config.quiet_hours.for_site(source.site)
     not_before = now if trigger.urgent or quiet is None else quiet.release_at(now)
     row = {
@@ -269,19 +324,52 @@ async def plan_delivery(
         "not_before": not_before,
         "queued_at": queued_at or now,
         "remaining_channels": ",".join(c.value for c in plan.channels[1:]),
-        "context": values,
+        "context": context,
         "failure_reason": plan.refused.value if plan.refused else None,
         "resend_of": resend_of,
         "requested_by": requested_by,
         "created_at": now,
         "updated_at": now,
     }
+    return row, plan.refused
+
+
+async def plan_delivery(
+    session: AsyncSession,
+    source: Source,
+    trigger: Trigger,
+    recipient: str,
+    contact_repo: ContactRepository,
+    rules: Rules,
+    now: datetime,
+    *,
+    round_: int = 0,
+    requested_by: str | None = None,
+    resend_of: str | None = None,
+    context: dict[str, Any],
+    queued_at: datetime | None = None,
+) -> Envelope | None:
+    """Write the delivery record of one message (an operator's resend); a NotificationFailed envelope
+    when no channel can be used (no contact, no consent)."""
+    row, refused = delivery_row(
+        source,
+        trigger,
+        recipient,
+        await contact_repo.get(recipient),
+        rules,
+        now,
+        round_=round_,
+        requested_by=requested_by,
+        resend_of=resend_of,
+        context=context,
+        queued_at=queued_at,
+    )
     if not await insert_delivery(session, row):
         return None
-    if plan.refused is not None:
+    if refused is not None:
         log.info(
             "notification.delivery.refused",
-            extra={"delivery": row["id"], "kind": row["message_kind"], "reason": plan.refused.value},
+            extra={"delivery": row["id"], "kind": row["message_kind"], "reason": refused.value},
         )
         return failed_event(row, final=True, now=now)
     return None
@@ -298,11 +386,10 @@ async def track_queue(
     session: AsyncSession,
     env: Envelope,
     almost: AlmostCalled,
-    contact_repo: ContactRepository,
     rules: Rules,
     now: datetime,
-    index: int,
-) -> list[Envelope]:
+    queued_at: datetime,
+) -> list[Planned]:
     """Keep the copy of the ticket's queue; after a call, plan the "almost called" messages it brings
     within reach (each ticket once: the ``alerted`` flag commits with the delivery records)."""
     payload = env.payload
@@ -366,19 +453,18 @@ async def track_queue(
     )
     if not isinstance(payload, TicketCalledV1):
         return []
-    return await _alert_after_call(session, env, almost, contact_repo, rules, now, index, day)
+    return await _alert_after_call(session, env, almost, rules, now, queued_at, day)
 
 
 async def _alert_after_call(
     session: AsyncSession,
     env: Envelope,
     almost: AlmostCalled,
-    contact_repo: ContactRepository,
     rules: Rules,
     now: datetime,
-    index: int,
+    queued_at: datetime,
     day: date,
-) -> list[Envelope]:
+) -> list[Planned]:
     assert isinstance(env.payload, TicketCalledV1)
     head = await repo.queue_head(session, env.site, env.payload.service_type, day, almost.tickets_ahead + 1)
     by_id = {r["ticket_id"]: r for r in head}
@@ -391,13 +477,14 @@ async def _alert_after_call(
     await repo.mark_alerted(session, [t.ticket_id for t, _ in due], now)
     visits = [str(by_id[t.ticket_id]["visit_id"]) for t, _ in due if by_id[t.ticket_id]["visit_id"]]
     citizens = await repo.links_for(session, almost.link, visits)
-    trigger = almost.trigger
-    published: list[Envelope] = []
+    # Only citizens who left contact details are told: nobody else gets a record (nor a failure event).
+    known = await ContactRepository(session, rules.cipher).get_many(sorted(set(citizens.values())))
+    trigger, source = almost.trigger, Source.of(env)
+    planned: list[Planned] = []
     for ticket, ahead in due:
         row = by_id[ticket.ticket_id]
         citizen = citizens.get(str(row["visit_id"]))
-        # Only citizens who left contact details: nobody else is told (no failure record for the others).
-        if citizen is None or await contact_repo.get(citizen) is None:
+        if citizen is None or citizen not in known:
             continue
         context = {
             "ticket_number": row["ticket_number"],
@@ -406,17 +493,5 @@ async def _alert_after_call(
             "site_name": rules.names.site_name(env.site),
             "tickets_ahead": ahead,
         }
-        event = await plan_delivery(
-            session,
-            Source.of(env),
-            trigger,
-            citizen,
-            contact_repo,
-            rules,
-            now,
-            context=context,
-            queued_at=now + timedelta(microseconds=index),
-        )
-        if event is not None:
-            published.append(event)
-    return published
+        planned.append(Planned(source, trigger, context, queued_at, recipient=citizen))
+    return planned

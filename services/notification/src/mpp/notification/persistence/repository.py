@@ -124,6 +124,20 @@ async def insert_delivery(session: AsyncSession, row: Row) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def insert_deliveries(session: AsyncSession, rows: Sequence[Row]) -> set[str]:
+    """Writes deliveries in one statement (SQLAlchemy sends the rows as multi-row VALUES pages), each
+    unless one with the same trigger, recipient, kind, channel and round exists; returns the ids
+    written."""
+    if not rows:
+        return set()
+    insert = dialect_insert(session, deliveries)
+    statement = insert.on_conflict_do_nothing(
+        index_elements=["trigger_event_id", "recipient_ref", "message_kind", "channel", "round"]
+    ).returning(deliveries.c.id)
+    result = await session.execute(statement, list(rows))
+    return {str(found) for found in result.scalars().all()}
+
+
 async def delivery(session: AsyncSession, delivery_id: str) -> Row | None:
     row = (await session.execute(select(deliveries).where(deliveries.c.id == delivery_id))).mappings().first()
     return _row(row) if row is not None else None
