@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.events.notification import NotificationChannel
@@ -70,8 +70,7 @@ class ContactRepository:
         """The contacts of these citizens (one query); citizens without one are left out."""
         if not citizen_refs:
             return {}
-        query = select(contacts).where(contacts.c.citizen_ref.in_(list(citizen_refs)))
-        rows = (await self._session.execute(query)).mappings().all()
+        rows = (await self._session.execute(_CONTACTS_OF, {"refs": list(citizen_refs)})).mappings().all()
         return {row["citizen_ref"]: self._contact(row) for row in rows}
 
     def _contact(self, row: Any) -> Contact:
@@ -143,15 +142,14 @@ async def delivery(session: AsyncSession, delivery_id: str) -> Row | None:
     return _row(row) if row is not None else None
 
 
-async def due_heads(
-    session: AsyncSession, now: datetime, limit: int, exclude: Sequence[str] = ()
-) -> list[Row]:
+def _due_heads_statement() -> Any:
     """Pending deliveries whose time has come and that are the oldest unfinished one of their recipient
     (per-recipient order: a message waits for the earlier ones to its recipient). An earlier message
     held for quiet hours (never tried, not yet due) does not hold back an urgent one; an earlier one
-    waiting to be retried does."""
+    waiting to be retried does. Built once: ``now``, ``limit`` and ``exclude`` are parameters."""
     d = deliveries
     older = deliveries.alias("older")
+    now = bindparam("now", type_=d.c.not_before.type)
     earlier_unfinished = exists().where(
         older.c.recipient_ref == d.c.recipient_ref,
         or_(
@@ -169,15 +167,57 @@ async def due_heads(
             ),
         ),
     )
-    query = (
+    return (
         select(d)
-        .where(d.c.state == DeliveryState.PENDING.value, d.c.not_before <= now, ~earlier_unfinished)
+        .where(
+            d.c.state == DeliveryState.PENDING.value,
+            d.c.not_before <= now,
+            ~earlier_unfinished,
+            d.c.id.not_in(bindparam("exclude", expanding=True, type_=d.c.id.type)),
+        )
         .order_by(d.c.not_before, d.c.queued_at)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
     )
-    if exclude:
-        query = query.where(d.c.id.not_in(list(exclude)))
-    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+_DUE_HEADS = _due_heads_statement()
+_CONTACTS_OF = select(contacts).where(
+    contacts.c.citizen_ref.in_(bindparam("refs", expanding=True, type_=contacts.c.citizen_ref.type))
+)
+_MARK_SENDING = (
+    update(deliveries)
+    .where(
+        deliveries.c.id.in_(bindparam("ids", expanding=True, type_=deliveries.c.id.type)),
+        deliveries.c.state == DeliveryState.PENDING.value,
+    )
+    .values(
+        state=DeliveryState.SENDING.value,
+        attempts=deliveries.c.attempts + 1,
+        updated_at=bindparam("now", type_=deliveries.c.updated_at.type),
+    )
+    .returning(deliveries.c.id)
+)
+_SET_SENT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=DeliveryState.SENT.value,
+        provider=bindparam("b_provider"),
+        provider_message_id=bindparam("b_message_id"),
+        provider_error_code=None,
+        sent_at=bindparam("b_sent_at"),
+        updated_at=bindparam("b_sent_at"),
+    )
+)
+
+
+async def due_heads(
+    session: AsyncSession, now: datetime, limit: int, exclude: Sequence[str] = ()
+) -> list[Row]:
+    """Pending deliveries that are due and the oldest unfinished one of their recipient (see
+    :func:`_due_heads_statement`), at most ``limit``, leaving out ``exclude``."""
+    result = await session.execute(_DUE_HEADS, {"now": now, "limit": limit, "exclude": list(exclude)})
+    return [_row(r) for r in result.mappings().all()]
 
 
 async def mark_sending(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
@@ -193,12 +233,7 @@ async def mark_sending_many(session: AsyncSession, delivery_ids: Sequence[str], 
     """Marks the still pending ones of these deliveries ``sending`` (attempts + 1); returns their ids."""
     if not delivery_ids:
         return set()
-    result = await session.execute(
-        update(deliveries)
-        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == DeliveryState.PENDING.value)
-        .values(state=DeliveryState.SENDING.value, attempts=deliveries.c.attempts + 1, updated_at=now)
-        .returning(deliveries.c.id)
-    )
+    result = await session.execute(_MARK_SENDING, {"ids": list(delivery_ids), "now": now})
     return {str(found) for found in result.scalars().all()}
 
 
@@ -207,20 +242,8 @@ async def set_sent_many(session: AsyncSession, rows: Sequence[Row]) -> None:
     ``provider``, ``provider_message_id``, ``sent_at``."""
     if not rows:
         return
-    statement = (
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
-        .values(
-            state=DeliveryState.SENT.value,
-            provider=bindparam("b_provider"),
-            provider_message_id=bindparam("b_message_id"),
-            provider_error_code=None,
-            sent_at=bindparam("b_sent_at"),
-            updated_at=bindparam("b_sent_at"),
-        )
-    )
     await session.execute(
-        statement,
+        _SET_SENT,
         [
             {
                 "b_id": r["id"],
