@@ -25,7 +25,7 @@ from mpp.contracts.events.queue import (
     VisitStartedV1,
 )
 from mpp.notification.app import DEFAULT_TRIGGERS
-from mpp.notification.persistence.tables import deliveries
+from mpp.notification.persistence.tables import deliveries, queue_tickets
 from mpp.notification.ports import Provider
 from mpp.notification.providers import WhatsAppCloudProvider
 from tests.integration.notification.fakes import FakeGateway
@@ -311,3 +311,16 @@ async def test_the_message_goes_out_on_whatsapp_with_the_tickets_ahead(
     assert [p[2] for p in parameters] == ["0", "1", "2"]
     assert {e.payload["message_kind"] for e in sent} >= {KIND}
     assert states == {"sent"}
+
+
+async def test_the_copy_of_past_days_queues_is_dropped(database_url: str, tmp_path: Path) -> None:
+    q = Queue()
+    old = q.join("A-001", -3 * 24 * 60)  # three days before
+    async with running_notification(database_url, trigger_file=trigger_file(tmp_path, 2)) as api:
+        api.clock.at = DAYTIME - timedelta(days=3)
+        await api.deliver(*old)
+        api.clock.at = DAYTIME
+        await api.deliver(*q.join("A-002", 1))
+        async with api.engine.connect() as conn:
+            kept = [r.ticket_number for r in (await conn.execute(queue_tickets.select())).all()]
+    assert kept == ["A-002"]

@@ -35,8 +35,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_queue_tickets_waiting", "queue_tickets", ["site", "service_type", "day", "waiting", "rank_ms"]
     )
+    op.create_index("ix_queue_tickets_day", "queue_tickets", ["day"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_queue_tickets_day", table_name="queue_tickets")
     op.drop_index("ix_queue_tickets_waiting", table_name="queue_tickets")
     op.drop_table("queue_tickets")

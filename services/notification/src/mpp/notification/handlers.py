@@ -207,6 +207,11 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
             recipient, link_key = None, str(key)
         context = message_context(env, rules.names)
         planned.append(Planned(Source.of(env), trigger, context, queued_at, recipient, link_key))
+    if rules.config.almost_called is not None and any(
+        isinstance(e.payload, TicketIssuedV1) for e in envelopes
+    ):
+        # Yesterday's queues are closed: keep two days (time zones, a late event), drop the rest.
+        await repo.forget_queue_days(session, now.date() - timedelta(days=2))
     return await plan_deliveries(session, planned, contact_repo, rules, now)
 
 

@@ -333,6 +333,12 @@ async def queue_ticket_left(session: AsyncSession, row: Row) -> None:
     )
 
 
+async def forget_queue_days(session: AsyncSession, before: date) -> int:
+    """Drops the copy of queues older than ``before`` (a queue lasts one day)."""
+    result = await session.execute(delete(queue_tickets).where(queue_tickets.c.day < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def queue_ticket(session: AsyncSession, ticket_id: str) -> Row | None:
     query = select(queue_tickets).where(queue_tickets.c.ticket_id == ticket_id)
     row = (await session.execute(query)).mappings().first()

@@ -112,6 +112,7 @@ queue_tickets = Table(
     Column("alerted", Boolean, nullable=False, server_default=false()),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_queue_tickets_waiting", "site", "service_type", "day", "waiting", "rank_ms"),
+    Index("ix_queue_tickets_day", "day"),
 )
 
 loopback_messages = Table(
