@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -173,6 +173,7 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
     contact_repo = ContactRepository(session, rules.cipher)
     now = rules.now()
     planned: list[Planned] = []
+    writes = QueueWrites()
     for index, env in enumerate(envelopes):
         payload = env.payload
         if isinstance(payload, CitizenContactRegisteredV1):
@@ -190,7 +191,9 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
         # (the dispatcher sends a citizen's messages in queued_at order).
         queued_at = now + timedelta(microseconds=index)
         if rules.config.almost_called is not None:
-            planned.extend(await track_queue(session, env, rules.config.almost_called, rules, now, queued_at))
+            planned.extend(
+                await track_queue(session, env, rules.config.almost_called, rules, now, queued_at, writes)
+            )
         trigger = rules.config.trigger(env.type)
         if trigger is None:
             continue
@@ -207,6 +210,7 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
             recipient, link_key = None, str(key)
         context = message_context(env, rules.names)
         planned.append(Planned(Source.of(env), trigger, context, queued_at, recipient, link_key))
+    await writes.flush(session)
     if rules.config.almost_called is not None and any(
         isinstance(e.payload, TicketIssuedV1) for e in envelopes
     ):
@@ -387,6 +391,19 @@ def _local_day(at: datetime, site: str, rules: Rules) -> date:
     return at.astimezone(ZoneInfo(rules.names.timezone(site))).date()
 
 
+@dataclass
+class QueueWrites:
+    """Tickets issued in a consumed batch, written together (kiosks issue in bursts) before any ticket
+    leaves a queue and at the end of the batch."""
+
+    issued: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def flush(self, session: AsyncSession) -> None:
+        if self.issued:
+            await repo.queue_tickets_issued(session, list(self.issued.values()))
+            self.issued.clear()
+
+
 async def track_queue(
     session: AsyncSession,
     env: Envelope,
@@ -394,6 +411,7 @@ async def track_queue(
     rules: Rules,
     now: datetime,
     queued_at: datetime,
+    writes: QueueWrites,
 ) -> list[Planned]:
     """Keep the copy of the ticket's queue; after a call, plan the "almost called" messages it brings
     within reach (each ticket once: the ``alerted`` flag commits with the delivery records)."""
@@ -401,13 +419,15 @@ async def track_queue(
     if isinstance(payload, TicketIssuedV1):
         credit = 0.0
         if payload.transferred_from is not None:
-            first = await repo.queue_ticket(session, payload.transferred_from)
+            first = writes.issued.get(payload.transferred_from) or await repo.queue_ticket(
+                session, payload.transferred_from
+            )
             if first is not None:
                 credit = transfer_credit(
                     first["issued_at"], first["left_at"] or payload.issued_at, almost.transfer_credit_minutes
                 )
-        await repo.queue_ticket_issued(
-            session,
+        writes.issued.setdefault(
+            payload.ticket_id,
             {
                 "ticket_id": payload.ticket_id,
                 "site": env.site,
@@ -442,6 +462,7 @@ async def track_queue(
         return []
     ticket_id, service_type, at = left
     day = _local_day(at, env.site, rules)
+    await writes.flush(session)
     await repo.queue_ticket_left(
         session,
         {

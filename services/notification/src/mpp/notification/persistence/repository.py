@@ -311,10 +311,12 @@ async def last_round(session: AsyncSession, trigger_event_id: str, recipient_ref
 # -- the queues' copy ("almost called") --------------------------------------------------------
 
 
-async def queue_ticket_issued(session: AsyncSession, row: Row) -> None:
-    """A waiting ticket; nothing happens when the ticket is known (a redelivery, or it already left)."""
-    insert = dialect_insert(session, queue_tickets).values(**row)
-    await session.execute(insert.on_conflict_do_nothing(index_elements=["ticket_id"]))
+async def queue_tickets_issued(session: AsyncSession, rows: Sequence[Row]) -> None:
+    """Waiting tickets (one statement); a ticket already known is left as it is (a redelivery, or it
+    was seen leaving first)."""
+    if rows:
+        insert = dialect_insert(session, queue_tickets).on_conflict_do_nothing(index_elements=["ticket_id"])
+        await session.execute(insert, list(rows))
 
 
 async def queue_ticket_left(session: AsyncSession, row: Row) -> None:
