@@ -205,6 +205,7 @@ def create_app(
         max_attempts=settings.max_attempts,
         batch_size=settings.dispatch_batch_size,
         concurrency=settings.dispatch_concurrency,
+        unkeyed_concurrency=settings.dispatch_unkeyed_concurrency,
         poll_interval_s=settings.dispatch_poll_interval_s,
         send_timeout_s=settings.provider_timeout_s * 3,
         rng=random.Random(),

@@ -40,6 +40,12 @@ class NotificationSettings(ServiceSettings):
     dispatcher_enabled: bool = True
     dispatch_batch_size: int = Field(default=200, ge=1)
     dispatch_concurrency: int = Field(default=128, ge=1)
+    dispatch_unkeyed_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Calls in flight to a provider without an idempotency key (SMTP): each is a message "
+        "of unknown outcome if the process dies.",
+    )
     dispatch_poll_interval_s: float = Field(default=0.2, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     backoff_base_s: float = Field(default=1.0, gt=0)

@@ -174,6 +174,7 @@ def _due_heads_statement() -> Any:
             d.c.not_before <= now,
             ~earlier_unfinished,
             d.c.id.not_in(bindparam("exclude", expanding=True, type_=d.c.id.type)),
+            d.c.channel.not_in(bindparam("skip_channels", expanding=True, type_=d.c.channel.type)),
         )
         .order_by(d.c.not_before, d.c.queued_at)
         .limit(bindparam("limit", type_=Integer()))
@@ -212,11 +213,17 @@ _SET_SENT = (
 
 
 async def due_heads(
-    session: AsyncSession, now: datetime, limit: int, exclude: Sequence[str] = ()
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+    exclude: Sequence[str] = (),
+    skip_channels: Sequence[str] = (),
 ) -> list[Row]:
     """Pending deliveries that are due and the oldest unfinished one of their recipient (see
-    :func:`_due_heads_statement`), at most ``limit``, leaving out ``exclude``."""
-    result = await session.execute(_DUE_HEADS, {"now": now, "limit": limit, "exclude": list(exclude)})
+    :func:`_due_heads_statement`), at most ``limit``, leaving out ``exclude`` and the deliveries of
+    ``skip_channels``."""
+    values = {"now": now, "limit": limit, "exclude": list(exclude), "skip_channels": list(skip_channels)}
+    result = await session.execute(_DUE_HEADS, values)
     return [_row(r) for r in result.mappings().all()]
 
 
