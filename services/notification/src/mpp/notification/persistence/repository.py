@@ -100,14 +100,6 @@ async def save_link(session: AsyncSession, kind: str, key: str, citizen_ref: str
     )
 
 
-async def linked_citizen(session: AsyncSession, kind: str, key: str) -> str | None:
-    query = select(recipient_links.c.citizen_ref).where(
-        recipient_links.c.kind == kind, recipient_links.c.key == key
-    )
-    found = (await session.execute(query)).scalar_one_or_none()
-    return str(found) if found is not None else None
-
-
 def new_delivery_id() -> str:
     return str(uuid.uuid4())
 
