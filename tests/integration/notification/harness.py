@@ -204,11 +204,13 @@ def visit_started(ref: str, visit_id: str) -> Envelope:
     )
 
 
-def ticket_called(visit_id: str, number: str = "A-012", counter: str = "loket-02") -> Envelope:
+def ticket_called(
+    visit_id: str, number: str = "A-012", counter: str = "loket-02", *, ticket_id: str | None = None
+) -> Envelope:
     return wrap(
         TicketCalledV1(
             visit_id=visit_id,
-            ticket_id=f"tkt-{uuid.uuid4().hex[:12]}",
+            ticket_id=ticket_id or f"tkt-{uuid.uuid4().hex[:12]}",
             ticket_number=number,
             service_type="disdukcapil.ktp-el-rekam",
             agency="disdukcapil",

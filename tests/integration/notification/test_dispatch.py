@@ -225,7 +225,8 @@ async def test_critical_messages_ignore_an_opt_out_optional_ones_respect_it(
 ) -> None:
     ref, visit = citizen_ref(), f"vis-{uuid.uuid4().hex[:10]}"
     async with running_notification(database_url, providers=http_providers(whatsapp, sms)) as api:
-        issued, called = ticket_issued(visit), ticket_called(visit)
+        issued = ticket_issued(visit)
+        called = ticket_called(visit, ticket_id=issued.payload.ticket_id)  # type: ignore[attr-defined]
         await api.deliver(contact_event(ref, consent=False), visit_started(ref, visit), issued, called)
         await api.settle()
         [refused] = await api.deliveries(issued)

@@ -51,6 +51,8 @@ class MessageKind(StrEnum):
 
     TICKET_CONFIRMATION = "ticket_confirmation"
     TICKET_CALLED = "ticket_called"
+    TICKET_ALMOST_CALLED = "ticket_almost_called"
+    """Few tickets are left ahead of the citizen's ticket in its queue."""
     APPOINTMENT_CONFIRMATION = "appointment_confirmation"
     APPOINTMENT_REMINDER = "appointment_reminder"
     APPOINTMENT_CANCELLED = "appointment_cancelled"

@@ -100,6 +100,7 @@ def build_providers(
             phone_number_id=settings.whatsapp_phone_number_id,
             token=settings.whatsapp_token.get_secret_value(),
             timeout_s=timeout,
+            connections=settings.dispatch_concurrency,
         )
     elif settings.whatsapp_provider == "loopback":
         providers[NotificationChannel.WHATSAPP] = LoopbackProvider(sessions, NotificationChannel.WHATSAPP)
@@ -109,6 +110,7 @@ def build_providers(
             token=settings.sms_token.get_secret_value(),
             sender=settings.sms_sender,
             timeout_s=timeout,
+            connections=settings.dispatch_concurrency,
         )
     elif settings.sms_provider == "loopback":
         providers[NotificationChannel.SMS] = LoopbackProvider(sessions, NotificationChannel.SMS)
@@ -122,6 +124,7 @@ def build_providers(
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             timeout_s=timeout,
             ca_file=settings.smtp_ca_file,
+            verify=settings.smtp_tls_verify,
         )
     elif settings.email_provider == "loopback":
         providers[NotificationChannel.EMAIL] = LoopbackProvider(sessions, NotificationChannel.EMAIL)
@@ -202,6 +205,7 @@ def create_app(
         max_attempts=settings.max_attempts,
         batch_size=settings.dispatch_batch_size,
         concurrency=settings.dispatch_concurrency,
+        unkeyed_concurrency=settings.dispatch_unkeyed_concurrency,
         poll_interval_s=settings.dispatch_poll_interval_s,
         send_timeout_s=settings.provider_timeout_s * 3,
         rng=random.Random(),

@@ -39,7 +39,13 @@ class NotificationSettings(ServiceSettings):
 
     dispatcher_enabled: bool = True
     dispatch_batch_size: int = Field(default=200, ge=1)
-    dispatch_concurrency: int = Field(default=32, ge=1)
+    dispatch_concurrency: int = Field(default=128, ge=1)
+    dispatch_unkeyed_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Calls in flight to a provider without an idempotency key (SMTP): each is a message "
+        "of unknown outcome if the process dies.",
+    )
     dispatch_poll_interval_s: float = Field(default=0.2, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     backoff_base_s: float = Field(default=1.0, gt=0)
@@ -68,7 +74,12 @@ class NotificationSettings(ServiceSettings):
     smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_ca_file: str | None = None
+    smtp_ca_file: str | None = Field(default=None, description="CA bundle of the SMTP server (system CAs).")
+    smtp_tls_verify: bool = Field(
+        default=True,
+        description="Verify the SMTP server's certificate and name; false only for a relay whose "
+        "certificate no CA signed (the connection stays encrypted, the server unauthenticated).",
+    )
     email_from: str = "MPP <noreply@mpp.invalid>"
     email_rate_per_s: float = Field(default=5.0, gt=0)
     email_burst: int = Field(default=5, ge=1)

@@ -31,6 +31,7 @@ import contextlib
 import functools
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,6 +78,7 @@ class Dispatcher:
         max_attempts: int = 5,
         batch_size: int = 200,
         concurrency: int = 32,
+        unkeyed_concurrency: int = 4,
         poll_interval_s: float = 0.2,
         send_timeout_s: float = 30.0,
         rng: random.Random | None = None,
@@ -90,6 +92,9 @@ class Dispatcher:
         self._max_attempts = max_attempts
         self._batch = batch_size
         self._concurrency = concurrency
+        self._unkeyed_concurrency = unkeyed_concurrency
+        self._unkeyed: Counter[NotificationChannel] = Counter()
+        """Calls in flight per channel whose provider has no idempotency key."""
         self._semaphore = asyncio.Semaphore(concurrency)
         self._poll = poll_interval_s
         self._send_timeout = send_timeout_s
@@ -141,17 +146,22 @@ class Dispatcher:
         writer = asyncio.create_task(self._write_sent_loop(), name="dispatcher-writer")
         self._grouped = True
 
-        def done(task: asyncio.Task[None], delivery_id: str) -> None:
+        def done(task: asyncio.Task[None], delivery_id: str, unkeyed: NotificationChannel | None) -> None:
             in_flight.pop(delivery_id, None)
+            if unkeyed is not None:
+                self._unkeyed[unkeyed] -= 1
             self.kick.set()
 
+        # Claim when a quarter of the slots are free (or nothing is in flight) rather than after every
+        # finished call: one claim (three statements) then serves many calls.
+        refill = max(1, min(self._batch, self._concurrency // 4))
         try:
             while not stop.is_set():
                 self.kick.clear()  # set again by a finished delivery, a consumed trigger or a resend
                 free = self._concurrency - len(in_flight)
                 fetched = 0
                 ready: list[tuple[dict[str, Any], ProviderSlot, OutgoingMessage]] = []
-                if free > 0:
+                if free >= refill or (free > 0 and not in_flight):
                     try:
                         fetched, ready = await self._claim(min(self._batch, free), list(in_flight))
                     except Exception as exc:  # a database outage must not end the loop; the next pass retries
@@ -161,7 +171,10 @@ class Dispatcher:
                         self._guarded_send(row, slot, message), name=f"delivery-{row['id']}"
                     )
                     in_flight[row["id"]] = task
-                    task.add_done_callback(functools.partial(done, delivery_id=row["id"]))
+                    unkeyed = None if slot.provider.idempotent else message.channel
+                    if unkeyed is not None:
+                        self._unkeyed[unkeyed] += 1
+                    task.add_done_callback(functools.partial(done, delivery_id=row["id"], unkeyed=unkeyed))
                 if not fetched:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wait(stop), timeout=self._poll)
@@ -177,17 +190,35 @@ class Dispatcher:
     async def _claim(
         self, limit: int, exclude: list[str]
     ) -> tuple[int, list[tuple[dict[str, Any], ProviderSlot, OutgoingMessage]]]:
-        """The due deliveries (how many), and those now marked ``sending`` with their message; the others
-        (no provider, no usable contact, open circuit) are failed over or rescheduled here."""
+        """How many due deliveries were dealt with, and those now marked ``sending`` with their message;
+        the others (no provider, no usable contact, open circuit) are failed over or rescheduled here.
+
+        Providers without an idempotency key (SMTP) get at most ``unkeyed_concurrency`` calls at a time:
+        each call in flight (``sending``, including one waiting for the rate limit) is a message of
+        unknown outcome if the process dies, so their deliveries stay ``pending`` meanwhile."""
+        full = [
+            channel.value
+            for channel, slot in self.slots.items()
+            if not slot.provider.idempotent and self._unkeyed[channel] >= self._unkeyed_concurrency
+        ]
         async with self._sessions() as session:
-            rows = await repo.due_heads(session, self._rules.now(), limit, exclude=exclude)
+            rows = await repo.due_heads(
+                session, self._rules.now(), limit, exclude=exclude, skip_channels=full
+            )
             found = await ContactRepository(session, self._rules.cipher).get_many(
                 sorted({r["recipient_ref"] for r in rows})
             )
         ready = []
+        dealt = 0
+        chosen: Counter[NotificationChannel] = Counter()
         for row in rows:
             channel = NotificationChannel(row["channel"])
             slot = self.slots.get(channel)
+            if slot is not None and not slot.provider.idempotent:
+                if self._unkeyed[channel] + chosen[channel] >= self._unkeyed_concurrency:
+                    continue  # stays pending: the channel's calls in flight are at their bound
+                chosen[channel] += 1
+            dealt += 1
             if slot is None:
                 await self._guarded(
                     self.fail_channel(
@@ -211,7 +242,7 @@ class Dispatcher:
                 )
                 await uow.commit()
             ready = [item for item in ready if item[0]["id"] in claimed]
-        return len(rows), ready
+        return dealt, ready
 
     async def _wait(self, stop: asyncio.Event) -> None:
         kicked = asyncio.create_task(self.kick.wait())

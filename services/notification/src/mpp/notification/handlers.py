@@ -11,9 +11,10 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,16 +28,24 @@ from mpp.contracts.events.notification import (
     NotificationFailedV1,
     NotificationSentV1,
 )
+from mpp.contracts.events.queue import (
+    TicketCalledV1,
+    TicketCancelledV1,
+    TicketIssuedV1,
+    TicketNoShowV1,
+    TicketTransferredV1,
+)
+from mpp.notification.domain.almost import WaitingTicket, queue_rank, to_alert, transfer_credit
 from mpp.notification.domain.context import message_context
 from mpp.notification.domain.model import NO_CHANNEL, Contact, DeliveryState, plan_channels
 from mpp.notification.domain.phone import InvalidPhone, normalise_phone
-from mpp.notification.domain.rules import ConfigError, Trigger, TriggerConfig
+from mpp.notification.domain.rules import AlmostCalled, ConfigError, Trigger, TriggerConfig
 from mpp.notification.domain.templates import DEFAULT_LOCALE, TemplateBook, render
+from mpp.notification.persistence import repository as repo
 from mpp.notification.persistence.protection import ContactCipher
 from mpp.notification.persistence.repository import (
     ContactRepository,
     insert_delivery,
-    linked_citizen,
     new_delivery_id,
     save_link,
 )
@@ -54,6 +63,12 @@ def check_templates(config: TriggerConfig, book: TemplateBook) -> None:
         for channel in t.channels:
             if book.find(t.template, channel) is None:
                 raise ConfigError(f"trigger {t.event_type}: no template {t.template!r} for {channel.value}")
+    if config.almost_called is not None:
+        for channel in config.almost_called.channels:
+            if book.find(config.almost_called.template, channel) is None:
+                raise ConfigError(
+                    f"almost_called: no template {config.almost_called.template!r} for {channel.value}"
+                )
 
 
 @dataclass
@@ -84,17 +99,6 @@ def contact_from_event(payload: CitizenContactRegisteredV1) -> Contact:
         consent_recorded_at=payload.consent_recorded_at,
         source=payload.source_agency,
     )
-
-
-async def _recipient(session: AsyncSession, trigger: Trigger, data: dict[str, Any]) -> str | None:
-    spec = trigger.recipient
-    if spec.field is not None:
-        value = data.get(spec.field)
-        return str(value) if value else None
-    key = data.get(spec.key_field or "")
-    if not key or spec.link is None:
-        return None
-    return await linked_citizen(session, spec.link, str(key))
 
 
 def failed_event(row: dict[str, Any], *, final: bool, now: datetime) -> Envelope:
@@ -147,11 +151,29 @@ def wrap_event(payload: Any, row: dict[str, Any]) -> Envelope:
     )
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A message a consumed event asks for, before its recipient's contact is read."""
+
+    source: Source
+    trigger: Trigger
+    context: dict[str, Any]
+    queued_at: datetime
+    recipient: str | None = None
+    """The citizen, when the event names one; otherwise found through ``link_key``."""
+    link_key: str | None = None
+
+
 async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rules: Rules) -> list[Envelope]:
-    """Apply a consumed batch; returns the events to publish (failures decided at once)."""
-    published: list[Envelope] = []
+    """Apply a consumed batch; returns the events to publish (failures decided at once).
+
+    Contacts, links and the queues' copy are written event by event (later events of the batch see
+    them); the messages the batch asks for are then written together: one query for the linked
+    citizens of each link kind, one for the contacts, one insert of every delivery record."""
     contact_repo = ContactRepository(session, rules.cipher)
     now = rules.now()
+    planned: list[Planned] = []
+    writes = QueueWrites()
     for index, env in enumerate(envelopes):
         payload = env.payload
         if isinstance(payload, CitizenContactRegisteredV1):
@@ -165,27 +187,91 @@ async def apply_events(session: AsyncSession, envelopes: Sequence[Envelope], rul
             key, citizen = data.get(link.key_field), data.get(link.citizen_field)
             if key and citizen:
                 await save_link(session, link.kind, str(key), str(citizen), now)
+        # One microsecond apart: a citizen's records keep the order of their triggers within the batch
+        # (the dispatcher sends a citizen's messages in queued_at order).
+        queued_at = now + timedelta(microseconds=index)
+        if rules.config.almost_called is not None:
+            planned.extend(
+                await track_queue(session, env, rules.config.almost_called, rules, now, queued_at, writes)
+            )
         trigger = rules.config.trigger(env.type)
         if trigger is None:
             continue
-        recipient = await _recipient(session, trigger, data)
-        if recipient is None:
-            continue  # an anonymous visitor or complainant: nobody to tell
-        event = await plan_delivery(
-            session,
-            Source.of(env),
-            trigger,
+        spec = trigger.recipient
+        if spec.field is not None:
+            value = data.get(spec.field)
+            if not value:
+                continue  # an anonymous visitor or complainant: nobody to tell
+            recipient, link_key = str(value), None
+        else:
+            key = data.get(spec.key_field or "")
+            if not key:
+                continue
+            recipient, link_key = None, str(key)
+        context = message_context(env, rules.names)
+        planned.append(Planned(Source.of(env), trigger, context, queued_at, recipient, link_key))
+    await writes.flush(session)
+    if rules.config.almost_called is not None and any(
+        isinstance(e.payload, TicketIssuedV1) for e in envelopes
+    ):
+        # Yesterday's queues are closed: keep two days (time zones, a late event), drop the rest.
+        await repo.forget_queue_days(session, now.date() - timedelta(days=2))
+    return await plan_deliveries(session, planned, contact_repo, rules, now)
+
+
+async def plan_deliveries(
+    session: AsyncSession,
+    planned: Sequence[Planned],
+    contact_repo: ContactRepository,
+    rules: Rules,
+    now: datetime,
+) -> list[Envelope]:
+    """Write the delivery records of ``planned`` (one insert); NotificationFailed envelopes for those
+    that no channel can carry. A record that exists already (a redelivered trigger) is left alone."""
+    if not planned:
+        return []
+    linked: dict[str, dict[str, str]] = {}
+    for kind in {p.trigger.recipient.link for p in planned if p.recipient is None}:
+        if kind is not None:
+            keys = sorted({p.link_key for p in planned if p.trigger.recipient.link == kind and p.link_key})
+            linked[kind] = await repo.links_for(session, kind, keys)
+    resolved: list[tuple[Planned, str]] = []
+    for p in planned:
+        recipient = p.recipient
+        if recipient is None and p.trigger.recipient.link is not None and p.link_key is not None:
+            recipient = linked.get(p.trigger.recipient.link, {}).get(p.link_key)
+        if recipient is not None:
+            resolved.append((p, recipient))
+    found = await contact_repo.get_many(sorted({r for _, r in resolved}))
+    rows: list[dict[str, Any]] = []
+    refused: dict[str, DeliveryFailure] = {}
+    for p, recipient in resolved:
+        row, why = delivery_row(
+            p.source,
+            p.trigger,
             recipient,
-            contact_repo,
+            found.get(recipient),
             rules,
             now,
-            context=message_context(env, rules.names),
-            # One microsecond apart: a citizen's records keep the order of their triggers within the batch
-            # (the dispatcher sends a citizen's messages in queued_at order).
-            queued_at=now + timedelta(microseconds=index),
+            context=p.context,
+            queued_at=p.queued_at,
         )
-        if event is not None:
-            published.append(event)
+        rows.append(row)
+        if why is not None:
+            refused[row["id"]] = why
+    inserted = await repo.insert_deliveries(session, rows)
+    published = []
+    for row in rows:
+        if row["id"] in refused and row["id"] in inserted:
+            log.info(
+                "notification.delivery.refused",
+                extra={
+                    "delivery": row["id"],
+                    "kind": row["message_kind"],
+                    "reason": refused[row["id"]].value,
+                },
+            )
+            published.append(failed_event(row, final=True, now=now))
     return published
 
 
@@ -203,12 +289,11 @@ class Source:
         return cls(str(env.id), env.type, env.site, env.agency)
 
 
-async def plan_delivery(
-    session: AsyncSession,
+def delivery_row(
     source: Source,
     trigger: Trigger,
     recipient: str,
-    contact_repo: ContactRepository,
+    contact: Contact | None,
     rules: Rules,
     now: datetime,
     *,
@@ -217,17 +302,16 @@ async def plan_delivery(
     resend_of: str | None = None,
     context: dict[str, Any],
     queued_at: datetime | None = None,
-) -> Envelope | None:
-    """Write the delivery record of the trigger's first usable channel; a NotificationFailed envelope
-    when no channel can be used (no contact, no consent)."""
-    contact = await contact_repo.get(recipient)
+) -> tuple[dict[str, Any], DeliveryFailure | None]:
+    """The delivery record of the trigger's first usable channel, and why no channel can carry the
+    message (no contact, no consent) if so. Every usable channel's template is rendered once to check
+    it: a template the event cannot fill is an error, never a half message."""
     plan = plan_channels(trigger, contact)
-    values = context
     for channel in plan.channels:
         template = rules.book.find(trigger.template, channel)
         if template is None:
             raise ConfigError(f"no template {trigger.template!r} for {channel.value}")
-        render(template, values)  # a template the event cannot fill is an error, never a half message
+        render(template, context)
     quiet = rules.config.quiet_hours.for_site(source.site)
     not_before = now if trigger.urgent or quiet is None else quiet.release_at(now)
     row = {
@@ -249,19 +333,191 @@ async def plan_delivery(
         "not_before": not_before,
         "queued_at": queued_at or now,
         "remaining_channels": ",".join(c.value for c in plan.channels[1:]),
-        "context": values,
+        "context": context,
         "failure_reason": plan.refused.value if plan.refused else None,
         "resend_of": resend_of,
         "requested_by": requested_by,
         "created_at": now,
         "updated_at": now,
     }
+    return row, plan.refused
+
+
+async def plan_delivery(
+    session: AsyncSession,
+    source: Source,
+    trigger: Trigger,
+    recipient: str,
+    contact_repo: ContactRepository,
+    rules: Rules,
+    now: datetime,
+    *,
+    round_: int = 0,
+    requested_by: str | None = None,
+    resend_of: str | None = None,
+    context: dict[str, Any],
+    queued_at: datetime | None = None,
+) -> Envelope | None:
+    """Write the delivery record of one message (an operator's resend); a NotificationFailed envelope
+    when no channel can be used (no contact, no consent)."""
+    row, refused = delivery_row(
+        source,
+        trigger,
+        recipient,
+        await contact_repo.get(recipient),
+        rules,
+        now,
+        round_=round_,
+        requested_by=requested_by,
+        resend_of=resend_of,
+        context=context,
+        queued_at=queued_at,
+    )
     if not await insert_delivery(session, row):
         return None
-    if plan.refused is not None:
+    if refused is not None:
         log.info(
             "notification.delivery.refused",
-            extra={"delivery": row["id"], "kind": row["message_kind"], "reason": plan.refused.value},
+            extra={"delivery": row["id"], "kind": row["message_kind"], "reason": refused.value},
         )
         return failed_event(row, final=True, now=now)
     return None
+
+
+# -- "your number is almost called" -----------------------------------------------------------
+
+
+def _local_day(at: datetime, site: str, rules: Rules) -> date:
+    return at.astimezone(ZoneInfo(rules.names.timezone(site))).date()
+
+
+@dataclass
+class QueueWrites:
+    """Tickets issued in a consumed batch, written together (kiosks issue in bursts) before any ticket
+    leaves a queue and at the end of the batch."""
+
+    issued: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def flush(self, session: AsyncSession) -> None:
+        if self.issued:
+            await repo.queue_tickets_issued(session, list(self.issued.values()))
+            self.issued.clear()
+
+
+async def track_queue(
+    session: AsyncSession,
+    env: Envelope,
+    almost: AlmostCalled,
+    rules: Rules,
+    now: datetime,
+    queued_at: datetime,
+    writes: QueueWrites,
+) -> list[Planned]:
+    """Keep the copy of the ticket's queue; after a call, plan the "almost called" messages it brings
+    within reach (each ticket once: the ``alerted`` flag commits with the delivery records)."""
+    payload = env.payload
+    if isinstance(payload, TicketIssuedV1):
+        credit = 0.0
+        if payload.transferred_from is not None:
+            first = writes.issued.get(payload.transferred_from) or await repo.queue_ticket(
+                session, payload.transferred_from
+            )
+            if first is not None:
+                credit = transfer_credit(
+                    first["issued_at"], first["left_at"] or payload.issued_at, almost.transfer_credit_minutes
+                )
+        writes.issued.setdefault(
+            payload.ticket_id,
+            {
+                "ticket_id": payload.ticket_id,
+                "site": env.site,
+                "service_type": payload.service_type,
+                "day": _local_day(payload.issued_at, env.site, rules),
+                "visit_id": payload.visit_id,
+                "ticket_number": payload.ticket_number,
+                "rank_ms": queue_rank(
+                    payload.issued_at,
+                    payload.priority_group,
+                    almost.head_start_minutes,
+                    transfer_credit_s=credit,
+                ),
+                "issued_at": payload.issued_at,
+                "left_at": None,
+                "waiting": True,
+                "alerted": False,
+                "updated_at": now,
+            },
+        )
+        return []
+    left: tuple[str, str, datetime] | None = None
+    if isinstance(payload, TicketCalledV1):
+        left = (payload.ticket_id, payload.service_type, payload.called_at)
+    elif isinstance(payload, TicketCancelledV1):
+        left = (payload.ticket_id, payload.service_type, payload.cancelled_at)
+    elif isinstance(payload, TicketNoShowV1):
+        left = (payload.ticket_id, payload.service_type, payload.marked_at)
+    elif isinstance(payload, TicketTransferredV1):
+        left = (payload.ticket_id, payload.from_service_type, payload.transferred_at)
+    if left is None:
+        return []
+    ticket_id, service_type, at = left
+    day = _local_day(at, env.site, rules)
+    await writes.flush(session)
+    await repo.queue_ticket_left(
+        session,
+        {
+            "ticket_id": ticket_id,
+            "site": env.site,
+            "service_type": service_type,
+            "day": day,
+            "rank_ms": 0,
+            "left_at": at,
+            "waiting": False,
+            "alerted": False,
+            "updated_at": now,
+        },
+    )
+    if not isinstance(payload, TicketCalledV1):
+        return []
+    return await _alert_after_call(session, env, almost, rules, now, queued_at, day)
+
+
+async def _alert_after_call(
+    session: AsyncSession,
+    env: Envelope,
+    almost: AlmostCalled,
+    rules: Rules,
+    now: datetime,
+    queued_at: datetime,
+    day: date,
+) -> list[Planned]:
+    assert isinstance(env.payload, TicketCalledV1)
+    head = await repo.queue_head(session, env.site, env.payload.service_type, day, almost.tickets_ahead + 1)
+    by_id = {r["ticket_id"]: r for r in head}
+    due = to_alert(
+        [WaitingTicket(r["ticket_id"], r["rank_ms"], r["issued_at"], r["alerted"]) for r in head],
+        almost.tickets_ahead,
+    )
+    if not due:
+        return []
+    await repo.mark_alerted(session, [t.ticket_id for t, _ in due], now)
+    visits = [str(by_id[t.ticket_id]["visit_id"]) for t, _ in due if by_id[t.ticket_id]["visit_id"]]
+    citizens = await repo.links_for(session, almost.link, visits)
+    # Only citizens who left contact details are told: nobody else gets a record (nor a failure event).
+    known = await ContactRepository(session, rules.cipher).get_many(sorted(set(citizens.values())))
+    trigger, source = almost.trigger, Source.of(env)
+    planned: list[Planned] = []
+    for ticket, ahead in due:
+        row = by_id[ticket.ticket_id]
+        citizen = citizens.get(str(row["visit_id"]))
+        if citizen is None or citizen not in known:
+            continue
+        context = {
+            "ticket_number": row["ticket_number"],
+            "service_type": row["service_type"],
+            "service_name": rules.names.service_name(row["service_type"]),
+            "site_name": rules.names.site_name(env.site),
+            "tickets_ahead": ahead,
+        }
+        planned.append(Planned(source, trigger, context, queued_at, recipient=citizen))
+    return planned

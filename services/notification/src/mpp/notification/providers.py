@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import smtplib
 import ssl
 import sys
@@ -30,12 +31,60 @@ from mpp.notification.persistence.tables import loopback_messages
 from mpp.notification.ports import OutgoingMessage, SendResult
 
 TlsMode = Literal["none", "starttls", "tls"]
+log = logging.getLogger(__name__)
 
 if importlib.util.find_spec("sniffio") is None:
     # httpcore imports sniffio on every request to learn the event loop and falls back to asyncio when it
     # is missing; a failed import is not cached and searches the whole path each time (a fifth of the
     # dispatcher's CPU under load). Recording the absence makes that import fail at once.
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+
+POOL_CONNECTIONS = 4
+
+
+class HttpClients:
+    """A provider's HTTP clients: the calls in flight spread over small connection pools, each call to
+    the pool with the fewest calls in flight. Connections are kept alive and reused (httpx keeps only 20
+    idle connections by default: with more calls in flight every answer closed one and a later call
+    opened a new one), and a pool is small because httpcore checks every connection of a pool, each by a
+    socket poll, whenever a request starts or ends (its cost grew with the square of the calls in
+    flight). The environment's proxy settings are not read: the provider's address is configured."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        token: str,
+        connections: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        pools = max(1, -(-connections // POOL_CONNECTIONS))
+        size = min(connections, POOL_CONNECTIONS)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0)
+        self._clients = [
+            httpx.AsyncClient(
+                timeout=timeout_s,
+                headers={"Authorization": f"Bearer {token}"},
+                transport=transport,
+                limits=limits,
+                trust_env=False,
+            )
+            for _ in range(pools)
+        ]
+        self._busy = [0] * pools
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        index = self._busy.index(min(self._busy))
+        self._busy[index] += 1
+        try:
+            return await self._clients[index].post(url, **kwargs)
+        finally:
+            self._busy[index] -= 1
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -72,7 +121,7 @@ def _classify(response: httpx.Response, *, id_of: Any) -> SendResult:
     return SendResult.permanent(reason, provider_code or code)
 
 
-async def _post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response | SendResult:
+async def _post(client: HttpClients, url: str, **kwargs: Any) -> httpx.Response | SendResult:
     try:
         return await client.post(url, **kwargs)
     except httpx.TimeoutException:
@@ -93,13 +142,14 @@ class WhatsAppCloudProvider:
         phone_number_id: str,
         token: str,
         timeout_s: float = 10.0,
+        connections: int = 32,
         name: str = "whatsapp-cloud",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self._url = f"{base_url.rstrip('/')}/{phone_number_id}/messages"
-        self._client = httpx.AsyncClient(
-            timeout=timeout_s, headers={"Authorization": f"Bearer {token}"}, transport=transport
+        self._client = HttpClients(
+            timeout_s=timeout_s, token=token, connections=connections, transport=transport
         )
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -141,14 +191,15 @@ class HttpSmsProvider:
         token: str,
         sender: str = "MPP",
         timeout_s: float = 10.0,
+        connections: int = 32,
         name: str = "sms-http",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self._url = url
         self._sender = sender
-        self._client = httpx.AsyncClient(
-            timeout=timeout_s, headers={"Authorization": f"Bearer {token}"}, transport=transport
+        self._client = HttpClients(
+            timeout_s=timeout_s, token=token, connections=connections, transport=transport
         )
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -188,13 +239,21 @@ class SmtpEmailProvider:
         password: str | None = None,
         timeout_s: float = 15.0,
         ca_file: str | None = None,
+        verify: bool = True,
         name: str = "smtp",
     ) -> None:
         self.name = name
         self._host, self._port, self._sender, self._tls = host, port, sender, tls
         self._username, self._password = username, password
         self._timeout = timeout_s
-        self._ca_file = ca_file
+        self._context = ssl.create_default_context(cafile=ca_file)
+        if not verify:
+            # Only when configured so (a relay inside the operator's network with a certificate no CA
+            # signed): the connection is encrypted but the server is not authenticated.
+            self._context.check_hostname = False
+            self._context.verify_mode = ssl.CERT_NONE
+            if tls != "none":
+                log.warning("notification.smtp.tls_unverified", extra={"host": host})
 
     def build(self, message: OutgoingMessage) -> EmailMessage:
         mail = EmailMessage()
@@ -211,7 +270,7 @@ class SmtpEmailProvider:
         return mail
 
     def _send_blocking(self, mail: EmailMessage) -> None:
-        context = ssl.create_default_context(cafile=self._ca_file)
+        context = self._context
         client: smtplib.SMTP
         if self._tls == "tls":
             client = smtplib.SMTP_SSL(self._host, self._port, timeout=self._timeout, context=context)
@@ -230,6 +289,11 @@ class SmtpEmailProvider:
             await asyncio.to_thread(self._send_blocking, mail)
         except smtplib.SMTPRecipientsRefused:
             return SendResult.permanent(DeliveryFailure.INVALID_RECIPIENT, "recipient_refused")
+        except ssl.SSLCertVerificationError:
+            # The server's certificate does not verify (unknown CA, wrong name, expired): asking again
+            # will not change it, and sending without checking it is only done when configured.
+            log.error("notification.smtp.tls_certificate_refused", extra={"host": self._host})
+            return SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, "tls_certificate")
         except smtplib.SMTPResponseException as exc:
             code = f"smtp_{exc.smtp_code}"
             if 400 <= exc.smtp_code < 500:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.consumer import BatchHandler, ReceivedEvent
@@ -27,6 +28,8 @@ def dispatcher_handler(rules: Rules, on_applied: Callable[[], None] | None = Non
         published = await apply_events(session, [e.envelope for e in events], rules)
         await write_outbox(session, outbox, published)
         if on_applied is not None:
-            on_applied()
+            # After the commit: a dispatcher woken before it would find the new records not yet visible
+            # and wait for its next poll.
+            event.listen(session.sync_session, "after_commit", lambda _session: on_applied(), once=True)
 
     return apply

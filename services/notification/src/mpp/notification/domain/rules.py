@@ -11,7 +11,9 @@ message naming the problem. Shape::
                     "channels": ["whatsapp", "sms"], "critical": true, "urgent": true,
                     "template": "ticket_called"}],
       "quiet_hours": {"default": {"start": "21:00", "end": "07:00", "timezone": "Asia/Jakarta"},
-                      "sites": {"mpp-kota-sukamaju": {...}}}
+                      "sites": {"mpp-kota-sukamaju": {...}}},
+      "almost_called": {"tickets_ahead": 3, "channels": ["whatsapp", "sms"],
+                        "head_start_minutes": {"lansia": 30, "anak": 15}, "transfer_credit_minutes": 15}
     }
 
 A recipient is named by a field of the trigger event (``{"field": "applicant_ref"}``) or, for events
@@ -32,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mpp.contracts.envelope import registered_events
+from mpp.contracts.events.common import PriorityGroup
 from mpp.contracts.events.notification import MessageKind, NotificationChannel
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
@@ -91,6 +94,59 @@ class Trigger(_Strict):
         return self
 
 
+# The queue's default ordering policy: weight / ageing per minute = minutes of head start.
+DEFAULT_HEAD_START_MINUTES: dict[PriorityGroup, float] = {
+    PriorityGroup.LANSIA: 30.0,
+    PriorityGroup.DISABILITAS: 30.0,
+    PriorityGroup.IBU_HAMIL: 30.0,
+    PriorityGroup.ANAK: 15.0,
+    PriorityGroup.KORBAN_BENCANA: 30.0,
+}
+
+
+class AlmostCalled(_Strict):
+    """ "Your number is almost called", derived from the queue's events (see ``domain/almost.py``):
+    after a call, tickets with at most ``tickets_ahead`` tickets before them in their queue (site,
+    service type, day) get the message once, if their visit names a citizen with contact details."""
+
+    tickets_ahead: int = Field(ge=0, le=100)
+    message_kind: MessageKind = MessageKind.TICKET_ALMOST_CALLED
+    link: Name = "visit"
+    channels: tuple[NotificationChannel, ...] = Field(min_length=1)
+    critical: bool = True
+    urgent: bool = True
+    template: Name = "ticket_almost_called"
+    head_start_minutes: dict[PriorityGroup, float] = Field(
+        default_factory=lambda: dict(DEFAULT_HEAD_START_MINUTES)
+    )
+    transfer_credit_minutes: float = Field(default=15.0, ge=0)
+
+    @field_validator("head_start_minutes")
+    @classmethod
+    def _not_negative(cls, value: dict[PriorityGroup, float]) -> dict[PriorityGroup, float]:
+        if any(v < 0 for v in value.values()):
+            raise ValueError("a head start cannot be negative")
+        return value
+
+    @property
+    def trigger(self) -> Trigger:
+        """The message as a trigger of ``TicketCalled`` (the call that brings the ticket within reach)."""
+        return Trigger(
+            event_type="TicketCalled",
+            message_kind=self.message_kind,
+            recipient=Recipient(link=self.link, key_field="visit_id"),
+            channels=self.channels,
+            critical=self.critical,
+            urgent=self.urgent,
+            template=self.template,
+        )
+
+
+QUEUE_TRACKED_EVENTS = frozenset(
+    {"TicketIssued", "TicketCalled", "TicketCancelled", "TicketNoShow", "TicketTransferred"}
+)
+
+
 class QuietHours(_Strict):
     start: time
     end: time
@@ -135,6 +191,7 @@ class TriggerConfig(_Strict):
     links: tuple[LinkRule, ...] = ()
     triggers: tuple[Trigger, ...] = Field(min_length=1)
     quiet_hours: QuietHoursConfig = QuietHoursConfig()
+    almost_called: AlmostCalled | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -167,6 +224,17 @@ class TriggerConfig(_Strict):
                     raise ValueError(f"link {link.kind}: {link.event_type} has no field {name!r}")
         return self
 
+    @model_validator(mode="after")
+    def _almost_called_fits(self) -> Self:
+        almost = self.almost_called
+        if almost is None:
+            return self
+        if almost.critical and almost.message_kind.optional:
+            raise ValueError(f"almost_called: {almost.message_kind.value} is optional and cannot be critical")
+        if almost.link not in {link.kind for link in self.links}:
+            raise ValueError(f"almost_called: no link of kind {almost.link!r} is configured")
+        return self
+
     def trigger(self, event_type: str) -> Trigger | None:
         for t in self.triggers:
             if t.event_type == event_type:
@@ -178,7 +246,12 @@ class TriggerConfig(_Strict):
 
     @property
     def event_types(self) -> frozenset[str]:
-        return frozenset(t.event_type for t in self.triggers) | {link.event_type for link in self.links}
+        tracked = QUEUE_TRACKED_EVENTS if self.almost_called is not None else frozenset()
+        return (
+            frozenset(t.event_type for t in self.triggers)
+            | {link.event_type for link in self.links}
+            | tracked
+        )
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

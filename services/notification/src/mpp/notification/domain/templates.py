@@ -11,6 +11,7 @@ approved wording, kept for the record and for tests.
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class Template:
     short: str | None = None
     """SMS only: the text used when the full one does not fit one GSM-7 segment."""
 
-    @property
+    @functools.cached_property
     def fields(self) -> tuple[str, ...]:
         """The fields the template needs, in order of first use (subject first)."""
         seen: list[str] = []
@@ -128,6 +129,7 @@ def render(template: Template, values: Mapping[str, Any]) -> RenderedMessage:
     )
 
 
+@functools.cache
 def _body_fields(template: Template) -> frozenset[str]:
     return frozenset(f for _l, f, _s, _c in string.Formatter().parse(template.text) if f is not None)
 
@@ -196,6 +198,17 @@ BAHASA_INDONESIA: list[Template] = [
         subject="Nomor {ticket_number} dipanggil ke {counter_name}",
         email="Yth. Bapak/Ibu,\n\nNomor antrean {ticket_number} sedang dipanggil.\n"
         "Silakan menuju {counter_name}.\n\nSalam,\n" + _SIGN,
+    ),
+    *_three(
+        "ticket_almost_called",
+        K.TICKET_ALMOST_CALLED,
+        whatsapp="Nomor antrean {ticket_number} ({service_name}) segera dipanggil: {tickets_ahead} antrean "
+        "lagi di depan Anda. Mohon bersiap di dekat loket.",
+        sms="Antrean {ticket_number} segera dipanggil ({tickets_ahead} lagi). Mohon bersiap. " + _SIGN,
+        subject="Nomor {ticket_number} segera dipanggil",
+        email="Yth. Bapak/Ibu,\n\nNomor antrean {ticket_number} untuk layanan {service_name} segera "
+        "dipanggil: {tickets_ahead} antrean lagi di depan Anda.\nMohon bersiap di dekat loket.\n\nSalam,\n"
+        + _SIGN,
     ),
     *_three(
         "appointment_booked",

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.events.notification import NotificationChannel
 from mpp.kit.db import dialect_insert
 from mpp.notification.domain.model import Contact, DeliveryState
 from mpp.notification.persistence.protection import ContactCipher
-from mpp.notification.persistence.tables import contacts, deliveries, recipient_links
+from mpp.notification.persistence.tables import contacts, deliveries, queue_tickets, recipient_links
 
 Row = dict[str, Any]
 
@@ -70,8 +70,7 @@ class ContactRepository:
         """The contacts of these citizens (one query); citizens without one are left out."""
         if not citizen_refs:
             return {}
-        query = select(contacts).where(contacts.c.citizen_ref.in_(list(citizen_refs)))
-        rows = (await self._session.execute(query)).mappings().all()
+        rows = (await self._session.execute(_CONTACTS_OF, {"refs": list(citizen_refs)})).mappings().all()
         return {row["citizen_ref"]: self._contact(row) for row in rows}
 
     def _contact(self, row: Any) -> Contact:
@@ -101,14 +100,6 @@ async def save_link(session: AsyncSession, kind: str, key: str, citizen_ref: str
     )
 
 
-async def linked_citizen(session: AsyncSession, kind: str, key: str) -> str | None:
-    query = select(recipient_links.c.citizen_ref).where(
-        recipient_links.c.kind == kind, recipient_links.c.key == key
-    )
-    found = (await session.execute(query)).scalar_one_or_none()
-    return str(found) if found is not None else None
-
-
 def new_delivery_id() -> str:
     return str(uuid.uuid4())
 
@@ -124,20 +115,33 @@ async def insert_delivery(session: AsyncSession, row: Row) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def insert_deliveries(session: AsyncSession, rows: Sequence[Row]) -> set[str]:
+    """Writes deliveries in one statement (SQLAlchemy sends the rows as multi-row VALUES pages), each
+    unless one with the same trigger, recipient, kind, channel and round exists; returns the ids
+    written."""
+    if not rows:
+        return set()
+    insert = dialect_insert(session, deliveries)
+    statement = insert.on_conflict_do_nothing(
+        index_elements=["trigger_event_id", "recipient_ref", "message_kind", "channel", "round"]
+    ).returning(deliveries.c.id)
+    result = await session.execute(statement, list(rows))
+    return {str(found) for found in result.scalars().all()}
+
+
 async def delivery(session: AsyncSession, delivery_id: str) -> Row | None:
     row = (await session.execute(select(deliveries).where(deliveries.c.id == delivery_id))).mappings().first()
     return _row(row) if row is not None else None
 
 
-async def due_heads(
-    session: AsyncSession, now: datetime, limit: int, exclude: Sequence[str] = ()
-) -> list[Row]:
+def _due_heads_statement() -> Any:
     """Pending deliveries whose time has come and that are the oldest unfinished one of their recipient
     (per-recipient order: a message waits for the earlier ones to its recipient). An earlier message
     held for quiet hours (never tried, not yet due) does not hold back an urgent one; an earlier one
-    waiting to be retried does."""
+    waiting to be retried does. Built once: ``now``, ``limit`` and ``exclude`` are parameters."""
     d = deliveries
     older = deliveries.alias("older")
+    now = bindparam("now", type_=d.c.not_before.type)
     earlier_unfinished = exists().where(
         older.c.recipient_ref == d.c.recipient_ref,
         or_(
@@ -155,15 +159,64 @@ async def due_heads(
             ),
         ),
     )
-    query = (
+    return (
         select(d)
-        .where(d.c.state == DeliveryState.PENDING.value, d.c.not_before <= now, ~earlier_unfinished)
+        .where(
+            d.c.state == DeliveryState.PENDING.value,
+            d.c.not_before <= now,
+            ~earlier_unfinished,
+            d.c.id.not_in(bindparam("exclude", expanding=True, type_=d.c.id.type)),
+            d.c.channel.not_in(bindparam("skip_channels", expanding=True, type_=d.c.channel.type)),
+        )
         .order_by(d.c.not_before, d.c.queued_at)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
     )
-    if exclude:
-        query = query.where(d.c.id.not_in(list(exclude)))
-    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+_DUE_HEADS = _due_heads_statement()
+_CONTACTS_OF = select(contacts).where(
+    contacts.c.citizen_ref.in_(bindparam("refs", expanding=True, type_=contacts.c.citizen_ref.type))
+)
+_MARK_SENDING = (
+    update(deliveries)
+    .where(
+        deliveries.c.id.in_(bindparam("ids", expanding=True, type_=deliveries.c.id.type)),
+        deliveries.c.state == DeliveryState.PENDING.value,
+    )
+    .values(
+        state=DeliveryState.SENDING.value,
+        attempts=deliveries.c.attempts + 1,
+        updated_at=bindparam("now", type_=deliveries.c.updated_at.type),
+    )
+    .returning(deliveries.c.id)
+)
+_SET_SENT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=DeliveryState.SENT.value,
+        provider=bindparam("b_provider"),
+        provider_message_id=bindparam("b_message_id"),
+        provider_error_code=None,
+        sent_at=bindparam("b_sent_at"),
+        updated_at=bindparam("b_sent_at"),
+    )
+)
+
+
+async def due_heads(
+    session: AsyncSession,
+    now: datetime,
+    limit: int,
+    exclude: Sequence[str] = (),
+    skip_channels: Sequence[str] = (),
+) -> list[Row]:
+    """Pending deliveries that are due and the oldest unfinished one of their recipient (see
+    :func:`_due_heads_statement`), at most ``limit``, leaving out ``exclude`` and the deliveries of
+    ``skip_channels``."""
+    values = {"now": now, "limit": limit, "exclude": list(exclude), "skip_channels": list(skip_channels)}
+    result = await session.execute(_DUE_HEADS, values)
+    return [_row(r) for r in result.mappings().all()]
 
 
 async def mark_sending(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
@@ -179,12 +232,7 @@ async def mark_sending_many(session: AsyncSession, delivery_ids: Sequence[str], 
     """Marks the still pending ones of these deliveries ``sending`` (attempts + 1); returns their ids."""
     if not delivery_ids:
         return set()
-    result = await session.execute(
-        update(deliveries)
-        .where(deliveries.c.id.in_(list(delivery_ids)), deliveries.c.state == DeliveryState.PENDING.value)
-        .values(state=DeliveryState.SENDING.value, attempts=deliveries.c.attempts + 1, updated_at=now)
-        .returning(deliveries.c.id)
-    )
+    result = await session.execute(_MARK_SENDING, {"ids": list(delivery_ids), "now": now})
     return {str(found) for found in result.scalars().all()}
 
 
@@ -193,20 +241,8 @@ async def set_sent_many(session: AsyncSession, rows: Sequence[Row]) -> None:
     ``provider``, ``provider_message_id``, ``sent_at``."""
     if not rows:
         return
-    statement = (
-        update(deliveries)
-        .where(deliveries.c.id == bindparam("b_id"))
-        .values(
-            state=DeliveryState.SENT.value,
-            provider=bindparam("b_provider"),
-            provider_message_id=bindparam("b_message_id"),
-            provider_error_code=None,
-            sent_at=bindparam("b_sent_at"),
-            updated_at=bindparam("b_sent_at"),
-        )
-    )
     await session.execute(
-        statement,
+        _SET_SENT,
         [
             {
                 "b_id": r["id"],
@@ -269,3 +305,73 @@ async def last_round(session: AsyncSession, trigger_event_id: str, recipient_ref
         deliveries.c.message_kind == kind,
     )
     return int((await session.execute(query)).scalar_one() or 0)
+
+
+# -- the queues' copy ("almost called") --------------------------------------------------------
+
+
+async def queue_tickets_issued(session: AsyncSession, rows: Sequence[Row]) -> None:
+    """Waiting tickets (one statement); a ticket already known is left as it is (a redelivery, or it
+    was seen leaving first)."""
+    if rows:
+        insert = dialect_insert(session, queue_tickets).on_conflict_do_nothing(index_elements=["ticket_id"])
+        await session.execute(insert, list(rows))
+
+
+async def queue_ticket_left(session: AsyncSession, row: Row) -> None:
+    """The ticket left its queue (called, cancelled, no-show, transferred). A ticket not seen yet is
+    recorded as gone, so its issue consumed later (another partition) does not put it back."""
+    insert = dialect_insert(session, queue_tickets).values(**row)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["ticket_id"],
+            set_={
+                "waiting": False,
+                "left_at": func.coalesce(queue_tickets.c.left_at, insert.excluded.left_at),
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+    )
+
+
+async def forget_queue_days(session: AsyncSession, before: date) -> int:
+    """Drops the copy of queues older than ``before`` (a queue lasts one day)."""
+    result = await session.execute(delete(queue_tickets).where(queue_tickets.c.day < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def queue_ticket(session: AsyncSession, ticket_id: str) -> Row | None:
+    query = select(queue_tickets).where(queue_tickets.c.ticket_id == ticket_id)
+    row = (await session.execute(query)).mappings().first()
+    return _row(row) if row is not None else None
+
+
+async def queue_head(session: AsyncSession, site: str, service_type: str, day: date, limit: int) -> list[Row]:
+    """The first ``limit`` waiting tickets of a queue, in call order."""
+    q = queue_tickets
+    query = (
+        select(q)
+        .where(q.c.site == site, q.c.service_type == service_type, q.c.day == day, q.c.waiting.is_(True))
+        .order_by(q.c.rank_ms, q.c.issued_at, q.c.ticket_id)
+        .limit(limit)
+    )
+    return [_row(r) for r in (await session.execute(query)).mappings().all()]
+
+
+async def mark_alerted(session: AsyncSession, ticket_ids: Sequence[str], now: datetime) -> None:
+    if ticket_ids:
+        await session.execute(
+            update(queue_tickets)
+            .where(queue_tickets.c.ticket_id.in_(list(ticket_ids)))
+            .values(alerted=True, updated_at=now)
+        )
+
+
+async def links_for(session: AsyncSession, kind: str, keys: Sequence[str]) -> dict[str, str]:
+    """Citizens linked to these keys (one query); keys without a link are left out."""
+    if not keys:
+        return {}
+    query = select(recipient_links.c.key, recipient_links.c.citizen_ref).where(
+        recipient_links.c.kind == kind, recipient_links.c.key.in_(list(keys))
+    )
+    return {str(k): str(c) for k, c in (await session.execute(query)).all()}

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from mpp.kit.db import add_runtime_tables
@@ -89,6 +92,27 @@ deliveries = Table(
     Index("ix_deliveries_recipient", "recipient_ref", "queued_at"),
     Index("ix_deliveries_provider_message", "provider", "provider_message_id"),
     Index("ix_deliveries_site_state", "site", "state", "updated_at"),
+)
+
+queue_tickets = Table(
+    "queue_tickets",
+    metadata,
+    Column("ticket_id", String(64), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("service_type", String(64), nullable=False),
+    Column("day", Date, nullable=False, comment="local day of the site"),
+    Column("visit_id", String(64), nullable=True),
+    Column("ticket_number", String(16), nullable=True),
+    Column("rank_ms", BigInteger, nullable=False, comment="call order key (smaller first)"),
+    Column("issued_at", DateTime(timezone=True), nullable=True),
+    Column(
+        "left_at", DateTime(timezone=True), nullable=True, comment="called, cancelled, no-show or transferred"
+    ),
+    Column("waiting", Boolean, nullable=False),
+    Column("alerted", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_queue_tickets_waiting", "site", "service_type", "day", "waiting", "rank_ms"),
+    Index("ix_queue_tickets_day", "day"),
 )
 
 loopback_messages = Table(
