@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import COMPLAINT_FIRST_RESPONSE_LIMIT_DAYS, Channel, PriorityGroup
 from mpp.contracts.events.queue import (
@@ -174,6 +176,8 @@ class ActOnTicket:
     cancelled_by: CancelledBy = CancelledBy.OFFICER
     reason_code: str = "citizen_left"
     application_id: str | None = None
+    authorize: Callable[[Ticket], None] | None = None
+    """Checked on the locked ticket before acting (the caller's scope); raises to refuse."""
 
 
 @dataclass(frozen=True)
@@ -200,11 +204,25 @@ class PutPolicy:
 
 async def effective_policy(uow: QueueUnitOfWork, site: str, agency: str) -> OrderingPolicy:
     """The agency's policy at the site, else the site's default, else the built-in default."""
-    for key in (agency, SITE_DEFAULT):
-        document = await uow.policies.find(site, key)
-        if document is not None:
-            return OrderingPolicy.model_validate(document)
-    return OrderingPolicy()
+    document = await uow.policies.find_first(site, (agency, SITE_DEFAULT))
+    return _policy_of(document)
+
+
+_POLICIES: dict[bytes, OrderingPolicy] = {}
+_DEFAULT_POLICY = OrderingPolicy()
+
+
+def _policy_of(document: dict[str, Any] | None) -> OrderingPolicy:
+    """A stored policy document as a policy, validated once per distinct document (they rarely change)."""
+    if document is None:
+        return _DEFAULT_POLICY
+    key = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        if len(_POLICIES) >= 256:
+            _POLICIES.clear()
+        policy = _POLICIES[key] = OrderingPolicy.model_validate(document)
+    return policy
 
 
 def _wrap(payload: EventPayload, *, agency: str, site: str, subject: str, corr: str) -> Envelope:
@@ -537,6 +555,8 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     counter = await uow.counters.get(cmd.site, cmd.counter, lock=True)
     if counter is None or not counter.open:
         raise WrongState("counter", "closed", "call_next")
+    # A statement of its own after the lock: it sees what a call that held the lock before committed
+    # (a subquery of the locking statement would read the snapshot taken before waiting for the lock).
     busy = await uow.tickets.at_counter(cmd.site, cmd.counter)
     if busy is not None:
         raise CounterBusy(busy)
@@ -573,8 +593,10 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     ticket = candidates[decision.ticket.ticket_id]
     explanation = {**decision.explanation, "counter": counter.code, "lock": "for_update_skip_locked"}
     ticket.call(counter=counter.code, officer=cmd.officer, at=now, decision=explanation)
-    counter.calls_since_priority = decision.next_counter_state(state).calls_since_priority
-    await uow.counters.save(counter)
+    calls_since_priority = decision.next_counter_state(state).calls_since_priority
+    if calls_since_priority != counter.calls_since_priority:
+        counter.calls_since_priority = calls_since_priority
+        await uow.counters.set_calls_since_priority(counter)
     await uow.tickets.save(ticket)
     uow.publish(*_ticket_events(ticket, cmd.correlation_id))
     return ticket
@@ -584,6 +606,8 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
     ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
     if ticket is None:
         raise NotFound(cmd.ticket_id)
+    if cmd.authorize is not None:
+        cmd.authorize(ticket)
     now = ports.clock.now()
     match cmd.action:
         case "recall":
@@ -594,10 +618,7 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
         case "complete":
             ticket.complete(officer=cmd.actor, at=now)
             if ticket.counter is not None:
-                counter = await uow.counters.get(ticket.site, ticket.counter, lock=True)
-                if counter is not None:
-                    counter.tickets_served += 1
-                    await uow.counters.save(counter)
+                await uow.counters.add_served(ticket.site, ticket.counter)
             # The citizen may now rate this service, once (SKM).
             await uow.surveys.invite(
                 SurveyInvitation.after_completion(

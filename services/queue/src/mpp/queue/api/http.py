@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from mpp.queue.domain.model import (
     WrongState,
 )
 from mpp.queue.domain.policy import OrderingPolicy, PolicyError
+from mpp.queue.domain.surveys import SurveyInvitation
 from mpp.queue.handlers import (
     HANDLERS,
     ActOnTicket,
@@ -153,10 +155,13 @@ def _translate(exc: Exception) -> DomainError:
     return TicketNotFound()
 
 
-async def _run(svc: Any, cmd: Any) -> Any:
+async def _run(svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None) -> Any:
+    """Run one command in its own transaction; ``after(uow, result)`` runs in it before the commit."""
     try:
         async with svc.uow() as uow:
             result = await HANDLERS[type(cmd)](cmd, uow, svc.ports)
+            if after is not None:
+                await after(uow, result)
             await uow.commit()
     except (
         WrongState,
@@ -299,19 +304,35 @@ def _own_site(principal: Principal) -> str:
     return principal.site
 
 
+def _visible(principal: Principal, ticket: Ticket) -> bool:
+    if principal.has_any(Role.OPERATOR) and principal.site == ticket.site:
+        return True
+    try:
+        _ensure_officer_of(principal, ticket.agency, ticket.site)
+    except ForbiddenError:
+        return False
+    return True
+
+
 async def _scoped_ticket(svc: Any, principal: Principal, ticket_id: str) -> Ticket:
     async with svc.uow() as uow:
         ticket: Ticket | None = await uow.tickets.get(ticket_id)
     # Out of scope answers exactly like "not found", so the response never reveals that a ticket exists.
-    if ticket is None:
+    if ticket is None or not _visible(principal, ticket):
         raise TicketNotFound()
-    try:
-        if principal.has_any(Role.OPERATOR) and principal.site == ticket.site:
-            return ticket
-        _ensure_officer_of(principal, ticket.agency, ticket.site)
-    except ForbiddenError:
-        raise TicketNotFound() from None
     return ticket
+
+
+def _officer_scope(principal: Principal) -> Callable[[Ticket], None]:
+    """The check of counter work on a ticket, run on the locked ticket in the action's own transaction:
+    out of sight answers like "not found"; in sight but not the caller's counter work is forbidden."""
+
+    def check(ticket: Ticket) -> None:
+        if not _visible(principal, ticket):
+            raise TicketNotFound()
+        _ensure_officer_of(principal, ticket.agency, ticket.site)
+
+    return check
 
 
 # --- kiosk --------------------------------------------------------------------------------------
@@ -439,6 +460,10 @@ async def _survey_link(svc: Any, ticket_id: str) -> dict[str, Any] | None:
     """The SKM survey of a completed ticket: its token, page and whether it can still be answered."""
     async with svc.uow() as uow:
         invitation = await uow.surveys.of_ticket(ticket_id)
+    return _link_view(svc, invitation)
+
+
+def _link_view(svc: Any, invitation: SurveyInvitation | None) -> dict[str, Any] | None:
     if invitation is None:
         return None
     return {
@@ -587,13 +612,23 @@ async def get_decision(
 
 
 async def _act(
-    request: Request, principal: Principal, ticket_id: str, action: str, **extra: Any
+    request: Request,
+    principal: Principal,
+    ticket_id: str,
+    action: str,
+    after: Callable[[Any, Any], Awaitable[Any]] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     svc = _svc(request)
-    ticket = await _scoped_ticket(svc, principal, ticket_id)
-    _ensure_officer_of(principal, ticket.agency, ticket.site)
-    cmd = ActOnTicket(ticket_id, action, actor=principal.subject, correlation_id=_corr(), **extra)
-    return ticket_view(await _run(svc, cmd))
+    cmd = ActOnTicket(
+        ticket_id,
+        action,
+        actor=principal.subject,
+        correlation_id=_corr(),
+        authorize=_officer_scope(principal),
+        **extra,
+    )
+    return ticket_view(await _run(svc, cmd, after))
 
 
 OfficerDep = Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
@@ -614,8 +649,17 @@ async def complete(
     ticket_id: str, request: Request, principal: OfficerDep, body: Annotated[CompleteIn | None, Body()] = None
 ) -> dict[str, Any]:
     body = body or CompleteIn()
-    view = await _act(request, principal, ticket_id, "complete", application_id=body.application_id)
-    return {**view, "survey": await _survey_link(_svc(request), ticket_id)}
+    svc = _svc(request)
+    survey: dict[str, Any] = {}
+
+    async def link(uow: Any, ticket: Ticket) -> None:
+        # Read in the completing transaction: no second transaction for the link.
+        survey["link"] = _link_view(svc, await uow.surveys.of_ticket(ticket.id))
+
+    view = await _act(
+        request, principal, ticket_id, "complete", after=link, application_id=body.application_id
+    )
+    return {**view, "survey": survey.get("link")}
 
 
 @router.post("/tickets/{ticket_id}/no-show", summary="The called citizen did not come")

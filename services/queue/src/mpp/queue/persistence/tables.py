@@ -72,6 +72,17 @@ Index(
     tickets.c.rank,
     tickets.c.seq,
 )
+# The same in call order, waiting tickets only: call-next reads its first rows, whatever the service types.
+Index(
+    "ix_tickets_waiting_rank",
+    tickets.c.site,
+    tickets.c.rank,
+    tickets.c.queued_at,
+    tickets.c.seq,
+    tickets.c.id,
+    postgresql_where=tickets.c.state == "waiting",
+    sqlite_where=tickets.c.state == "waiting",
+)
 Index("ix_tickets_visit", tickets.c.visit_id)
 Index("ix_tickets_counter", tickets.c.site, tickets.c.counter, tickets.c.state)
 
