@@ -506,9 +506,9 @@ class CheckInIn(BaseModel):
 async def check_in(
     body: CheckInIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require_roles(Role.CITIZEN, *STAFF_ROLES))],
+    principal: Annotated[Principal, Depends(require_roles(Role.KIOSK, *STAFF_ROLES))],
 ) -> dict[str, Any]:
-    """Only a device or staff member of the site checks in (the citizen is in the building)."""
+    """Only a kiosk or staff member of the site checks in (the citizen is in the building)."""
     svc = _svc(request)
     if principal.site is None:
         raise ForbiddenError
