@@ -1,4 +1,5 @@
-"""Waiting tickets of a site in call order: a partial index call-next walks without sorting.
+"""Waiting tickets of a site in call order (call-next walks it without sorting); unfinished tickets and
+open visits of a site (the day close).
 
 Revision ID: 0005
 Revises: 0004
@@ -25,7 +26,21 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'waiting'"),
         sqlite_where=sa.text("state = 'waiting'"),
     )
+    open_ticket = sa.text("state IN ('waiting', 'called', 'serving')")
+    op.create_index(
+        "ix_tickets_open", "tickets", ["site", "day"], postgresql_where=open_ticket, sqlite_where=open_ticket
+    )
+    open_visit = sa.text("ended_at IS NULL")
+    op.create_index(
+        "ix_visits_open",
+        "visits",
+        ["site", "started_at"],
+        postgresql_where=open_visit,
+        sqlite_where=open_visit,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_visits_open", table_name="visits")
+    op.drop_index("ix_tickets_open", table_name="tickets")
     op.drop_index("ix_tickets_waiting_rank", table_name="tickets")

@@ -23,7 +23,7 @@ from mpp.queue.handlers import FeedbackRules, Ports
 from mpp.queue.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.queue.persistence.uow import QueueUnitOfWork
 from mpp.queue.ports import CounterInfo, ServiceInfo
-from mpp.queue.sweeper import missed_sweeper
+from mpp.queue.sweeper import day_closer, missed_sweeper
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
@@ -126,6 +126,7 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
             survey_window=timedelta(hours=settings.survey_window_hours),
             complaint_first_response_days=settings.complaint_first_response_days,
         ),
+        day_close_grace=timedelta(minutes=settings.day_close_grace_minutes),
     )
     app.state.queue = QueueService(runtime, ports)
     app.state.queue_catalogue = catalogue
@@ -142,7 +143,11 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[None]:
-        async with runtime_lifespan(a), missed_sweeper(app.state.queue, sweep_every):
+        async with (
+            runtime_lifespan(a),
+            missed_sweeper(app.state.queue, sweep_every),
+            day_closer(app.state.queue, settings.day_close_seconds),
+        ):
             yield
 
     app.router.lifespan_context = lifespan

@@ -39,6 +39,18 @@ class QueueSettings(ServiceSettings):
     appointment_sweep_seconds: float = Field(
         default=60.0, description="How often missed appointments are marked (0: never, in the background)."
     )
+    day_close_seconds: float = Field(
+        default=300.0,
+        description="How often the day close looks for sites whose day is over (0: never, in the "
+        "background; an operator can still run it).",
+    )
+    day_close_grace_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=720,
+        description="How long after a site's closing time its day closes: waiting tickets are then "
+        "cancelled, called ones marked no-show, open visits ended and open counters closed.",
+    )
     citizen_ref_key: SecretStr | None = Field(
         default=None,
         description="Key of the pseudonymous citizen reference derived from a citizen's own token when "

@@ -47,6 +47,7 @@ from mpp.queue.handlers import (
     effective_policy,
 )
 from mpp.queue.persistence.repository import SITE_DEFAULT
+from mpp.queue.sweeper import close_site_day
 
 router = APIRouter(prefix="/v1")
 public = APIRouter(prefix="/v1/public", tags=["public"])
@@ -288,7 +289,9 @@ def _svc(request: Request) -> Any:
 
 OFFICER_ROLES = (Role.OFFICER, Role.SUPERVISOR)
 READER_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
-KIOSK_ROLES = (Role.CITIZEN, Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
+SITE_DESKS = (Role.KIOSK, Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
+"""Who issues walk-in visits at a site: its kiosks and its staff (a token bound to the site)."""
+KIOSK_ROLES = (*SITE_DESKS, Role.CITIZEN)
 POLICY_WRITERS = (Role.SUPERVISOR, Role.OPERATOR)
 
 
@@ -296,6 +299,11 @@ def _ensure_officer_of(principal: Principal, agency: str, site: str) -> None:
     """Counter work: an officer or supervisor of ``agency`` at ``site`` (operators and the ministry do not call)."""
     if not (principal.has_any(*OFFICER_ROLES) and principal.agency == agency and principal.site == site):
         raise ForbiddenError
+
+
+def _desk_site(principal: Principal) -> str | None:
+    """The site a kiosk or staff member issues walk-in visits at (their token's), else None."""
+    return principal.site if principal.has_any(*SITE_DESKS) else None
 
 
 def _own_site(principal: Principal) -> str:
@@ -350,10 +358,11 @@ async def start_visit(
     """A kiosk or reception desk holds a token of its site and issues walk-in visits there; a citizen's own
     token (no site) may only book online, at the site named in the body or this deployment's site."""
     svc = _svc(request)
-    if principal.site is not None:
-        if body.site is not None and body.site != principal.site:
+    desk = _desk_site(principal)
+    if desk is not None:
+        if body.site is not None and body.site != desk:
             raise ForbiddenError
-        site = principal.site
+        site = desk
     else:
         if not principal.has_any(Role.CITIZEN) or body.channel is Channel.WALK_IN:
             raise ForbiddenError
@@ -414,12 +423,15 @@ async def add_ticket(
     principal: Annotated[Principal, Depends(require_roles(*KIOSK_ROLES))],
 ) -> dict[str, Any]:
     svc = _svc(request)
+    desk = _desk_site(principal)
+    if desk is None and not principal.has_any(Role.CITIZEN):
+        raise ForbiddenError  # a kiosk or staff token without a site
     async with svc.uow() as uow:
         visit = await uow.visits.get(visit_id)
-    if visit is None or (principal.site is not None and visit.site != principal.site):
+    if visit is None or (desk is not None and visit.site != desk):
         raise VisitNotFound()
     # Off site, only a citizen's own online visit takes more tickets (as only such a visit can start).
-    if principal.site is None and (not principal.has_any(Role.CITIZEN) or visit.channel is Channel.WALK_IN):
+    if desk is None and visit.channel is Channel.WALK_IN:
         raise ForbiddenError
     try:
         ticket = await _run(
@@ -779,3 +791,16 @@ async def put_agency_policy(
     site = _policy_scope(principal, agency, write=True)
     await _run(svc, PutPolicy(site, agency, document, principal.subject, _corr()))
     return await _policy_out(svc, site, agency)
+
+
+# --- day close ----------------------------------------------------------------------------------
+
+
+@router.post("/day-close", summary="Close what is left open of the site's days that are over (operator)")
+async def day_close(
+    request: Request, principal: Annotated[Principal, Depends(require_roles(Role.OPERATOR))]
+) -> dict[str, Any]:
+    """The service does this by itself after closing time; the operator of a site may run it at once.
+    Only days past their closing time (plus the grace period) are closed."""
+    report = await close_site_day(_svc(request), _own_site(principal), _corr())
+    return dict(report.__dict__)

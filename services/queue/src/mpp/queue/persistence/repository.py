@@ -134,6 +134,7 @@ _POLICIES_OF = select(policies.c.agency, policies.c.document).where(
     policies.c.site == bindparam("site"), policies.c.agency.in_(bindparam("agencies", expanding=True))
 )
 _SEQUENCE_UPSERTS: dict[str, Any] = {}
+OPEN_STATES = (TicketState.WAITING.value, TicketState.CALLED.value, TicketState.SERVING.value)
 
 
 class TicketRepository:
@@ -208,6 +209,32 @@ class TicketRepository:
         """The first callable waiting tickets of ``service_types`` in rank order, without locking them."""
         params = {"site": site, "types": list(service_types), "callable_at": callable_at, "head_limit": limit}
         return [_ticket(r) for r in (await self._s.execute(_WAITING_HEAD, params)).mappings().all()]
+
+    async def open_days(self, site: str) -> list[str]:
+        """The days (site-local) of the site's tickets that are not finished."""
+        query = (
+            select(tickets.c.day)
+            .where(tickets.c.site == site, tickets.c.state.in_(OPEN_STATES))
+            .distinct()
+            .order_by(tickets.c.day)
+        )
+        return list((await self._s.execute(query)).scalars().all())
+
+    async def lock_open(self, site: str, days: Sequence[str], *, limit: int) -> list[Ticket]:
+        """Unfinished tickets of ``days`` at the site, locked; rows another transaction holds are skipped
+        (two replicas closing the day at once never close the same ticket twice)."""
+        query = (
+            select(tickets)
+            .where(tickets.c.site == site, tickets.c.day.in_(list(days)), tickets.c.state.in_(OPEN_STATES))
+            .order_by(tickets.c.day, tickets.c.seq, tickets.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()]
+
+    async def sites_open(self) -> list[str]:
+        query = select(tickets.c.site).where(tickets.c.state.in_(OPEN_STATES)).distinct()
+        return list((await self._s.execute(query)).scalars().all())
 
     async def waiting(
         self,
@@ -330,6 +357,24 @@ class VisitRepository:
             tickets_served=row["tickets_served"],
         )
 
+    async def lock_open(self, site: str, started_before: datetime, *, limit: int) -> list[Visit]:
+        """Visits of the site not ended and started before ``started_before``, locked (skipping rows
+        another transaction holds)."""
+        query = (
+            select(visits.c.id)
+            .where(visits.c.site == site, visits.c.ended_at.is_(None), visits.c.started_at < started_before)
+            .order_by(visits.c.started_at, visits.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = (await self._s.execute(query)).scalars().all()
+        found = [await self.get(i) for i in ids]
+        return [v for v in found if v is not None]
+
+    async def sites_open(self) -> list[str]:
+        query = select(visits.c.site).where(visits.c.ended_at.is_(None)).distinct()
+        return list((await self._s.execute(query)).scalars().all())
+
     async def save(self, v: Visit) -> None:
         await self._s.execute(
             update(visits)
@@ -396,6 +441,20 @@ class CounterRepository:
             "calls_since_priority": c.calls_since_priority,
             "tickets_served": c.tickets_served,
         }
+
+    async def lock_open(self, site: str, opened_before: datetime) -> list[Counter]:
+        """The site's open counters opened before ``opened_before``, locked (skipping held rows)."""
+        query = (
+            select(counters)
+            .where(counters.c.site == site, counters.c.open.is_(True), counters.c.opened_at < opened_before)
+            .order_by(counters.c.code)
+            .with_for_update(skip_locked=True)
+        )
+        return [self._counter(r) for r in (await self._s.execute(query)).mappings().all()]
+
+    async def sites_open(self) -> list[str]:
+        query = select(counters.c.site).where(counters.c.open.is_(True)).distinct()
+        return list((await self._s.execute(query)).scalars().all())
 
     async def at_site(self, site: str, agency: str | None) -> list[Counter]:
         query = select(counters.c.code).where(counters.c.site == site)

@@ -32,6 +32,14 @@ visits = Table(
     Column("tickets_total", Integer, nullable=False),
     Column("tickets_served", Integer, nullable=False),
 )
+# The day close ends a site's visits still open.
+Index(
+    "ix_visits_open",
+    visits.c.site,
+    visits.c.started_at,
+    postgresql_where=visits.c.ended_at.is_(None),
+    sqlite_where=visits.c.ended_at.is_(None),
+)
 
 tickets = Table(
     "tickets",
@@ -82,6 +90,14 @@ Index(
     tickets.c.id,
     postgresql_where=tickets.c.state == "waiting",
     sqlite_where=tickets.c.state == "waiting",
+)
+# The day close finds the days of a site's unfinished tickets; few rows are unfinished.
+Index(
+    "ix_tickets_open",
+    tickets.c.site,
+    tickets.c.day,
+    postgresql_where=tickets.c.state.in_(["waiting", "called", "serving"]),
+    sqlite_where=tickets.c.state.in_(["waiting", "called", "serving"]),
 )
 Index("ix_tickets_visit", tickets.c.visit_id)
 Index("ix_tickets_counter", tickets.c.site, tickets.c.counter, tickets.c.state)
