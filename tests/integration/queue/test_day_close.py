@@ -160,6 +160,16 @@ class TestDayClose:
         assert (late.tickets_cancelled, late.visits_ended) == (1, 1)
         assert await _state(queue, ticket["id"]) == "cancelled"
 
+    async def test_a_visit_that_took_no_ticket_ends_too(self, queue: QueueApi) -> None:
+        empty = await queue.start_visit()
+        queue.clock.advance(hours=8)
+
+        report = await _close(queue)
+
+        assert report["visits_ended"] == 1
+        ended = [e.payload for e in await queue.events(empty["visit_id"]) if e.event_type == "VisitEnded"]
+        assert [(e["tickets"], e["tickets_served"]) for e in ended] == [(0, 0)]
+
     async def test_only_the_operator_closes_the_day(self, queue: QueueApi) -> None:
         response = await queue.client.post("/v1/day-close", headers=officer())
 
