@@ -52,7 +52,7 @@ infra-down: ## Stop the local Kafka broker and PostgreSQL
 rebuild-reporting: venv ## Empty the reporting read models and replay every topic into them (stop its projector first)
 	@$(PY) -m mpp.reporting rebuild $(ARGS)
 
-token: venv ## Issue a development token: make token ARGS="--subject o1 --roles officer --agency dpmptsp --site mpp-kota-sukamaju"
+token: venv ## Issue a development token: make token ARGS="--subject o1 --roles officer --agency dpmptsp --site mpp-kota-sukamaju" (a kiosk: --subject kiosk-1 --roles kiosk --site mpp-kota-sukamaju)
 	@$(PY) -m mpp.kit.auth issue $(ARGS)
 
 clean: infra-down ## Remove local state (databases, broker data, caches)

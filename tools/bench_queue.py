@@ -143,7 +143,7 @@ class Kiosk:
         self.prefix_of = prefix_of
         self.rng = random.Random(site)
         self.issued: dict[str, int] = {}
-        token = issue_token(secret, subject=f"kiosk-{site}", roles=["citizen"], site=site, ttl_seconds=7200)
+        token = issue_token(secret, subject=f"kiosk-{site}", roles=["kiosk"], site=site, ttl_seconds=7200)
         self.auth = f"Bearer {token}"
         self.n = 0
 

@@ -43,6 +43,7 @@ class Caller(StrEnum):
     SUPERVISOR = "supervisor"
     OPERATOR = "operator"
     MINISTRY = "ministry"
+    KIOSK = "kiosk of the site"
     NO_ROLE = "token without a known role"
     OFFICER_OTHER_AGENCY = "officer of another agency"
     SUPERVISOR_OTHER_AGENCY = "supervisor of another agency"
@@ -80,6 +81,7 @@ class Scope:
             Caller.SUPERVISOR: ([Role.SUPERVISOR], a, s),
             Caller.OPERATOR: ([Role.OPERATOR], None, s),
             Caller.MINISTRY: ([Role.MINISTRY], None, None),
+            Caller.KIOSK: ([Role.KIOSK], None, s),
             Caller.NO_ROLE: ([], a, s),
             Caller.OFFICER_OTHER_AGENCY: ([Role.OFFICER], oa, s),
             Caller.SUPERVISOR_OTHER_AGENCY: ([Role.SUPERVISOR], oa, s),

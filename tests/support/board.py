@@ -41,7 +41,7 @@ def bearer(*, roles: list[Role], site: str, agency: str | None = None, subject: 
 
 
 def kiosk(site: str) -> dict[str, str]:
-    return bearer(roles=[Role.CITIZEN], site=site, subject=f"kiosk-{site}")
+    return bearer(roles=[Role.KIOSK], site=site, subject=f"kiosk-{site}")
 
 
 def officer(site: str, agency: str = "disdukcapil") -> dict[str, str]:

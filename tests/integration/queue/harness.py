@@ -111,8 +111,8 @@ def bearer(*, roles: list[Role], agency: str | None, site: str | None, subject: 
 
 
 def kiosk(site: str = SITE) -> dict[str, str]:
-    """A reception kiosk's device token: the citizen role, bound to its site."""
-    return bearer(roles=[Role.CITIZEN], agency=None, site=site, subject=f"kiosk-{site}")
+    """A reception kiosk's device token: the kiosk role, bound to its site."""
+    return bearer(roles=[Role.KIOSK], agency=None, site=site, subject=f"kiosk-{site}")
 
 
 def officer(agency: str = "disdukcapil", subject: str = "officer-1", site: str = SITE) -> dict[str, str]:
@@ -141,7 +141,7 @@ async def running_queue(
         jwt_hs256_secret=SECRET,
         log_json=False,
         log_level="WARNING",
-        **({"appointment_sweep_seconds": 0} | overrides),
+        **({"appointment_sweep_seconds": 0, "day_close_seconds": 0} | overrides),
     )
     app = create_app(settings)
     clock = SteppingClock(NOW)

@@ -7,6 +7,7 @@ import pytest
 
 from mpp.kit.auth import Role
 from tests.integration.queue.harness import (
+    KK,
     KTP,
     OTHER_SITE,
     SITE,
@@ -84,6 +85,50 @@ class TestScope:
         )
 
         assert response.status_code == 403
+
+    async def test_a_kiosk_works_only_at_its_own_site(self, queue: QueueApi) -> None:
+        visit = await queue.client.post("/v1/visits", json={"service_types": [KTP]}, headers=kiosk())
+        visit_id = visit.json()["visit_id"]
+
+        another_ticket = await queue.client.post(
+            f"/v1/visits/{visit_id}/tickets", json={"service_type": KK}, headers=kiosk()
+        )
+        from_another_site = await queue.client.post(
+            f"/v1/visits/{visit_id}/tickets",
+            json={"service_type": KK},
+            headers=kiosk(OTHER_SITE),
+        )
+        without_a_site = await queue.client.post(
+            "/v1/visits",
+            json={"service_types": [KTP]},
+            headers=bearer(roles=[Role.KIOSK], agency=None, site=None, subject="kiosk-lost"),
+        )
+
+        assert visit.status_code == 201
+        assert visit.json()["site"] == SITE
+        assert another_ticket.status_code == 201
+        assert from_another_site.status_code == 404
+        assert without_a_site.status_code == 403
+
+    async def test_a_kiosk_does_no_staff_work(self, queue: QueueApi) -> None:
+        ticket = await queue.ticket(KTP)
+
+        answers = [
+            await queue.client.get(f"/v1/tickets/{ticket['id']}", headers=kiosk()),
+            await queue.client.post(f"/v1/tickets/{ticket['id']}/cancel", headers=kiosk()),
+            await queue.client.get("/v1/queues/waiting", headers=kiosk()),
+            await queue.client.post("/v1/counters/loket-01/open", headers=kiosk()),
+        ]
+
+        assert [r.status_code for r in answers] == [403, 403, 403, 403]
+
+    async def test_a_citizen_token_bound_to_a_site_is_no_kiosk(self, queue: QueueApi) -> None:
+        """Kiosks hold kiosk tokens: a citizen's token with a site claim still only books online."""
+        citizen = bearer(roles=[Role.CITIZEN], agency=None, site=SITE, subject="c_1a2b3c4d5e6f")
+
+        walk_in = await queue.client.post("/v1/visits", json={"service_types": [KTP]}, headers=citizen)
+
+        assert walk_in.status_code == 403
 
     async def test_a_citizen_without_a_site_may_only_book_online(self, queue: QueueApi) -> None:
         citizen = bearer(roles=[Role.CITIZEN], agency=None, site=None, subject="c_9f8e7d6c5b4a")

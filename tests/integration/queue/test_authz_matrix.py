@@ -266,6 +266,8 @@ STAFF_EVERYWHERE = STAFF_OF_THE_SITE | {
     Caller.OPERATOR_OTHER_SITE: 201,
 }
 READERS_EVERYWHERE = dict.fromkeys(STAFF_EVERYWHERE, 200)
+# The site's kiosk issues visits and tickets and checks in appointments there, and does nothing else.
+KIOSK_DESK = {Caller.KIOSK: 201}
 # Counter work: officers and supervisors of the ticket's agency; another agency's or site's ticket
 # answers like a missing one; the operator does not call tickets.
 COUNTER_WORK = {Caller.OFFICER: 200, Caller.SUPERVISOR: 200} | dict.fromkeys(
@@ -306,24 +308,25 @@ MATRIX: list[Route[QueueApi]] = [
     *(row for row in PROBES if row.path != "/readyz"),
     Route("GET", "/readyz", public=200),
     # kiosk and visits
-    Route("POST", "/v1/visits", allow=STAFF_EVERYWHERE, prepare=new_visit),
+    Route("POST", "/v1/visits", allow=STAFF_EVERYWHERE | KIOSK_DESK, prepare=new_visit),
     Route(
         "POST",
         "/v1/visits",
-        allow=STAFF_EVERYWHERE | {Caller.CITIZEN: 201},
+        allow=STAFF_EVERYWHERE | KIOSK_DESK | {Caller.CITIZEN: 201},
         prepare=online_visit,
         variant="online",
     ),
     Route(
         "POST",
         "/v1/visits/{visit_id}/tickets",
-        allow=STAFF_OF_THE_SITE | dict.fromkeys(FOREIGN - STAFF_OF_THE_SITE.keys(), 404),
+        allow=STAFF_OF_THE_SITE | KIOSK_DESK | dict.fromkeys(FOREIGN - STAFF_OF_THE_SITE.keys(), 404),
         prepare=walk_in_visit,
     ),
     Route(
         "POST",
         "/v1/visits/{visit_id}/tickets",
         allow=STAFF_OF_THE_SITE
+        | KIOSK_DESK
         | dict.fromkeys(FOREIGN - STAFF_OF_THE_SITE.keys(), 404)
         | {Caller.CITIZEN: 201},
         prepare=booked_online_visit,
@@ -408,6 +411,7 @@ MATRIX: list[Route[QueueApi]] = [
         "POST",
         "/v1/appointments/check-in",
         allow=STAFF_OF_THE_SITE
+        | KIOSK_DESK
         | {
             Caller.OFFICER_OTHER_SITE: 404,
             Caller.SUPERVISOR_OTHER_SITE: 404,
@@ -415,6 +419,8 @@ MATRIX: list[Route[QueueApi]] = [
         },
         prepare=due_for_check_in,
     ),
+    # The operator of a site runs its day close at once (it also runs by itself after closing time).
+    Route("POST", "/v1/day-close", allow={Caller.OPERATOR: 200, Caller.OPERATOR_OTHER_SITE: 200}),
     Route(
         "POST",
         "/v1/appointments/missed-sweep",

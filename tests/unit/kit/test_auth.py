@@ -252,6 +252,8 @@ FORBIDDEN_SCOPES = [
     ({Role.OFFICER}, None, None, None, None),
     ({Role.CITIZEN}, "dpmptsp", "mpp-demo", "dpmptsp", "mpp-demo"),
     ({Role.CITIZEN}, None, None, None, None),
+    ({Role.KIOSK}, None, "mpp-demo", "dpmptsp", "mpp-demo"),
+    ({Role.KIOSK}, None, "mpp-demo", None, "mpp-demo"),
     (set(), "dpmptsp", "mpp-demo", "dpmptsp", "mpp-demo"),
 ]
 SCOPE_PARAMS = ("roles", "agency", "site", "wanted_agency", "wanted_site")
@@ -304,6 +306,34 @@ class TestIssueCommand:
         principal = TokenVerifier(_settings()).verify(capsys.readouterr().out.strip())
         assert principal.roles == frozenset({Role.OFFICER, Role.SUPERVISOR})
         assert (principal.agency, principal.site) == ("dpmptsp", "mpp-demo")
+
+    def test_prints_a_kiosk_token_bound_to_its_site(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("MPP_JWT_HS256_SECRET", SECRET)
+
+        assert main(["issue", "--subject", "kiosk-1", "--roles", "kiosk", "--site", "mpp-demo"]) == 0
+
+        principal = TokenVerifier(_settings()).verify(capsys.readouterr().out.strip())
+        assert principal.roles == frozenset({Role.KIOSK})
+        assert (principal.agency, principal.site) == (None, "mpp-demo")
+
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            [],
+            ["--site", "mpp-demo", "--agency", "dpmptsp"],
+            ["--site", "mpp-demo", "--roles", "kiosk,officer"],
+        ],
+        ids=["no site", "an agency", "another role"],
+    )
+    def test_refuses_a_kiosk_token_that_is_not_a_device_of_one_site(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list[str]
+    ) -> None:
+        monkeypatch.setenv("MPP_JWT_HS256_SECRET", SECRET)
+
+        assert main(["issue", "--subject", "kiosk-1", "--roles", "kiosk", *extra]) == 2
+        assert "kiosk" in capsys.readouterr().err
 
     def test_fails_without_a_secret(
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -5,7 +5,9 @@ provider whose public keys are in a JWKS file. Claims: ``sub``, ``roles`` (list 
 ``agency`` and ``site``, plus ``exp``, ``iss`` and ``aud``.
 
 Development tokens: ``python -m mpp.kit.auth issue --subject officer-1 --roles officer --agency dpmptsp
---site mpp-kota-sukamaju --ttl 3600`` (signed with ``MPP_JWT_HS256_SECRET``).
+--site mpp-kota-sukamaju --ttl 3600`` (signed with ``MPP_JWT_HS256_SECRET``). A kiosk (a self-service
+device in the hall) holds a ``kiosk`` token bound to its site and to no agency: ``--subject kiosk-lobby-1
+--roles kiosk --site mpp-kota-sukamaju``.
 """
 
 import argparse
@@ -47,6 +49,9 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     OPERATOR = "operator"
     MINISTRY = "ministry"
+    KIOSK = "kiosk"
+    """A self-service device of one site (no agency): it issues visits and tickets and checks in
+    appointments at its own site, and nothing else."""
 
 
 class AuthError(Exception):
@@ -92,7 +97,7 @@ class Principal:
         """Allow acting on data of ``agency`` at ``site`` (None meaning all agencies / all sites).
 
         Ministry: everything. Operator: its own site, any agency. Supervisor and officer: their own
-        agency at their own site. Citizen: nothing agency-scoped. Raises :class:`ForbiddenError`.
+        agency at their own site. Citizen and kiosk: nothing agency-scoped. Raises :class:`ForbiddenError`.
         """
         if Role.MINISTRY in self.roles:
             return
@@ -316,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(roles) - {role.value for role in Role})
     if unknown:
         print(f"unknown roles: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if Role.KIOSK.value in roles and (not args.site or args.agency or len(roles) > 1):
+        # A device token: bound to one site, no agency, no other role.
+        print("a kiosk token needs --site, no --agency and no other role", file=sys.stderr)
         return 2
     print(
         issue_token(

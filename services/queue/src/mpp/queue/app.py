@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -20,11 +21,13 @@ from mpp.queue.api.http import public, router
 from mpp.queue.config import QueueSettings
 from mpp.queue.domain.appointments import AppointmentRules, Rulebook
 from mpp.queue.handlers import FeedbackRules, Ports
+from mpp.queue.persistence.protection import DEV_DATA_KEY, TextSealer, decode_key
 from mpp.queue.persistence.tables import consumer_offsets, inbox, outbox
 from mpp.queue.persistence.uow import QueueUnitOfWork
 from mpp.queue.ports import CounterInfo, ServiceInfo
-from mpp.queue.sweeper import missed_sweeper
+from mpp.queue.sweeper import day_closer, missed_sweeper
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
@@ -76,14 +79,17 @@ class CatalogueAdapter:
 class QueueService:
     """What the HTTP edge needs: a unit-of-work factory and the ports."""
 
-    def __init__(self, runtime: ServiceRuntime, ports: Ports) -> None:
+    def __init__(self, runtime: ServiceRuntime, ports: Ports, sealer: TextSealer | None = None) -> None:
         self.runtime = runtime
         self.ports = ports
+        self.sealer = sealer
         # SQLite has no row locks; one process serializes its transactions instead (see QueueUnitOfWork).
         self._writer_lock = asyncio.Lock() if runtime.engine.dialect.name == "sqlite" else None
 
     def uow(self) -> QueueUnitOfWork:
-        return QueueUnitOfWork(self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock)
+        return QueueUnitOfWork(
+            self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock, self.sealer
+        )
 
 
 def appointment_rulebook(settings: QueueSettings) -> Rulebook:
@@ -126,8 +132,12 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
             survey_window=timedelta(hours=settings.survey_window_hours),
             complaint_first_response_days=settings.complaint_first_response_days,
         ),
+        day_close_grace=timedelta(minutes=settings.day_close_grace_minutes),
     )
-    app.state.queue = QueueService(runtime, ports)
+    if settings.data_key.get_secret_value() == DEV_DATA_KEY:
+        log.warning("queue.keys.development_default", extra={"keys": ["data_key"]})
+    sealer = TextSealer(decode_key(settings.data_key.get_secret_value()))
+    app.state.queue = QueueService(runtime, ports, sealer)
     app.state.queue_catalogue = catalogue
     app.include_router(router)
     app.include_router(public)
@@ -142,7 +152,11 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[None]:
-        async with runtime_lifespan(a), missed_sweeper(app.state.queue, sweep_every):
+        async with (
+            runtime_lifespan(a),
+            missed_sweeper(app.state.queue, sweep_every),
+            day_closer(app.state.queue, settings.day_close_seconds),
+        ):
             yield
 
     app.router.lifespan_context = lifespan

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mpp.kit.settings import ServiceSettings
+from mpp.queue.persistence.protection import DEV_DATA_KEY, decode_key
 
 
 class QueueSettings(ServiceSettings):
@@ -39,6 +40,18 @@ class QueueSettings(ServiceSettings):
     appointment_sweep_seconds: float = Field(
         default=60.0, description="How often missed appointments are marked (0: never, in the background)."
     )
+    day_close_seconds: float = Field(
+        default=300.0,
+        description="How often the day close looks for sites whose day is over (0: never, in the "
+        "background; an operator can still run it).",
+    )
+    day_close_grace_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=720,
+        description="How long after a site's closing time its day closes: waiting tickets are then "
+        "cancelled, called ones marked no-show, open visits ended and open counters closed.",
+    )
     citizen_ref_key: SecretStr | None = Field(
         default=None,
         description="Key of the pseudonymous citizen reference derived from a citizen's own token when "
@@ -47,8 +60,19 @@ class QueueSettings(ServiceSettings):
     survey_window_hours: float = Field(
         default=168.0, description="How long after a completed service its SKM survey can be answered."
     )
+    data_key: SecretStr = Field(
+        default=SecretStr(DEV_DATA_KEY),
+        description="AES-256-GCM key of complaint descriptions and contacts at rest: base64 of 32 bytes. "
+        "The migration that encrypts stored complaints reads it from MPP_QUEUE_DATA_KEY too.",
+    )
     complaint_first_response_days: int = Field(
         default=3,
         ge=1,
         description="Working days to a complaint's first response (SP4N-LAPOR: 3; local SOPs often 2).",
     )
+
+    @field_validator("data_key")
+    @classmethod
+    def _data_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
+        decode_key(value.get_secret_value())
+        return value

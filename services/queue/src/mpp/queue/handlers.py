@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from mpp.contracts.envelope import Envelope, EventPayload
 from mpp.contracts.events.common import COMPLAINT_FIRST_RESPONSE_LIMIT_DAYS, Channel, PriorityGroup
@@ -41,6 +43,13 @@ from mpp.queue.domain.appointments import (
     find_slot,
     merge_queued_at,
     new_booking_code,
+)
+from mpp.queue.domain.dayclose import (
+    DAY_CLOSE_ACTOR,
+    DAY_CLOSED,
+    DayCloseReport,
+    closed_before,
+    day_closes_at,
 )
 from mpp.queue.domain.model import (
     Called,
@@ -114,6 +123,8 @@ class Ports:
     catalogue: Catalogue
     appointments: Rulebook = field(default_factory=Rulebook)
     feedback: FeedbackRules = field(default_factory=FeedbackRules)
+    day_close_grace: timedelta = timedelta(hours=1)
+    """How long after its closing time a site's day closes (officers finish the last citizens)."""
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -174,6 +185,8 @@ class ActOnTicket:
     cancelled_by: CancelledBy = CancelledBy.OFFICER
     reason_code: str = "citizen_left"
     application_id: str | None = None
+    authorize: Callable[[Ticket], None] | None = None
+    """Checked on the locked ticket before acting (the caller's scope); raises to refuse."""
 
 
 @dataclass(frozen=True)
@@ -200,11 +213,25 @@ class PutPolicy:
 
 async def effective_policy(uow: QueueUnitOfWork, site: str, agency: str) -> OrderingPolicy:
     """The agency's policy at the site, else the site's default, else the built-in default."""
-    for key in (agency, SITE_DEFAULT):
-        document = await uow.policies.find(site, key)
-        if document is not None:
-            return OrderingPolicy.model_validate(document)
-    return OrderingPolicy()
+    document = await uow.policies.find_first(site, (agency, SITE_DEFAULT))
+    return _policy_of(document)
+
+
+_POLICIES: dict[bytes, OrderingPolicy] = {}
+_DEFAULT_POLICY = OrderingPolicy()
+
+
+def _policy_of(document: dict[str, Any] | None) -> OrderingPolicy:
+    """A stored policy document as a policy, validated once per distinct document (they rarely change)."""
+    if document is None:
+        return _DEFAULT_POLICY
+    key = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        if len(_POLICIES) >= 256:
+            _POLICIES.clear()
+        policy = _POLICIES[key] = OrderingPolicy.model_validate(document)
+    return policy
 
 
 def _wrap(payload: EventPayload, *, agency: str, site: str, subject: str, corr: str) -> Envelope:
@@ -537,6 +564,8 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     counter = await uow.counters.get(cmd.site, cmd.counter, lock=True)
     if counter is None or not counter.open:
         raise WrongState("counter", "closed", "call_next")
+    # A statement of its own after the lock: it sees what a call that held the lock before committed
+    # (a subquery of the locking statement would read the snapshot taken before waiting for the lock).
     busy = await uow.tickets.at_counter(cmd.site, cmd.counter)
     if busy is not None:
         raise CounterBusy(busy)
@@ -573,8 +602,10 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     ticket = candidates[decision.ticket.ticket_id]
     explanation = {**decision.explanation, "counter": counter.code, "lock": "for_update_skip_locked"}
     ticket.call(counter=counter.code, officer=cmd.officer, at=now, decision=explanation)
-    counter.calls_since_priority = decision.next_counter_state(state).calls_since_priority
-    await uow.counters.save(counter)
+    calls_since_priority = decision.next_counter_state(state).calls_since_priority
+    if calls_since_priority != counter.calls_since_priority:
+        counter.calls_since_priority = calls_since_priority
+        await uow.counters.set_calls_since_priority(counter)
     await uow.tickets.save(ticket)
     uow.publish(*_ticket_events(ticket, cmd.correlation_id))
     return ticket
@@ -584,6 +615,8 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
     ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
     if ticket is None:
         raise NotFound(cmd.ticket_id)
+    if cmd.authorize is not None:
+        cmd.authorize(ticket)
     now = ports.clock.now()
     match cmd.action:
         case "recall":
@@ -594,10 +627,7 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
         case "complete":
             ticket.complete(officer=cmd.actor, at=now)
             if ticket.counter is not None:
-                counter = await uow.counters.get(ticket.site, ticket.counter, lock=True)
-                if counter is not None:
-                    counter.tickets_served += 1
-                    await uow.counters.save(counter)
+                await uow.counters.add_served(ticket.site, ticket.counter)
             # The citizen may now rate this service, once (SKM).
             await uow.surveys.invite(
                 SurveyInvitation.after_completion(
@@ -924,6 +954,103 @@ async def sweep_missed(cmd: SweepMissed, uow: QueueUnitOfWork, ports: Ports) -> 
     return missed
 
 
+# --- day close ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloseDay:
+    site: str
+    correlation_id: str
+    limit: int = 500
+    """Tickets (and visits) one transaction closes at most; run it again until it reports nothing."""
+
+
+def _visit_ended(visit: Visit, ports: Ports, corr: str) -> Envelope:
+    assert visit.ended_at is not None
+    return _wrap(
+        VisitEndedV1(
+            visit_id=visit.id,
+            started_at=visit.started_at,
+            ended_at=visit.ended_at,
+            duration_seconds=max(0, int((visit.ended_at - visit.started_at).total_seconds())),
+            tickets=visit.tickets_total,
+            tickets_served=visit.tickets_served,
+        ),
+        agency=ports.catalogue.site_manager(visit.site),
+        site=visit.site,
+        subject=visit.id,
+        corr=corr,
+    )
+
+
+async def close_day(cmd: CloseDay, uow: QueueUnitOfWork, ports: Ports) -> DayCloseReport:
+    """Close what is left open of the site's days that are over (see :mod:`mpp.queue.domain.dayclose`).
+
+    Idempotent: only unfinished tickets, visits not ended and open counters are touched, each with its
+    event. Safe with several replicas: rows another transaction holds are skipped (``SKIP LOCKED``), so
+    two closes running at once never close (and announce) the same row twice.
+    """
+    report = DayCloseReport()
+    now = ports.clock.now()
+    calendar = ports.catalogue.site_calendar(cmd.site)
+    tz = ports.catalogue.site_zone(cmd.site)
+    grace = ports.day_close_grace
+    days = [
+        d
+        for d in await uow.tickets.open_days(cmd.site)
+        if now >= day_closes_at(calendar, tz, date.fromisoformat(d), grace)
+    ]
+    if days:
+        for ticket in await uow.tickets.lock_open(cmd.site, days, limit=cmd.limit):
+            called = ticket.state is TicketState.CALLED
+            ticket.close_day(at=now, reason_code=DAY_CLOSED)
+            await uow.tickets.save(ticket)
+            uow.publish(*_ticket_events(ticket, cmd.correlation_id))
+            if called:
+                report.tickets_no_show += 1
+            else:
+                report.tickets_cancelled += 1
+    cutoff = closed_before(calendar, tz, now, grace)
+    for visit in await uow.visits.lock_open(cmd.site, cutoff, limit=cmd.limit):
+        if visit.end_at_day_close(await uow.tickets.of_visit(visit.id), now):
+            await uow.visits.save(visit)
+            uow.publish(_visit_ended(visit, ports, cmd.correlation_id))
+            report.visits_ended += 1
+    for counter in await uow.counters.lock_open(cmd.site, cutoff):
+        counter.close()
+        await uow.counters.save(counter)
+        assert counter.opened_at is not None
+        uow.publish(
+            _wrap(
+                CounterClosedV1(
+                    counter=counter.code,
+                    agency=counter.agency,
+                    officer_ref=DAY_CLOSE_ACTOR,
+                    reason=CounterCloseReason.END_OF_DAY,
+                    opened_at=counter.opened_at,
+                    closed_at=now,
+                    tickets_served=counter.tickets_served,
+                ),
+                agency=counter.agency,
+                site=counter.site,
+                subject=f"{counter.site}.{counter.code}",
+                corr=cmd.correlation_id,
+            )
+        )
+        report.counters_closed += 1
+    return report
+
+
+async def sites_with_open_work(uow: QueueUnitOfWork) -> list[str]:
+    """Sites with an unfinished ticket, a visit not ended or an open counter."""
+    found = {
+        *await uow.tickets.sites_open(),
+        *await uow.visits.sites_open(),
+        *await uow.counters.sites_open(),
+    }
+    return sorted(found)
+
+
 Handler = Callable[[Any, QueueUnitOfWork, Ports], Awaitable[Any]]
 
 HANDLERS: dict[type, Handler] = {
@@ -939,4 +1066,5 @@ HANDLERS: dict[type, Handler] = {
     CancelAppointment: cancel_appointment,
     CheckInAppointment: check_in_appointment,
     SweepMissed: sweep_missed,
+    CloseDay: close_day,
 }

@@ -304,7 +304,7 @@ class BookIn(BaseModel):
     channel: BookingChannel = BookingChannel.ONLINE
     citizen_ref: CitizenRefIn | None = Field(
         default=None,
-        description="Staff or a kiosk booking for someone: the identity service's pseudonymous reference "
+        description="Staff booking for someone: the identity service's pseudonymous reference "
         "of the citizen, if known. A citizen's own booking takes it from the token.",
     )
 
@@ -335,8 +335,8 @@ def _citizen_ref_key(svc: Any) -> bytes:
 
 def _booking_scope(svc: Any, principal: Principal, body: BookIn) -> tuple[str, str]:
     """The site and the citizen reference of a booking by this caller."""
-    if principal.site is not None:
-        # Staff of the site, or its kiosk, booking for someone.
+    if principal.site is not None and principal.has_any(*STAFF_ROLES):
+        # Staff of the site booking for someone (a citizen's token with a site claim books for itself).
         if body.site is not None and body.site != principal.site:
             raise ForbiddenError
         return principal.site, body.citizen_ref or f"anon-{uuid.uuid4().hex}"
@@ -506,9 +506,9 @@ class CheckInIn(BaseModel):
 async def check_in(
     body: CheckInIn,
     request: Request,
-    principal: Annotated[Principal, Depends(require_roles(Role.CITIZEN, *STAFF_ROLES))],
+    principal: Annotated[Principal, Depends(require_roles(Role.KIOSK, *STAFF_ROLES))],
 ) -> dict[str, Any]:
-    """Only a device or staff member of the site checks in (the citizen is in the building)."""
+    """Only a kiosk or staff member of the site checks in (the citizen is in the building)."""
     svc = _svc(request)
     if principal.site is None:
         raise ForbiddenError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from mpp.queue.domain.model import (
     WrongState,
 )
 from mpp.queue.domain.policy import OrderingPolicy, PolicyError
+from mpp.queue.domain.surveys import SurveyInvitation
 from mpp.queue.handlers import (
     HANDLERS,
     ActOnTicket,
@@ -45,6 +47,7 @@ from mpp.queue.handlers import (
     effective_policy,
 )
 from mpp.queue.persistence.repository import SITE_DEFAULT
+from mpp.queue.sweeper import close_site_day
 
 router = APIRouter(prefix="/v1")
 public = APIRouter(prefix="/v1/public", tags=["public"])
@@ -153,10 +156,13 @@ def _translate(exc: Exception) -> DomainError:
     return TicketNotFound()
 
 
-async def _run(svc: Any, cmd: Any) -> Any:
+async def _run(svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None) -> Any:
+    """Run one command in its own transaction; ``after(uow, result)`` runs in it before the commit."""
     try:
         async with svc.uow() as uow:
             result = await HANDLERS[type(cmd)](cmd, uow, svc.ports)
+            if after is not None:
+                await after(uow, result)
             await uow.commit()
     except (
         WrongState,
@@ -283,7 +289,9 @@ def _svc(request: Request) -> Any:
 
 OFFICER_ROLES = (Role.OFFICER, Role.SUPERVISOR)
 READER_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
-KIOSK_ROLES = (Role.CITIZEN, Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
+SITE_DESKS = (Role.KIOSK, Role.OFFICER, Role.SUPERVISOR, Role.OPERATOR)
+"""Who issues walk-in visits at a site: its kiosks and its staff (a token bound to the site)."""
+KIOSK_ROLES = (*SITE_DESKS, Role.CITIZEN)
 POLICY_WRITERS = (Role.SUPERVISOR, Role.OPERATOR)
 
 
@@ -293,25 +301,46 @@ def _ensure_officer_of(principal: Principal, agency: str, site: str) -> None:
         raise ForbiddenError
 
 
+def _desk_site(principal: Principal) -> str | None:
+    """The site a kiosk or staff member issues walk-in visits at (their token's), else None."""
+    return principal.site if principal.has_any(*SITE_DESKS) else None
+
+
 def _own_site(principal: Principal) -> str:
     if principal.site is None:
         raise ForbiddenError
     return principal.site
 
 
+def _visible(principal: Principal, ticket: Ticket) -> bool:
+    if principal.has_any(Role.OPERATOR) and principal.site == ticket.site:
+        return True
+    try:
+        _ensure_officer_of(principal, ticket.agency, ticket.site)
+    except ForbiddenError:
+        return False
+    return True
+
+
 async def _scoped_ticket(svc: Any, principal: Principal, ticket_id: str) -> Ticket:
     async with svc.uow() as uow:
         ticket: Ticket | None = await uow.tickets.get(ticket_id)
     # Out of scope answers exactly like "not found", so the response never reveals that a ticket exists.
-    if ticket is None:
+    if ticket is None or not _visible(principal, ticket):
         raise TicketNotFound()
-    try:
-        if principal.has_any(Role.OPERATOR) and principal.site == ticket.site:
-            return ticket
-        _ensure_officer_of(principal, ticket.agency, ticket.site)
-    except ForbiddenError:
-        raise TicketNotFound() from None
     return ticket
+
+
+def _officer_scope(principal: Principal) -> Callable[[Ticket], None]:
+    """The check of counter work on a ticket, run on the locked ticket in the action's own transaction:
+    out of sight answers like "not found"; in sight but not the caller's counter work is forbidden."""
+
+    def check(ticket: Ticket) -> None:
+        if not _visible(principal, ticket):
+            raise TicketNotFound()
+        _ensure_officer_of(principal, ticket.agency, ticket.site)
+
+    return check
 
 
 # --- kiosk --------------------------------------------------------------------------------------
@@ -329,10 +358,11 @@ async def start_visit(
     """A kiosk or reception desk holds a token of its site and issues walk-in visits there; a citizen's own
     token (no site) may only book online, at the site named in the body or this deployment's site."""
     svc = _svc(request)
-    if principal.site is not None:
-        if body.site is not None and body.site != principal.site:
+    desk = _desk_site(principal)
+    if desk is not None:
+        if body.site is not None and body.site != desk:
             raise ForbiddenError
-        site = principal.site
+        site = desk
     else:
         if not principal.has_any(Role.CITIZEN) or body.channel is Channel.WALK_IN:
             raise ForbiddenError
@@ -393,12 +423,15 @@ async def add_ticket(
     principal: Annotated[Principal, Depends(require_roles(*KIOSK_ROLES))],
 ) -> dict[str, Any]:
     svc = _svc(request)
+    desk = _desk_site(principal)
+    if desk is None and not principal.has_any(Role.CITIZEN):
+        raise ForbiddenError  # a kiosk or staff token without a site
     async with svc.uow() as uow:
         visit = await uow.visits.get(visit_id)
-    if visit is None or (principal.site is not None and visit.site != principal.site):
+    if visit is None or (desk is not None and visit.site != desk):
         raise VisitNotFound()
     # Off site, only a citizen's own online visit takes more tickets (as only such a visit can start).
-    if principal.site is None and (not principal.has_any(Role.CITIZEN) or visit.channel is Channel.WALK_IN):
+    if desk is None and visit.channel is Channel.WALK_IN:
         raise ForbiddenError
     try:
         ticket = await _run(
@@ -439,6 +472,10 @@ async def _survey_link(svc: Any, ticket_id: str) -> dict[str, Any] | None:
     """The SKM survey of a completed ticket: its token, page and whether it can still be answered."""
     async with svc.uow() as uow:
         invitation = await uow.surveys.of_ticket(ticket_id)
+    return _link_view(svc, invitation)
+
+
+def _link_view(svc: Any, invitation: SurveyInvitation | None) -> dict[str, Any] | None:
     if invitation is None:
         return None
     return {
@@ -587,13 +624,23 @@ async def get_decision(
 
 
 async def _act(
-    request: Request, principal: Principal, ticket_id: str, action: str, **extra: Any
+    request: Request,
+    principal: Principal,
+    ticket_id: str,
+    action: str,
+    after: Callable[[Any, Any], Awaitable[Any]] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     svc = _svc(request)
-    ticket = await _scoped_ticket(svc, principal, ticket_id)
-    _ensure_officer_of(principal, ticket.agency, ticket.site)
-    cmd = ActOnTicket(ticket_id, action, actor=principal.subject, correlation_id=_corr(), **extra)
-    return ticket_view(await _run(svc, cmd))
+    cmd = ActOnTicket(
+        ticket_id,
+        action,
+        actor=principal.subject,
+        correlation_id=_corr(),
+        authorize=_officer_scope(principal),
+        **extra,
+    )
+    return ticket_view(await _run(svc, cmd, after))
 
 
 OfficerDep = Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
@@ -614,8 +661,17 @@ async def complete(
     ticket_id: str, request: Request, principal: OfficerDep, body: Annotated[CompleteIn | None, Body()] = None
 ) -> dict[str, Any]:
     body = body or CompleteIn()
-    view = await _act(request, principal, ticket_id, "complete", application_id=body.application_id)
-    return {**view, "survey": await _survey_link(_svc(request), ticket_id)}
+    svc = _svc(request)
+    survey: dict[str, Any] = {}
+
+    async def link(uow: Any, ticket: Ticket) -> None:
+        # Read in the completing transaction: no second transaction for the link.
+        survey["link"] = _link_view(svc, await uow.surveys.of_ticket(ticket.id))
+
+    view = await _act(
+        request, principal, ticket_id, "complete", after=link, application_id=body.application_id
+    )
+    return {**view, "survey": survey.get("link")}
 
 
 @router.post("/tickets/{ticket_id}/no-show", summary="The called citizen did not come")
@@ -735,3 +791,16 @@ async def put_agency_policy(
     site = _policy_scope(principal, agency, write=True)
     await _run(svc, PutPolicy(site, agency, document, principal.subject, _corr()))
     return await _policy_out(svc, site, agency)
+
+
+# --- day close ----------------------------------------------------------------------------------
+
+
+@router.post("/day-close", summary="Close what is left open of the site's days that are over (operator)")
+async def day_close(
+    request: Request, principal: Annotated[Principal, Depends(require_roles(Role.OPERATOR))]
+) -> dict[str, Any]:
+    """The service does this by itself after closing time; the operator of a site may run it at once.
+    Only days past their closing time (plus the grace period) are closed."""
+    report = await close_site_day(_svc(request), _own_site(principal), _corr())
+    return dict(report.__dict__)

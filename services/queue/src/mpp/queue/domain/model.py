@@ -219,6 +219,16 @@ class Ticket:
         self.state, self.finished_at = TicketState.CANCELLED, at
         self.events.append(Cancelled(at, by, reason_code))
 
+    def close_day(self, *, at: datetime, reason_code: str) -> None:
+        """The site's day closed with the ticket still open: called and not answered, a no-show;
+        waiting or being served, cancelled by the system with ``reason_code``."""
+        if self.state is TicketState.CALLED:
+            self.no_show(at=at)
+            return
+        self._require("close_day", TicketState.WAITING, TicketState.SERVING)
+        self.state, self.finished_at = TicketState.CANCELLED, at
+        self.events.append(Cancelled(at, "system", reason_code))
+
     def transfer(self, *, to: Ticket, officer: str, reason: str, at: datetime) -> None:
         self._require("transfer", TicketState.WAITING, TicketState.CALLED, TicketState.SERVING)
         self.state, self.finished_at, self.transferred_to = TicketState.TRANSFERRED, at, to.id
@@ -276,6 +286,16 @@ class Visit:
             return False
         # The visit ends when its last ticket finished. A concurrent transaction may have finished a
         # ticket of the visit a moment after ``at`` and committed first; its time counts then.
+        self.ended_at = max([at, *(t.finished_at for t in tickets if t.finished_at is not None)])
+        self.tickets_total = len(tickets)
+        self.tickets_served = len([t for t in tickets if t.state is TicketState.COMPLETED])
+        return True
+
+    def end_at_day_close(self, tickets: list[Ticket], at: datetime) -> bool:
+        """End the visit when its site's day closes, if none of its tickets is still open (a visit
+        without tickets ends too); True if it ended now."""
+        if self.ended or not all(t.finished for t in tickets):
+            return False
         self.ended_at = max([at, *(t.finished_at for t in tickets if t.finished_at is not None)])
         self.tickets_total = len(tickets)
         self.tickets_served = len([t for t in tickets if t.state is TicketState.COMPLETED])

@@ -13,6 +13,7 @@ from mpp.contracts.events.common import ComplaintCategory, ComplaintChannel, Com
 from mpp.contracts.events.queue import ComplaintOutcome
 from mpp.queue.domain.complaints import Complaint, ComplaintState
 from mpp.queue.domain.surveys import SurveyAnswers, SurveyInvitation
+from mpp.queue.persistence.protection import TextSealer
 from mpp.queue.persistence.repository import _aware
 from mpp.queue.persistence.tables import complaints, survey_invitations, survey_responses
 
@@ -109,7 +110,8 @@ class SurveyRepository:
         )
 
 
-def _complaint(row: RowMapping) -> Complaint:
+def _complaint(row: RowMapping, sealer: TextSealer) -> Complaint:
+    contact = row["contact_sealed"]
     return Complaint(
         id=row["id"],
         tracking_code=row["tracking_code"],
@@ -118,7 +120,7 @@ def _complaint(row: RowMapping) -> Complaint:
         category=ComplaintCategory(row["category"]),
         complaint_class=ComplaintClass(row["complaint_class"]),
         anonymous=row["anonymous"],
-        description=row["description"],
+        description=sealer.open(row["id"], "description", row["description_sealed"]),
         received_at=_req(row["received_at"]),
         received_by=row["received_by"],
         first_response_limit_days=row["first_response_limit_days"],
@@ -126,7 +128,7 @@ def _complaint(row: RowMapping) -> Complaint:
         first_response_due=_req(row["first_response_due"]),
         resolution_due=_req(row["resolution_due"]),
         complainant_ref=row["complainant_ref"],
-        contact=row["contact"],
+        contact=None if contact is None else sealer.open(row["id"], "contact", contact),
         agency=row["agency"],
         service_type=row["service_type"],
         lapor_tracking_id=row["lapor_tracking_id"],
@@ -156,8 +158,9 @@ def _mutable(c: Complaint) -> dict[str, Any]:
 
 
 class ComplaintRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, sealer: TextSealer) -> None:
         self._s = session
+        self._sealer = sealer
 
     async def add(self, c: Complaint) -> None:
         await self._s.execute(
@@ -170,10 +173,10 @@ class ComplaintRepository:
                 complaint_class=c.complaint_class.value,
                 anonymous=c.anonymous,
                 complainant_ref=c.complainant_ref,
-                contact=c.contact,
+                contact_sealed=None if c.contact is None else self._sealer.seal(c.id, "contact", c.contact),
                 service_type=c.service_type,
                 lapor_tracking_id=c.lapor_tracking_id,
-                description=c.description,
+                description_sealed=self._sealer.seal(c.id, "description", c.description),
                 received_at=_utc(c.received_at),
                 received_by=c.received_by,
                 first_response_limit_days=c.first_response_limit_days,
@@ -189,12 +192,12 @@ class ComplaintRepository:
         if lock:
             query = query.with_for_update()
         row = (await self._s.execute(query)).mappings().first()
-        return None if row is None else _complaint(row)
+        return None if row is None else _complaint(row, self._sealer)
 
     async def by_tracking_code(self, code: str) -> Complaint | None:
         query = select(complaints).where(complaints.c.tracking_code == code)
         row = (await self._s.execute(query)).mappings().first()
-        return None if row is None else _complaint(row)
+        return None if row is None else _complaint(row, self._sealer)
 
     async def code_taken(self, code: str) -> bool:
         query = select(complaints.c.id).where(complaints.c.tracking_code == code)
@@ -229,4 +232,4 @@ class ComplaintRepository:
                 )
             )
         query = query.order_by(complaints.c.resolution_due, complaints.c.id).offset(offset).limit(limit)
-        return [_complaint(row) for row in (await self._s.execute(query)).mappings()]
+        return [_complaint(row, self._sealer) for row in (await self._s.execute(query)).mappings()]

@@ -90,6 +90,51 @@ def _ticket_values(t: Ticket) -> dict[str, Any]:
 _INSERT_TICKET = tickets.insert()
 _SAVE_TICKET = update(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _INSERT_VISIT = visits.insert()
+_GET_TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))
+_GET_TICKET_LOCKED = _GET_TICKET.with_for_update()
+_CALL_ORDER = (tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
+_WAITING_OF_TYPES = select(tickets).where(
+    tickets.c.site == bindparam("site"),
+    tickets.c.state == TicketState.WAITING.value,
+    tickets.c.service_type.in_(bindparam("types", expanding=True)),
+    tickets.c.queued_at <= bindparam("callable_at"),
+)
+_WAITING_HEAD = _WAITING_OF_TYPES.order_by(*_CALL_ORDER).limit(bindparam("head_limit"))
+_LOCK_FIRST_WAITING = _WAITING_OF_TYPES.order_by(*_CALL_ORDER).limit(1).with_for_update(skip_locked=True)
+_LOCK_FIRST_PRIORITY = (
+    _WAITING_OF_TYPES.where(tickets.c.priority_group != PriorityGroup.NONE.value)
+    .order_by(*_CALL_ORDER)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_GET_COUNTER = select(counters).where(
+    counters.c.site == bindparam("site"), counters.c.code == bindparam("code")
+)
+_GET_COUNTER_LOCKED = _GET_COUNTER.with_for_update()
+_AT_COUNTER = (
+    select(tickets)
+    .where(
+        tickets.c.site == bindparam("site"),
+        tickets.c.counter == bindparam("counter"),
+        tickets.c.state.in_([TicketState.CALLED.value, TicketState.SERVING.value]),
+    )
+    .limit(1)
+)
+_SET_CALLS_SINCE_PRIORITY = (
+    update(counters)
+    .where(counters.c.site == bindparam("c_site"), counters.c.code == bindparam("c_code"))
+    .values(calls_since_priority=bindparam("calls"))
+)
+_ADD_SERVED = (
+    update(counters)
+    .where(counters.c.site == bindparam("c_site"), counters.c.code == bindparam("c_code"))
+    .values(tickets_served=counters.c.tickets_served + 1)
+)
+_POLICIES_OF = select(policies.c.agency, policies.c.document).where(
+    policies.c.site == bindparam("site"), policies.c.agency.in_(bindparam("agencies", expanding=True))
+)
+_SEQUENCE_UPSERTS: dict[str, Any] = {}
+OPEN_STATES = (TicketState.WAITING.value, TicketState.CALLED.value, TicketState.SERVING.value)
 
 
 class TicketRepository:
@@ -122,10 +167,8 @@ class TicketRepository:
         await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
 
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
-        query = select(tickets).where(tickets.c.id == ticket_id)
-        if lock:
-            query = query.with_for_update()
-        row = (await self._s.execute(query)).mappings().first()
+        query = _GET_TICKET_LOCKED if lock else _GET_TICKET
+        row = (await self._s.execute(query, {"ticket_id": ticket_id})).mappings().first()
         return None if row is None else _ticket(row)
 
     async def find_by_number(self, site: str, day: str, number: str) -> Ticket | None:
@@ -143,12 +186,7 @@ class TicketRepository:
 
     async def at_counter(self, site: str, counter: str) -> Ticket | None:
         """The ticket a counter is dealing with (called or being served), if any."""
-        query = select(tickets).where(
-            tickets.c.site == site,
-            tickets.c.counter == counter,
-            tickets.c.state.in_([TicketState.CALLED.value, TicketState.SERVING.value]),
-        )
-        row = (await self._s.execute(query.limit(1))).mappings().first()
+        row = (await self._s.execute(_AT_COUNTER, {"site": site, "counter": counter})).mappings().first()
         return None if row is None else _ticket(row)
 
     async def lock_first_waiting(
@@ -160,38 +198,43 @@ class TicketRepository:
         passed over instead of waited for, so two counters never take the same ticket and never queue
         behind each other. SQLite ignores the clause; the service serializes its writers there.
         """
-        query = select(tickets).where(
-            tickets.c.site == site,
-            tickets.c.service_type.in_(list(service_types)),
-            tickets.c.state == TicketState.WAITING.value,
-            tickets.c.queued_at <= callable_at,
-        )
-        if priority_only:
-            query = query.where(tickets.c.priority_group != PriorityGroup.NONE.value)
-        query = (
-            query.order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = (await self._s.execute(query)).mappings().first()
+        query = _LOCK_FIRST_PRIORITY if priority_only else _LOCK_FIRST_WAITING
+        params = {"site": site, "types": list(service_types), "callable_at": callable_at}
+        row = (await self._s.execute(query, params)).mappings().first()
         return None if row is None else _ticket(row)
 
     async def waiting_head(
         self, site: str, service_types: Sequence[str], *, limit: int, callable_at: datetime
     ) -> list[Ticket]:
         """The first callable waiting tickets of ``service_types`` in rank order, without locking them."""
+        params = {"site": site, "types": list(service_types), "callable_at": callable_at, "head_limit": limit}
+        return [_ticket(r) for r in (await self._s.execute(_WAITING_HEAD, params)).mappings().all()]
+
+    async def open_days(self, site: str) -> list[str]:
+        """The days (site-local) of the site's tickets that are not finished."""
+        query = (
+            select(tickets.c.day)
+            .where(tickets.c.site == site, tickets.c.state.in_(OPEN_STATES))
+            .distinct()
+            .order_by(tickets.c.day)
+        )
+        return list((await self._s.execute(query)).scalars().all())
+
+    async def lock_open(self, site: str, days: Sequence[str], *, limit: int) -> list[Ticket]:
+        """Unfinished tickets of ``days`` at the site, locked; rows another transaction holds are skipped
+        (two replicas closing the day at once never close the same ticket twice)."""
         query = (
             select(tickets)
-            .where(
-                tickets.c.site == site,
-                tickets.c.service_type.in_(list(service_types)),
-                tickets.c.state == TicketState.WAITING.value,
-                tickets.c.queued_at <= callable_at,
-            )
-            .order_by(tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
+            .where(tickets.c.site == site, tickets.c.day.in_(list(days)), tickets.c.state.in_(OPEN_STATES))
+            .order_by(tickets.c.day, tickets.c.seq, tickets.c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()]
+
+    async def sites_open(self) -> list[str]:
+        query = select(tickets.c.site).where(tickets.c.state.in_(OPEN_STATES)).distinct()
+        return list((await self._s.execute(query)).scalars().all())
 
     async def waiting(
         self,
@@ -263,12 +306,18 @@ class TicketRepository:
 
     async def next_sequence(self, *, site: str, day: str, prefix: str) -> int:
         """The next number of ``prefix`` at ``site`` on ``day``; an upsert, so concurrent issues never share one."""
-        insert = dialect_insert(self._s, ticket_sequences).values(site=site, day=day, prefix=prefix, last=1)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[ticket_sequences.c.site, ticket_sequences.c.day, ticket_sequences.c.prefix],
-            set_={"last": ticket_sequences.c.last + 1},
-        ).returning(ticket_sequences.c.last)
-        return int((await self._s.execute(upsert)).scalar_one())
+        dialect = self._s.get_bind().dialect.name
+        upsert = _SEQUENCE_UPSERTS.get(dialect)
+        if upsert is None:
+            insert = dialect_insert(self._s, ticket_sequences).values(
+                site=bindparam("site"), day=bindparam("day"), prefix=bindparam("prefix"), last=1
+            )
+            upsert = _SEQUENCE_UPSERTS[dialect] = insert.on_conflict_do_update(
+                index_elements=[ticket_sequences.c.site, ticket_sequences.c.day, ticket_sequences.c.prefix],
+                set_={"last": ticket_sequences.c.last + 1},
+            ).returning(ticket_sequences.c.last)
+        params = {"site": site, "day": day, "prefix": prefix}
+        return int((await self._s.execute(upsert, params)).scalar_one())
 
 
 class VisitRepository:
@@ -308,6 +357,24 @@ class VisitRepository:
             tickets_served=row["tickets_served"],
         )
 
+    async def lock_open(self, site: str, started_before: datetime, *, limit: int) -> list[Visit]:
+        """Visits of the site not ended and started before ``started_before``, locked (skipping rows
+        another transaction holds)."""
+        query = (
+            select(visits.c.id)
+            .where(visits.c.site == site, visits.c.ended_at.is_(None), visits.c.started_at < started_before)
+            .order_by(visits.c.started_at, visits.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = (await self._s.execute(query)).scalars().all()
+        found = [await self.get(i) for i in ids]
+        return [v for v in found if v is not None]
+
+    async def sites_open(self) -> list[str]:
+        query = select(visits.c.site).where(visits.c.ended_at.is_(None)).distinct()
+        return list((await self._s.execute(query)).scalars().all())
+
     async def save(self, v: Visit) -> None:
         await self._s.execute(
             update(visits)
@@ -321,12 +388,20 @@ class CounterRepository:
         self._s = session
 
     async def get(self, site: str, code: str, *, lock: bool = False) -> Counter | None:
-        query = select(counters).where(counters.c.site == site, counters.c.code == code)
-        if lock:
-            query = query.with_for_update()
-        row = (await self._s.execute(query)).mappings().first()
-        if row is None:
-            return None
+        query = _GET_COUNTER_LOCKED if lock else _GET_COUNTER
+        row = (await self._s.execute(query, {"site": site, "code": code})).mappings().first()
+        return None if row is None else self._counter(row)
+
+    async def set_calls_since_priority(self, c: Counter) -> None:
+        params = {"c_site": c.site, "c_code": c.code, "calls": c.calls_since_priority}
+        await self._s.execute(_SET_CALLS_SINCE_PRIORITY, params)
+
+    async def add_served(self, site: str, code: str) -> None:
+        """One more ticket served at the counter (an increment in place, no read)."""
+        await self._s.execute(_ADD_SERVED, {"c_site": site, "c_code": code})
+
+    @staticmethod
+    def _counter(row: RowMapping) -> Counter:
         return Counter(
             code=row["code"],
             site=row["site"],
@@ -367,6 +442,20 @@ class CounterRepository:
             "tickets_served": c.tickets_served,
         }
 
+    async def lock_open(self, site: str, opened_before: datetime) -> list[Counter]:
+        """The site's open counters opened before ``opened_before``, locked (skipping held rows)."""
+        query = (
+            select(counters)
+            .where(counters.c.site == site, counters.c.open.is_(True), counters.c.opened_at < opened_before)
+            .order_by(counters.c.code)
+            .with_for_update(skip_locked=True)
+        )
+        return [self._counter(r) for r in (await self._s.execute(query)).mappings().all()]
+
+    async def sites_open(self) -> list[str]:
+        query = select(counters.c.site).where(counters.c.open.is_(True)).distinct()
+        return list((await self._s.execute(query)).scalars().all())
+
     async def at_site(self, site: str, agency: str | None) -> list[Counter]:
         query = select(counters.c.code).where(counters.c.site == site)
         if agency is not None:
@@ -384,6 +473,16 @@ class PolicyStore:
         query = select(policies.c.document).where(policies.c.site == site, policies.c.agency == agency)
         document: dict[str, Any] | None = (await self._s.execute(query)).scalar_one_or_none()
         return document
+
+    async def find_first(self, site: str, agencies: Sequence[str]) -> dict[str, Any] | None:
+        """The document of the first of ``agencies`` with a policy at ``site`` (one round trip)."""
+        rows = (await self._s.execute(_POLICIES_OF, {"site": site, "agencies": list(agencies)})).all()
+        found = {r.agency: r.document for r in rows}
+        for agency in agencies:
+            if agency in found:
+                document: dict[str, Any] = found[agency]
+                return document
+        return None
 
     async def put(self, site: str, agency: str, document: dict[str, Any], by: str, at: datetime) -> None:
         insert = dialect_insert(self._s, policies).values(

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -31,6 +32,14 @@ visits = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("tickets_total", Integer, nullable=False),
     Column("tickets_served", Integer, nullable=False),
+)
+# The day close ends a site's visits still open.
+Index(
+    "ix_visits_open",
+    visits.c.site,
+    visits.c.started_at,
+    postgresql_where=visits.c.ended_at.is_(None),
+    sqlite_where=visits.c.ended_at.is_(None),
 )
 
 tickets = Table(
@@ -71,6 +80,25 @@ Index(
     tickets.c.state,
     tickets.c.rank,
     tickets.c.seq,
+)
+# The same in call order, waiting tickets only: call-next reads its first rows, whatever the service types.
+Index(
+    "ix_tickets_waiting_rank",
+    tickets.c.site,
+    tickets.c.rank,
+    tickets.c.queued_at,
+    tickets.c.seq,
+    tickets.c.id,
+    postgresql_where=tickets.c.state == "waiting",
+    sqlite_where=tickets.c.state == "waiting",
+)
+# The day close finds the days of a site's unfinished tickets; few rows are unfinished.
+Index(
+    "ix_tickets_open",
+    tickets.c.site,
+    tickets.c.day,
+    postgresql_where=tickets.c.state.in_(["waiting", "called", "serving"]),
+    sqlite_where=tickets.c.state.in_(["waiting", "called", "serving"]),
 )
 Index("ix_tickets_visit", tickets.c.visit_id)
 Index("ix_tickets_counter", tickets.c.site, tickets.c.counter, tickets.c.state)
@@ -213,11 +241,15 @@ complaints = Table(
     Column("complaint_class", String(32), nullable=False),
     Column("anonymous", Boolean, nullable=False),
     Column("complainant_ref", String(64), doc="Pseudonymous; none for anonymous complaints."),
-    Column("contact", String(200), doc="Only if the complainant gave it; never in an event."),
+    Column(
+        "contact_sealed",
+        LargeBinary,
+        doc="Only if the complainant gave it; never in an event. AES-GCM sealed (persistence.protection).",
+    ),
     Column("agency", String(64)),
     Column("service_type", String(64)),
     Column("lapor_tracking_id", String(64)),
-    Column("description", Text, nullable=False),
+    Column("description_sealed", LargeBinary, nullable=False, doc="AES-GCM sealed (persistence.protection)."),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("received_by", String(128), nullable=False),
     Column("first_response_limit_days", Integer, nullable=False),

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mpp.kit.outbox import UnitOfWork
 from mpp.queue.persistence.appointments import AppointmentRepository
 from mpp.queue.persistence.feedback import ComplaintRepository, SurveyRepository
+from mpp.queue.persistence.protection import TextSealer, development_sealer
 from mpp.queue.persistence.repository import (
     CounterRepository,
     IdempotencyStore,
@@ -36,8 +37,11 @@ class QueueUnitOfWork(UnitOfWork):
         sessions: async_sessionmaker[AsyncSession],
         wakeup: asyncio.Event | None = None,
         writer_lock: asyncio.Lock | None = None,
+        sealer: TextSealer | None = None,
     ) -> None:
         super().__init__(sessions, outbox, wakeup)
+        # The service passes the sealer of its configured key; the development key otherwise.
+        self._sealer = sealer or development_sealer()
         # SQLite (one process) has no row locks: its transactions take this lock so that two requests
         # never decide on the same rows at once. PostgreSQL passes None and relies on row locks.
         self._writer_lock = writer_lock
@@ -58,7 +62,7 @@ class QueueUnitOfWork(UnitOfWork):
         self.idempotency = IdempotencyStore(self.session)
         self.appointments = AppointmentRepository(self.session)
         self.surveys = SurveyRepository(self.session)
-        self.complaints = ComplaintRepository(self.session)
+        self.complaints = ComplaintRepository(self.session, self._sealer)
         return self
 
     async def __aexit__(
