@@ -100,10 +100,15 @@ def _dims(metric: Metric, group_by: GroupBy | None) -> list[str]:
 class _Cells:
     """Totals per (period start, group value) for one query."""
 
-    def __init__(self, geography: Geography, period: Period, group_by: GroupBy | None) -> None:
+    def __init__(
+        self, geography: Geography, period: Period, group_by: GroupBy | None, *, rollups: bool = True
+    ) -> None:
         self.geography = geography
         self.period = period
         self.group_by = group_by
+        self.rollups = rollups
+        # Cells no finer than a month may read whole months from the monthly roll-ups.
+        self.monthly = period not in (Period.DAY, Period.WEEK) and group_by is not GroupBy.WEEKDAY
         self.totals: dict[tuple[date | None, str | None], Totals] = defaultdict(Totals)
         self.sites: dict[str | None, set[str]] = defaultdict(set)
 
@@ -150,7 +155,9 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
 
 async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
     dims = _dims(metric, cells.group_by)
-    for day, *rest in await repository.fact_sums(session, scope, dims=dims, measures=metric.measures):
+    for day, *rest in await repository.fact_sums(
+        session, scope, dims=dims, measures=metric.measures, monthly=cells.monthly, rollups=cells.rollups
+    ):
         *values, measure, value = rest
         if not reads(metric, measure):
             continue
@@ -165,7 +172,9 @@ async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _C
     if metric.hourly == "histogram":
         kind = _kind(metric)
         hdims = [d for d in dims if d in ("site", "agency", "service_type")]
-        for day, *rest in await repository.histogram_sums(session, scope, dims=hdims, kind=kind):
+        for day, *rest in await repository.histogram_sums(
+            session, scope, dims=hdims, kind=kind, monthly=cells.monthly, rollups=cells.rollups
+        ):
             *values, bucket, count = rest
             totals = cells(day, dict(zip(hdims, values, strict=True)))
             totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
@@ -179,11 +188,14 @@ async def compute(
     *,
     period: Period,
     group_by: GroupBy | None,
+    rollups: bool = True,
 ) -> list[dict[str, Any]]:
-    """One row per (period, group) with data; for ``period=all`` without grouping, always one row."""
+    """One row per (period, group) with data; for ``period=all`` without grouping, always one row.
+
+    ``rollups=False`` reads the daily read models only (the figures are the same either way)."""
     if group_by is GroupBy.HOUR and metric.hourly is None:
         raise Unsupported(metric.id)
-    cells = _Cells(geography, period, group_by)
+    cells = _Cells(geography, period, group_by, rollups=rollups)
     if group_by is GroupBy.HOUR:
         await _by_hour(session, metric, scope, cells)
     else:

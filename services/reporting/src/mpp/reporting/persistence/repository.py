@@ -13,8 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
 from mpp.reporting.domain.facts import Facts
+from mpp.reporting.domain.periods import DayRange, split_months
 from mpp.reporting.domain.projection import CountKey
-from mpp.reporting.persistence.tables import daily_counts, duration_histogram, metric_facts, metric_hourly
+from mpp.reporting.persistence.tables import (
+    daily_counts,
+    duration_histogram,
+    duration_histogram_monthly,
+    duration_histogram_national_daily,
+    duration_histogram_national_monthly,
+    metric_facts,
+    metric_facts_monthly,
+    metric_facts_national_daily,
+    metric_facts_national_monthly,
+    metric_hourly,
+)
 
 
 async def add_counts(session: AsyncSession, counts: Counter[CountKey]) -> None:
@@ -109,18 +121,18 @@ async def query_totals(
 # --- metric read models -----------------------------------------------------------------------
 
 _SQLITE_ROWS = 2000
-_PG_TYPES = {"day": "date", "hour": "smallint", "bucket": "integer"}
+_PG_TYPES = {"day": "date", "month": "date", "hour": "smallint", "bucket": "integer"}
 
 
 async def _add(
     session: AsyncSession, table: Table, key_columns: Sequence[str], value_column: str, rows: Counter[Any]
 ) -> None:
-    """Add ``rows`` (key dataclass -> increment) to ``table``: one upsert statement per batch, keys in
-    sorted order so concurrent writers lock rows in the same order."""
+    """Add ``rows`` (key tuple in ``key_columns`` order -> increment) to ``table``: one upsert statement
+    per batch, keys in sorted order so concurrent writers lock rows in the same order."""
     if not rows:
         return
     keys = sorted(rows)
-    columns = {c: [getattr(k, c) for k in keys] for c in key_columns}
+    columns = {c: [k[i] for k in keys] for i, c in enumerate(key_columns)}
     values = [rows[k] for k in keys]
     if session.get_bind().dialect.name == "postgresql":
         # Column arrays as parameters: the statement compiles once, whatever the batch size.
@@ -151,11 +163,81 @@ async def _add(
 
 
 async def add_facts(session: AsyncSession, facts: Facts) -> None:
-    """Add one batch's fact increments to the three metric read models."""
+    """Add one batch's fact increments to the metric read models and their roll-ups (the caller's
+    transaction holds them all, so every roll-up always equals the sum of its days)."""
     base = ("day", "site", "agency", "service_type")
     await _add(session, metric_facts, (*base, "measure"), "value", facts.counts)
     await _add(session, metric_hourly, (*base, "hour", "measure"), "value", facts.hourly)
     await _add(session, duration_histogram, (*base, "hour", "kind", "bucket"), "count", facts.histogram)
+    monthly: Counter[tuple[Any, ...]] = Counter()
+    national: Counter[tuple[Any, ...]] = Counter()
+    national_monthly: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, agency, st, measure), n in facts.counts.items():
+        month = day.replace(day=1)
+        monthly[(month, site, agency, st, measure)] += n
+        national[(day, agency, st, measure)] += n
+        national_monthly[(month, agency, st, measure)] += n
+    await _add(session, metric_facts_monthly, ("month", *base[1:], "measure"), "value", monthly)
+    await _add(session, metric_facts_national_daily, ("day", *base[2:], "measure"), "value", national)
+    await _add(
+        session, metric_facts_national_monthly, ("month", *base[2:], "measure"), "value", national_monthly
+    )
+    h_monthly: Counter[tuple[Any, ...]] = Counter()
+    h_national: Counter[tuple[Any, ...]] = Counter()
+    h_national_monthly: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, agency, st, _hour, kind, bucket), n in facts.histogram.items():
+        month = day.replace(day=1)
+        h_monthly[(month, site, agency, st, kind, bucket)] += n
+        h_national[(day, agency, st, kind, bucket)] += n
+        h_national_monthly[(month, agency, st, kind, bucket)] += n
+    hist = ("kind", "bucket")
+    await _add(session, duration_histogram_monthly, ("month", *base[1:], *hist), "count", h_monthly)
+    await _add(session, duration_histogram_national_daily, ("day", *base[2:], *hist), "count", h_national)
+    await _add(
+        session,
+        duration_histogram_national_monthly,
+        ("month", *base[2:], *hist),
+        "count",
+        h_national_monthly,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Grain:
+    """Which read model answers a query: per day or per month, per site or every site summed."""
+
+    monthly: bool
+    national: bool
+
+
+_FACTS: dict[Grain, Table] = {
+    Grain(monthly=False, national=False): metric_facts,
+    Grain(monthly=True, national=False): metric_facts_monthly,
+    Grain(monthly=False, national=True): metric_facts_national_daily,
+    Grain(monthly=True, national=True): metric_facts_national_monthly,
+}
+_HISTOGRAMS: dict[Grain, Table] = {
+    Grain(monthly=False, national=False): duration_histogram,
+    Grain(monthly=True, national=False): duration_histogram_monthly,
+    Grain(monthly=False, national=True): duration_histogram_national_daily,
+    Grain(monthly=True, national=True): duration_histogram_national_monthly,
+}
+
+
+def plan(
+    scope: Scope, dims: Sequence[str], *, monthly: bool, rollups: bool = True
+) -> list[tuple[Grain, DayRange]]:
+    """The coarsest read models that cover the scope's days exactly: whole months from a monthly roll-up
+    and the edge days from a daily one (when the caller needs no finer time than a month), every site
+    summed when the query neither filters nor groups by site. Each day is read from exactly one part."""
+    national = rollups and scope.sites is None and "site" not in dims
+    if not (rollups and monthly):
+        return [(Grain(monthly=False, national=national), (scope.start, scope.end))]
+    months, edges = split_months(scope.start, scope.end)
+    parts = [(Grain(monthly=False, national=national), edge) for edge in edges]
+    if months is not None:
+        parts.insert(0, (Grain(monthly=True, national=national), months))
+    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +251,13 @@ class Scope:
     service_type: str | None = None
 
 
-def _where(q: Select[Any], t: Table, scope: Scope) -> Select[Any]:
-    if scope.start:
-        q = q.where(t.c.day >= scope.start)
-    if scope.end:
-        q = q.where(t.c.day <= scope.end)
+def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None) -> Select[Any]:
+    start, end = (scope.start, scope.end) if days is None else days
+    time = t.c.month if "month" in t.c else t.c.day
+    if start:
+        q = q.where(time >= start)
+    if end:
+        q = q.where(time <= end)
     if scope.sites is not None:
         q = q.where(t.c.site.in_(sorted(scope.sites)))
     if scope.agency is not None:
@@ -188,13 +272,25 @@ def _measures(column: Any, measures: Sequence[str]) -> Any:
 
 
 async def fact_sums(
-    session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    measures: Sequence[str],
+    monthly: bool = False,
+    rollups: bool = True,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, measure, sum)`` of the facts in scope."""
-    t = metric_facts
-    group = [t.c.day, *(t.c[d] for d in dims), t.c.measure]
-    q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+    """Rows ``(day, *dims, measure, sum)`` of the facts in scope. With ``monthly``, the caller needs no
+    finer time than a month and whole months may come as one row dated the first of the month; a key
+    may then come in several rows (a month and its edge days), to be added up by the caller."""
+    rows: list[tuple[Any, ...]] = []
+    for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
+        t = _FACTS[grain]
+        time = t.c.month if grain.monthly else t.c.day
+        group = [time, *(t.c[d] for d in dims), t.c.measure]
+        q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
+        rows += [tuple(r) for r in (await session.execute(_where(q, t, scope, days))).all()]
+    return rows
 
 
 async def hourly_sums(
@@ -208,10 +304,21 @@ async def hourly_sums(
 
 
 async def histogram_sums(
-    session: AsyncSession, scope: Scope, *, dims: Sequence[str], kind: str
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    kind: str,
+    monthly: bool = False,
+    rollups: bool = True,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope."""
-    t = duration_histogram
-    group = [t.c.day, *(t.c[d] for d in dims), t.c.bucket]
-    q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
-    return [tuple(r) for r in (await session.execute(_where(q, t, scope))).all()]
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly`` as in
+    :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram answers."""
+    rows: list[tuple[Any, ...]] = []
+    for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
+        t = _HISTOGRAMS[grain]
+        time = t.c.month if grain.monthly else t.c.day
+        group = [time, *(t.c[d] for d in dims), t.c.bucket]
+        q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
+        rows += [tuple(r) for r in (await session.execute(_where(q, t, scope, days))).all()]
+    return rows
