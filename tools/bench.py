@@ -88,7 +88,7 @@ from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.persistence.tables import consumer_offsets, daily_counts, inbox
-from tools import bench_queue
+from tools import bench_queue, bench_reporting
 from tools.bench_lifecycle import LifecycleConfig, run_lifecycle
 from tools.bench_notification import TARGET_PER_S as NOTIFICATION_TARGET_PER_S
 from tools.bench_notification import run_notification
@@ -106,7 +106,17 @@ from tools.bench_support import (
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 PARTITIONS = registry_topic(LICENSING_APPLICATIONS).partitions  # bench topics are shaped like it
-SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle", "notification", "queue")
+SECTIONS = (
+    "raw",
+    "relay",
+    "projection",
+    "reporting-rebuild",
+    "reporting-pages",
+    "submit",
+    "lifecycle",
+    "notification",
+    "queue",
+)
 
 # Information only: printed next to the figures, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -117,6 +127,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "lifecycle_completed_per_s": (">=", 300.0, "lifecycle >= 300 complete/s"),
     "notification_messages_per_s": (">=", NOTIFICATION_TARGET_PER_S, "notification >= 500 messages/s"),
     **bench_queue.TARGETS,
+    **bench_reporting.TARGETS,
 }
 
 
@@ -1283,7 +1294,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda s: s.split(","),
         default=list(SECTIONS),
-        help="raw,relay,projection,submit,lifecycle,notification,queue (e.g. --only raw,lifecycle)",
+        help=f"{','.join(SECTIONS)} (e.g. --only raw,lifecycle)",
     )
     p.add_argument("--messages", type=int, default=200_000, help="raw produce/consume messages")
     p.add_argument("--message-bytes", type=int, default=300)
@@ -1338,6 +1349,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-max-records", type=int, default=2000)
     p.add_argument("--profile-http-requests", type=int, default=1500)
     bench_queue.add_arguments(p)
+    bench_reporting.add_arguments(p)
     p.add_argument("--output", type=Path, default=ARTIFACTS / "bench.json")
     args = p.parse_args(argv)
     unknown = set(args.only) - set(SECTIONS)
@@ -1399,6 +1411,8 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         "lifecycle": lambda: bench_lifecycle(bench),
         "notification": lambda: run_notification(bench, ROOT, ARTIFACTS, dict(WATCHED_PIDS)),
         "queue": lambda: bench_queue.run_section(bench),
+        "reporting-pages": lambda: bench_reporting.run_pages(bench),
+        "reporting-rebuild": lambda: bench_reporting.run_rebuild(bench),
     }
     try:
         for name in SECTIONS:

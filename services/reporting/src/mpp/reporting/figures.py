@@ -109,6 +109,8 @@ class _Cells:
         self.rollups = rollups
         # Cells no finer than a month may read whole months from the monthly roll-ups.
         self.monthly = period not in (Period.DAY, Period.WEEK) and group_by is not GroupBy.WEEKDAY
+        # One period over the whole range: the rows need no time at all.
+        self.by_time = period is not Period.ALL or group_by is GroupBy.WEEKDAY
         self.totals: dict[tuple[date | None, str | None], Totals] = defaultdict(Totals)
         self.sites: dict[str | None, set[str]] = defaultdict(set)
 
@@ -156,7 +158,13 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
 async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
     dims = _dims(metric, cells.group_by)
     for day, *rest in await repository.fact_sums(
-        session, scope, dims=dims, measures=metric.measures, monthly=cells.monthly, rollups=cells.rollups
+        session,
+        scope,
+        dims=dims,
+        measures=metric.measures,
+        monthly=cells.monthly,
+        by_time=cells.by_time,
+        rollups=cells.rollups,
     ):
         *values, measure, value = rest
         if not reads(metric, measure):
@@ -173,7 +181,13 @@ async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _C
         kind = _kind(metric)
         hdims = [d for d in dims if d in ("site", "agency", "service_type")]
         for day, *rest in await repository.histogram_sums(
-            session, scope, dims=hdims, kind=kind, monthly=cells.monthly, rollups=cells.rollups
+            session,
+            scope,
+            dims=hdims,
+            kind=kind,
+            monthly=cells.monthly,
+            by_time=cells.by_time,
+            rollups=cells.rollups,
         ):
             *values, bucket, count = rest
             totals = cells(day, dict(zip(hdims, values, strict=True)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, Table, func, or_, select, text
+from sqlalchemy import Select, Table, func, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
@@ -278,19 +278,29 @@ async def fact_sums(
     dims: Sequence[str],
     measures: Sequence[str],
     monthly: bool = False,
+    by_time: bool = True,
     rollups: bool = True,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, measure, sum)`` of the facts in scope. With ``monthly``, the caller needs no
-    finer time than a month and whole months may come as one row dated the first of the month; a key
-    may then come in several rows (a month and its edge days), to be added up by the caller."""
-    rows: list[tuple[Any, ...]] = []
+    """Rows ``(day, *dims, measure, sum)`` of the facts in scope.
+
+    With ``monthly``, the caller needs no finer time than a month: whole months may come as one row
+    dated the first of the month. Without ``by_time`` it needs no time at all and ``day`` is none. A
+    key may come in several rows (a month and its edge days), to be added up by the caller."""
+    parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
         t = _FACTS[grain]
         time = t.c.month if grain.monthly else t.c.day
-        group = [time, *(t.c[d] for d in dims), t.c.measure]
+        group = [*([time] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
         q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-        rows += [tuple(r) for r in (await session.execute(_where(q, t, scope, days))).all()]
-    return rows
+        parts.append(_where(q, t, scope, days))
+    return await _rows(session, parts, by_time)
+
+
+async def _rows(session: AsyncSession, parts: Sequence[Select[Any]], by_time: bool) -> list[tuple[Any, ...]]:
+    """The rows of every part, in one statement."""
+    q = parts[0] if len(parts) == 1 else union_all(*parts)
+    rows = (await session.execute(q)).all()
+    return [tuple(r) for r in rows] if by_time else [(None, *r) for r in rows]
 
 
 async def hourly_sums(
@@ -310,15 +320,17 @@ async def histogram_sums(
     dims: Sequence[str],
     kind: str,
     monthly: bool = False,
+    by_time: bool = True,
     rollups: bool = True,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly`` as in
-    :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram answers."""
-    rows: list[tuple[Any, ...]] = []
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly`` and
+    ``by_time`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
+    answers."""
+    parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
         time = t.c.month if grain.monthly else t.c.day
-        group = [time, *(t.c[d] for d in dims), t.c.bucket]
+        group = [*([time] if by_time else []), *(t.c[d] for d in dims), t.c.bucket]
         q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
-        rows += [tuple(r) for r in (await session.execute(_where(q, t, scope, days))).all()]
-    return rows
+        parts.append(_where(q, t, scope, days))
+    return await _rows(session, parts, by_time)
