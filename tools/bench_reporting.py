@@ -18,29 +18,54 @@ the daily tables only (``rollups=False``), a few times, to show what the roll-up
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import random
 import secrets
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
+from mpp.contracts.envelope import Envelope, EventPayload
+from mpp.contracts.events.common import PriorityGroup
+from mpp.contracts.events.licensing import ApplicationSubmittedV1, PermitIssuedV1
+from mpp.contracts.events.queue import (
+    ServiceCompletedV1,
+    SurveySubmittedV1,
+    TicketCalledV1,
+    TicketIssuedV1,
+    TicketNoShowV1,
+    VisitStartedV1,
+)
+from mpp.contracts.examples import example_payload
+from mpp.contracts.kafka import to_record
 from mpp.contracts.masterdata import load_catalogue, load_demo_catalogue
 from mpp.contracts.nik import PROVINCES
 from mpp.kit.auth import issue_token
+from mpp.kit.consumer import EventConsumer
 from mpp.kit.db import create_engine, session_factory
+from mpp.kit.kafka import stop_consumer, topic_partitions
 from mpp.kit.migrations import upgrade
+from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
+from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.domain.periods import Period
+from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
+from mpp.reporting.domain.sla import catalogue_sla
 from mpp.reporting.figures import Geography, compute
 from mpp.reporting.persistence.repository import Scope
+from mpp.reporting.persistence.tables import consumer_offsets, inbox
 from tools.bench_lifecycle import HttpPool, LifecycleConfig, Service, fresh_databases
 from tools.bench_support import WATCHED_PIDS, Meter, percentile
 
@@ -54,6 +79,8 @@ REBUILD = "reporting-rebuild"
 
 # Information only, merged into tools.bench.TARGETS.
 TARGETS: dict[str, tuple[str, float, str]] = {
+    "rebuild_1m_events_s": ("<", 60.0, "rebuild of 1,000,000 events < 60 s"),
+    "rebuild_vs_raw_consume_ratio": (">=", 0.25, "rebuild projection >= 25% of raw consume"),
     "pages_overview_national_p99_ms": ("<", 300.0, "national overview p99 < 300 ms"),
     "pages_overview_mpp_p99_ms": ("<", 300.0, "MPP overview p99 < 300 ms"),
 }
@@ -64,6 +91,14 @@ def log(message: str) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rebuild-events",
+        type=int,
+        default=200_000,
+        help="events of the reporting rebuild (1000000 for the issue's figure; 200,000 is extrapolated)",
+    )
+    p.add_argument("--rebuild-max-records", type=int, default=5000, help="the service's consumer_max_records")
+    p.add_argument("--rebuild-timeout", type=float, default=900.0, help="seconds allowed for the rebuild")
     p.add_argument(
         "--pages-sites",
         type=int,
@@ -139,7 +174,14 @@ _SITE_MEASURES: tuple[tuple[str, float, int], ...] = (
     ("visits_online", 1.0, 200),
     ("visits_mpp_digital", 0.8, 60),
 )
-OPENING_HOURS = range(8, 16)
+_VISIT = example_payload(VisitStartedV1)
+_TICKET = example_payload(TicketIssuedV1)
+_CALLED = example_payload(TicketCalledV1)
+_NO_SHOW = example_payload(TicketNoShowV1)
+_SERVED = example_payload(ServiceCompletedV1)
+_SURVEY = example_payload(SurveySubmittedV1)
+_SUBMITTED = example_payload(ApplicationSubmittedV1)
+_PERMIT = example_payload(PermitIssuedV1)
 
 
 def pages_catalogue(sites: int, rng: random.Random) -> tuple[bytes, dict[str, list[tuple[str, str]]]]:
@@ -561,5 +603,324 @@ async def run_pages(bench: Bench) -> None:
         r.fail(f"{PAGES}: {len(errors)} failed requests, e.g. {errors[0]}")
 
 
+# --------------------------------------------------------------------------------------------------
+# reporting-rebuild: a full projection of a realistic event mix from the beginning
+# --------------------------------------------------------------------------------------------------
+
+
+def visit_events(
+    rng: random.Random, sites: Sequence[str], services: Sequence[tuple[str, str]], day0: date
+) -> list[Envelope]:
+    """One citizen visit as the queue and licensing services publish it: the visit, its ticket, the
+    call, the service; sometimes a survey, a no-show instead, an application and a permit."""
+    site = rng.choice(sites)
+    agency, st = rng.choice(services)
+    day = day0 + timedelta(days=rng.randrange(365))
+    start = datetime(day.year, day.month, day.day, 1 + rng.randrange(8), rng.randrange(60), tzinfo=UTC)
+    n = rng.getrandbits(48)
+    visit, ticket = f"vis-{n:012x}", f"tik-{n:012x}"
+    issued = start + timedelta(seconds=30)
+    waiting = rng.randrange(60, 3600)
+    called = issued + timedelta(seconds=waiting)
+    service_seconds = rng.randrange(120, 1800)
+    priority = PriorityGroup.LANSIA if rng.random() < 0.08 else PriorityGroup.NONE
+    common = {"visit_id": visit, "ticket_id": ticket, "service_type": st, "agency": agency}
+    payloads: list[tuple[EventPayload, str]] = [
+        (_VISIT.model_copy(update={"visit_id": visit, "started_at": start}), "mpp.queue"),
+        (
+            _TICKET.model_copy(update={**common, "issued_at": issued, "priority_group": priority}),
+            "mpp.queue",
+        ),
+    ]
+    if rng.random() < 0.06:
+        payloads.append(
+            (
+                _NO_SHOW.model_copy(update={**common, "marked_at": called, "waiting_seconds": waiting}),
+                "mpp.queue",
+            )
+        )
+    else:
+        payloads.append(
+            (
+                _CALLED.model_copy(update={**common, "called_at": called, "waiting_seconds": waiting}),
+                "mpp.queue",
+            )
+        )
+        done = called + timedelta(seconds=service_seconds)
+        payloads.append(
+            (
+                _SERVED.model_copy(
+                    update={
+                        **common,
+                        "priority_group": priority,
+                        "issued_at": issued,
+                        "completed_at": done,
+                        "waiting_seconds": waiting,
+                        "service_seconds": service_seconds,
+                        "total_seconds": waiting + service_seconds,
+                    }
+                ),
+                "mpp.queue",
+            )
+        )
+        if rng.random() < 0.15:
+            payloads.append(
+                (
+                    _SURVEY.model_copy(
+                        update={
+                            "survey_id": f"skm-{n:012x}",
+                            "service_type": st,
+                            "agency": agency,
+                            "submitted_at": done,
+                        }
+                    ),
+                    "mpp.queue",
+                )
+            )
+        if rng.random() < 0.25:
+            app = f"lic-{n:012x}"
+            payloads.append(
+                (
+                    _SUBMITTED.model_copy(
+                        update={"application_id": app, "service_type": st, "submitted_at": done}
+                    ),
+                    "mpp.licensing",
+                )
+            )
+            if rng.random() < 0.6:
+                payloads.append(
+                    (
+                        _PERMIT.model_copy(
+                            update={
+                                "application_id": app,
+                                "service_type": st,
+                                "submitted_at": done,
+                                "issued_at": done + timedelta(days=rng.randrange(1, 20)),
+                                "within_sla": None if rng.random() < 0.5 else True,
+                            }
+                        ),
+                        "mpp.licensing",
+                    )
+                )
+    return [
+        Envelope.wrap(p, producer=producer, agency=agency, site=site, subject=visit)
+        for p, producer in payloads
+    ]
+
+
+async def _produce_mix(bench: Bench, topics: dict[str, str], count: int) -> dict[str, Any]:
+    """``count`` events of the visit mix, queue events on one topic and licensing events on the other."""
+    from tools.bench import produce_pipelined, started_producer
+
+    catalogue = load_demo_catalogue()
+    services = [(s.agency, s.code) for s in catalogue.service_types]
+    sites = [catalogue.sites[0].code, *(f"mpp-bench-{i:03d}" for i in range(1, 20))]
+    rng = random.Random(17)
+    producer = await started_producer(bench, "bench-rebuild-fill")
+    produced = 0
+    by_type: dict[str, int] = {}
+    value_bytes = 0
+    meter = Meter().start()
+    try:
+        for topic in topics.values():
+            await producer.partitions_for(topic)
+        while produced < count:
+            chunk: dict[str, list[tuple[bytes, bytes, Any]]] = {t: [] for t in topics.values()}
+            taken = 0
+            while taken < 20_000 and produced + taken < count:
+                for env in visit_events(rng, sites, services, date(2025, 1, 1)):
+                    if produced + taken >= count:
+                        break
+                    record = to_record(env)
+                    chunk[topics[env.producer]].append(record)
+                    by_type[env.type] = by_type.get(env.type, 0) + 1
+                    value_bytes += len(record[1])
+                    taken += 1
+            for topic, records in chunk.items():
+                await produce_pipelined(producer, topic, records)
+            produced += taken
+    finally:
+        await producer.stop()
+    meter.stop()
+    return {
+        "events": produced,
+        "by_type": by_type,
+        "value_bytes_mean": round(value_bytes / max(produced, 1)),
+        "build_and_produce_s": round(meter.wall_s, 1),
+    }
+
+
+async def _raw_consume(
+    bootstrap: str, topics: Sequence[str], expected: int, timeout_s: float
+) -> tuple[int, Meter]:
+    """aiokafka getmany over every partition of ``topics`` from the beginning (the kit's fetch settings)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        tps = [tp for t in topics for tp in await topic_partitions(bootstrap, t)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = 0
+        meter = Meter().start()
+        while count < expected and meter.elapsed() < timeout_s:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            count += sum(len(recs) for recs in batches.values())
+        meter.stop()
+        return count, meter
+    finally:
+        await stop_consumer(consumer)
+
+
+async def _project_all(
+    bench: Bench, topics: Sequence[str], expected: int, max_records: int
+) -> dict[str, Any]:
+    """The reporting service's projector (same handler, event types and consumer options as
+    ``mpp.reporting.app``) from offset 0 of ``topics`` into a fresh database, until every event is in."""
+    from tools.bench import started_producer
+
+    catalogue = load_demo_catalogue()
+    zones = {s.code: ZoneInfo(str(s.timezone)) for s in catalogue.sites}
+
+    @cache
+    def site_tz(site: str) -> ZoneInfo:
+        return zones.get(site, DEFAULT_TZ)
+
+    async with fresh_databases(bench.admin_url, [f"bench_rebuild_{bench.run_id}"]) as (url,):
+        engine = create_engine(url)
+        producer = await started_producer(bench, "bench-rebuild-dlq")
+        consumer = EventConsumer(
+            group_id=f"bench.{bench.run_id}.rebuild",
+            topics=list(topics),
+            bootstrap=bench.bootstrap,
+            sessions=session_factory(engine),
+            inbox=inbox,
+            offsets=consumer_offsets,
+            handler=projector(site_tz, catalogue_sla(catalogue, site_tz)),
+            producer=producer,
+            max_records=max_records,
+            event_types=PROJECTED_TYPES | FACT_TYPES,
+            offsets_from_database_only=True,
+        )
+        stop = asyncio.Event()
+        task: asyncio.Task[None] | None = None
+        try:
+            await upgrade(engine, REPORTING_MIGRATIONS)
+            await consumer.start()
+            task = asyncio.create_task(consumer.run(stop), name="bench rebuild projector")
+            joined = Meter().start()
+            while not consumer.consumer.assignment():
+                if task.done() or joined.elapsed() > 60:
+                    raise RuntimeError("rebuild consumer got no partitions within 60 s")
+                await asyncio.sleep(0.01)
+            joined.stop()
+            meter = Meter(other_pids=dict(WATCHED_PIDS)).start()
+            while meter.elapsed() < bench.args.rebuild_timeout and not task.done():
+                if consumer.processed + consumer.duplicates + consumer.dead_lettered >= expected:
+                    break
+                await asyncio.sleep(0.05)
+            meter.stop()
+            stop.set()
+            await asyncio.wait_for(task, timeout=60)
+            async with engine.connect() as conn:
+                visits = (
+                    await conn.execute(
+                        text("SELECT coalesce(sum(value), 0) FROM metric_facts WHERE measure = 'visits'")
+                    )
+                ).scalar_one()
+        finally:
+            stop.set()
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            await producer.stop()
+            await engine.dispose()
+    return {
+        "processed": consumer.processed,
+        "duplicates": consumer.duplicates,
+        "dead_lettered": consumer.dead_lettered,
+        "visits_projected": int(visits),
+        "join_s": round(joined.wall_s, 2),
+        "wall_s": round(meter.wall_s, 2),
+        "events_per_s": round(consumer.processed / meter.wall_s, 1),
+        "bench_process_cpu_pct": round(meter.process_cpu_pct, 1),
+        "other_cpu_pct": {k: round(v, 1) for k, v in meter.other_cpu_pct.items()},
+        "machine_cpu_busy_pct": None if meter.machine_busy_pct is None else round(meter.machine_busy_pct, 1),
+        "timed_out": consumer.processed + consumer.duplicates + consumer.dead_lettered < expected,
+    }
+
+
 async def run_rebuild(bench: Bench) -> None:
-    raise NotImplementedError
+    """``--rebuild-events`` events of a realistic mix (visits, tickets, calls, services, surveys,
+    no-shows, applications, permits) on two topics; raw aiokafka consumption of them; then the reporting
+    projector from the beginning into a fresh database (a rebuild), timed until every event is in."""
+    from tools.bench import make_topic
+
+    a, r = bench.args, bench.results
+    topics = {"mpp.queue": bench.topic("rebuild-queue"), "mpp.licensing": bench.topic("rebuild-licensing")}
+    for topic in topics.values():
+        await make_topic(bench, topic)
+    log(f"{REBUILD}: building and producing {a.rebuild_events} events of the visit mix")
+    fill = await _produce_mix(bench, topics, a.rebuild_events)
+    n = fill["events"]
+    log(f"{REBUILD}: {fill}")
+    count, raw = await _raw_consume(bench.bootstrap, list(topics.values()), n, a.phase_timeout)
+    if count < n:
+        r.fail(f"{REBUILD}: raw consume read {count} of {n} events before its timeout")
+    raw_per_s = count / raw.wall_s
+    log(
+        f"{REBUILD}: raw consume {raw_per_s:,.0f} events/s; projecting from offset 0 (max_records {a.rebuild_max_records})"
+    )
+    res = await _project_all(bench, list(topics.values()), n, a.rebuild_max_records)
+    visits = fill["by_type"].get("VisitStarted", 0)
+    if res["timed_out"] or res["dead_lettered"] or res["duplicates"] or res["visits_projected"] != visits:
+        r.fail(
+            f"{REBUILD}: {n} events, processed {res['processed']}, dead-lettered {res['dead_lettered']}, "
+            f"duplicates {res['duplicates']}, visits {res['visits_projected']} of {visits}"
+        )
+    r.add(REBUILD, "rebuild_events", n, "count", "events in the rebuild")
+    r.add(REBUILD, "rebuild_seconds", res["wall_s"], "s", f"full projection of {n:,} events")
+    r.add(
+        REBUILD,
+        "rebuild_events_per_s",
+        res["events_per_s"],
+        "events/s",
+        "projection from offset 0, mixed events",
+    )
+    r.add(REBUILD, "rebuild_raw_consume_events_per_s", raw_per_s, "events/s", "aiokafka getmany, same events")
+    r.add(
+        REBUILD,
+        "rebuild_vs_raw_consume_ratio",
+        res["events_per_s"] / raw_per_s,
+        "ratio",
+        "projection / raw consume (same events)",
+    )
+    label = "measured" if n >= 1_000_000 else f"EXTRAPOLATED linearly from {n:,}"
+    r.add(
+        REBUILD,
+        "rebuild_1m_events_s",
+        1_000_000 / res["events_per_s"],
+        "s",
+        f"1,000,000 events, {label}",
+    )
+    r.details[REBUILD] = {
+        **res,
+        "fill": fill,
+        "raw_consume_wall_s": round(raw.wall_s, 2),
+        "max_records": a.rebuild_max_records,
+    }
+    if n < 1_000_000:
+        r.notes.append(
+            f"{REBUILD}: {n:,} events; rebuild_1m_events_s is a linear extrapolation, not a measurement "
+            "(--rebuild-events 1000000 measures it)"
+        )
