@@ -67,7 +67,7 @@ from mpp.reporting.figures import Geography, compute
 from mpp.reporting.persistence.repository import Scope
 from mpp.reporting.persistence.tables import consumer_offsets, inbox
 from tools.bench_lifecycle import HttpPool, LifecycleConfig, Service, fresh_databases
-from tools.bench_support import WATCHED_PIDS, Meter, percentile
+from tools.bench_support import WATCHED_PIDS, Meter, SqlTimer, percentile, profile_report, profiled
 
 if TYPE_CHECKING:
     from tools.bench import Bench
@@ -609,13 +609,12 @@ async def run_pages(bench: Bench) -> None:
 
 
 def visit_events(
-    rng: random.Random, sites: Sequence[str], services: Sequence[tuple[str, str]], day0: date
+    rng: random.Random, sites: Sequence[str], services: Sequence[tuple[str, str]], day: date
 ) -> list[Envelope]:
     """One citizen visit as the queue and licensing services publish it: the visit, its ticket, the
     call, the service; sometimes a survey, a no-show instead, an application and a permit."""
     site = rng.choice(sites)
     agency, st = rng.choice(services)
-    day = day0 + timedelta(days=rng.randrange(365))
     start = datetime(day.year, day.month, day.day, 1 + rng.randrange(8), rng.randrange(60), tzinfo=UTC)
     n = rng.getrandbits(48)
     visit, ticket = f"vis-{n:012x}", f"tik-{n:012x}"
@@ -728,7 +727,9 @@ async def _produce_mix(bench: Bench, topics: dict[str, str], count: int) -> dict
             chunk: dict[str, list[tuple[bytes, bytes, Any]]] = {t: [] for t in topics.values()}
             taken = 0
             while taken < 20_000 and produced + taken < count:
-                for env in visit_events(rng, sites, services, date(2025, 1, 1)):
+                # The log is in time order: a year of visits, day after day.
+                day = date(2025, 1, 1) + timedelta(days=(produced + taken) * 365 // count)
+                for env in visit_events(rng, sites, services, day):
                     if produced + taken >= count:
                         break
                     record = to_record(env)
@@ -811,8 +812,10 @@ async def _project_all(
         )
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
+        sql = SqlTimer(engine)
         try:
             await upgrade(engine, REPORTING_MIGRATIONS)
+            sql.reset()
             await consumer.start()
             task = asyncio.create_task(consumer.run(stop), name="bench rebuild projector")
             joined = Meter().start()
@@ -821,12 +824,16 @@ async def _project_all(
                     raise RuntimeError("rebuild consumer got no partitions within 60 s")
                 await asyncio.sleep(0.01)
             joined.stop()
-            meter = Meter(other_pids=dict(WATCHED_PIDS)).start()
-            while meter.elapsed() < bench.args.rebuild_timeout and not task.done():
-                if consumer.processed + consumer.duplicates + consumer.dead_lettered >= expected:
-                    break
-                await asyncio.sleep(0.05)
-            meter.stop()
+            with profiled(bench.args.profile) as prof:
+                meter = Meter(other_pids=dict(WATCHED_PIDS)).start()
+                while meter.elapsed() < bench.args.rebuild_timeout and not task.done():
+                    if consumer.processed + consumer.duplicates + consumer.dead_lettered >= expected:
+                        break
+                    await asyncio.sleep(0.05)
+                meter.stop()
+            statements = {
+                kind: {"calls": calls, "s": round(sql.seconds[kind], 2)} for kind, calls in sql.calls.items()
+            }
             stop.set()
             await asyncio.wait_for(task, timeout=60)
             async with engine.connect() as conn:
@@ -844,8 +851,23 @@ async def _project_all(
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await producer.stop()
+            sql.close()
             await engine.dispose()
+    profile: dict[str, Any] | None = None
+    if prof is not None:
+        report, summary = profile_report(
+            prof,
+            title=f"reporting rebuild: EventConsumer + projector, {expected} mixed events",
+            wall_s=meter.wall_s,
+            cpu_s=meter.process_cpu_pct * meter.wall_s / 100,
+            root=ROOT,
+        )
+        path = ARTIFACTS / "bench_profile_rebuild.txt"
+        path.write_text(report)
+        profile = {"file": str(path.relative_to(ROOT)), **summary}
     return {
+        "profile": profile,
+        "sql_statements": statements,
         "processed": consumer.processed,
         "duplicates": consumer.duplicates,
         "dead_lettered": consumer.dead_lettered,

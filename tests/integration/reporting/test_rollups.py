@@ -6,6 +6,7 @@ the projector keeps them and as the migration fills them from existing daily row
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.domain.periods import Period
 from mpp.reporting.domain.sla import catalogue_sla
 from mpp.reporting.figures import GroupBy, compute
+from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.repository import Scope
 from mpp.reporting.persistence.tables import (
     duration_histogram,
@@ -214,3 +216,28 @@ async def test_the_migration_fills_the_rollups_from_the_daily_rows(
             await plain.dispose()
         async with running_reporting(url, catalogue_file=catalogue_file) as api:
             assert await _rollup_differences(api) == []
+
+
+async def test_upserts_keep_codes_with_quotes_commas_and_braces_exactly(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """The batch upserts send each column as one array literal: every character of a code survives."""
+    odd = ['a"b', "c\\d", "e,f", "{g}", "", "h i", "NULL"]
+    async with running_reporting(await fresh_database()) as api:
+        rows: Counter[tuple[Any, ...]] = Counter(
+            {
+                (date(2026, 1, 1) + timedelta(days=i), code, code, code, f"m{i}"): i + 1
+                for i, code in enumerate(odd)
+            }
+        )
+        for _ in range(2):
+            async with api.sessions() as session, session.begin():
+                await repository._add(
+                    session, metric_facts, ("day", "site", "agency", "service_type", "measure"), "value", rows
+                )
+        async with api.sessions() as session:
+            stored = {
+                (r.day, r.site, r.agency, r.service_type, r.measure): r.value
+                for r in await session.execute(select(metric_facts))
+            }
+    assert stored == {key: 2 * n for key, n in rows.items()}
