@@ -107,6 +107,8 @@ class _Cells:
         self.period = period
         self.group_by = group_by
         self.rollups = rollups
+        # Sites summed into regions by the database: rows then carry the region, not the site.
+        self.regions: dict[str, str] | None = None
         # Cells no finer than a month may read whole months from the monthly roll-ups.
         self.monthly = period not in (Period.DAY, Period.WEEK) and group_by is not GroupBy.WEEKDAY
         # One period over the whole range: the rows need no time at all.
@@ -118,8 +120,11 @@ class _Cells:
         group: str | None = None
         by = self.group_by
         if by in (GroupBy.PROVINCE, GroupBy.KABKOTA):
-            group = self.geography.region(row["site"], by)
-            self.sites[group].add(row["site"])
+            if self.regions is not None:
+                group = row["site"]
+            else:
+                group = self.geography.region(row["site"], by)
+                self.sites[group].add(row["site"])
         elif by is GroupBy.SITE:
             group = row["site"]
             self.sites[group].add(row["site"])
@@ -133,6 +138,11 @@ class _Cells:
         start, group = key
         number = int(group) if self.group_by in _NUMERIC and group is not None else 0
         return (start or date.min, number, str(group))
+
+
+def _hosted(metric: Metric) -> bool:
+    """The figure compares with the master data hosted at the sites of its cell (M1, M2, D3)."""
+    return metric.activity or metric.id == "D3"
 
 
 def _kind(metric: Metric) -> str:
@@ -157,6 +167,10 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
 
 async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
     dims = _dims(metric, cells.group_by)
+    by = cells.group_by
+    if cells.rollups and by in (GroupBy.PROVINCE, GroupBy.KABKOTA) and not _hosted(metric):
+        # No figure needs the sites of a region: let the database sum them.
+        cells.regions = {code: cells.geography.region(code, by) for code in cells.geography.sites}
     for day, *rest in await repository.fact_sums(
         session,
         scope,
@@ -165,6 +179,7 @@ async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _C
         monthly=cells.monthly,
         by_time=cells.by_time,
         rollups=cells.rollups,
+        regions=cells.regions,
     ):
         *values, measure, value = rest
         if not reads(metric, measure):
@@ -188,6 +203,7 @@ async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _C
             monthly=cells.monthly,
             by_time=cells.by_time,
             rollups=cells.rollups,
+            regions=cells.regions,
         ):
             *values, bucket, count = rest
             totals = cells(day, dict(zip(hdims, values, strict=True)))
@@ -218,7 +234,7 @@ async def compute(
         cells.totals.setdefault((None, None), Totals())
     rows = []
     for (start, group), totals in sorted(cells.totals.items(), key=lambda kv: cells.order(kv[0])):
-        if metric.activity or metric.id == "D3":
+        if _hosted(metric):
             sites: Iterable[str] | None = scope.sites
             if group_by in (GroupBy.SITE, GroupBy.PROVINCE, GroupBy.KABKOTA):
                 sites = cells.sites[group]

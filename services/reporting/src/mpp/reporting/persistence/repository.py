@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Table, func, or_, select, text, union_all
+from sqlalchemy import Select, Table, case, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
@@ -296,6 +296,15 @@ def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None)
     return q
 
 
+def _dim(t: Table, name: str, regions: Mapping[str, str] | None) -> Any:
+    """A dimension column; with ``regions``, the site column is replaced by the site's region (so rows
+    are summed per province or regency in the database rather than per site)."""
+    if name == "site" and regions is not None:
+        region = case(regions, value=t.c.site, else_=literal("")) if regions else literal("")
+        return region.label("site")
+    return t.c[name]
+
+
 def _measures(column: Any, measures: Sequence[str]) -> Any:
     return or_(*(column.startswith(m, autoescape=True) if m.endswith("_") else column == m for m in measures))
 
@@ -309,8 +318,10 @@ async def fact_sums(
     monthly: bool = False,
     by_time: bool = True,
     rollups: bool = True,
+    regions: Mapping[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, measure, sum)`` of the facts in scope.
+    """Rows ``(day, *dims, measure, sum)`` of the facts in scope; with ``regions`` (site -> region
+    code), the ``site`` dimension holds the region instead (``""`` for a site it does not know).
 
     With ``monthly``, the caller needs no finer time than a month: whole months may come as one row
     dated the first of the month. Without ``by_time`` it needs no time at all and ``day`` is none. A
@@ -319,7 +330,7 @@ async def fact_sums(
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
         t = _FACTS[grain]
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
+        group = [*([time] if by_time else []), *(_dim(t, d, regions) for d in dims), t.c.measure]
         q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
         parts.append(_where(q, t, scope, days))
     return await _rows(session, parts, by_time)
@@ -351,15 +362,16 @@ async def histogram_sums(
     monthly: bool = False,
     by_time: bool = True,
     rollups: bool = True,
+    regions: Mapping[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly`` and
-    ``by_time`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly``,
+    ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
     answers."""
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time] if by_time else []), *(t.c[d] for d in dims), t.c.bucket]
+        group = [*([time] if by_time else []), *(_dim(t, d, regions) for d in dims), t.c.bucket]
         q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
         parts.append(_where(q, t, scope, days))
     return await _rows(session, parts, by_time)
