@@ -228,13 +228,22 @@ def pages_catalogue(sites: int, rng: random.Random) -> tuple[bytes, dict[str, li
     return body, hosted
 
 
+# (roll-up, its time column, keeps the site, source, value column, other key columns); the national
+# monthly roll-ups are summed from the monthly ones, which hold the same months' sums.
 _ROLLUP_SQL = (
     ("metric_facts_monthly", "month", True, "metric_facts", "value", "measure"),
     ("metric_facts_national_daily", "day", False, "metric_facts", "value", "measure"),
-    ("metric_facts_national_monthly", "month", False, "metric_facts", "value", "measure"),
+    ("metric_facts_national_monthly", "month", False, "metric_facts_monthly", "value", "measure"),
     ("duration_histogram_monthly", "month", True, "duration_histogram", "count", "kind, bucket"),
     ("duration_histogram_national_daily", "day", False, "duration_histogram", "count", "kind, bucket"),
-    ("duration_histogram_national_monthly", "month", False, "duration_histogram", "count", "kind, bucket"),
+    (
+        "duration_histogram_national_monthly",
+        "month",
+        False,
+        "duration_histogram_monthly",
+        "count",
+        "kind, bucket",
+    ),
 )
 _DAILY = {
     "metric_facts": "day, site, agency, service_type, measure",
@@ -343,7 +352,9 @@ async def load_read_models(
             stats["load_daily_s"] = round(time.monotonic() - t0, 1)
             t1 = time.monotonic()
             for name, grain, site, source, value, rest in _ROLLUP_SQL:
-                when = "CAST(date_trunc('month', day) AS date)" if grain == "month" else "day"
+                when = grain
+                if grain == "month" and not source.endswith("_monthly"):
+                    when = "CAST(date_trunc('month', day) AS date)"
                 keys = ", ".join([when, *(["site"] if site else []), "agency", "service_type", rest])
                 cols = ", ".join([grain, *(["site"] if site else []), "agency", "service_type", rest])
                 await conn.execute(

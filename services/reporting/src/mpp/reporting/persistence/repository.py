@@ -296,13 +296,17 @@ def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None)
     return q
 
 
-def _dim(t: Table, name: str, regions: Mapping[str, str] | None) -> Any:
-    """A dimension column; with ``regions``, the site column is replaced by the site's region (so rows
-    are summed per province or regency in the database rather than per site)."""
-    if name == "site" and regions is not None:
-        region = case(regions, value=t.c.site, else_=literal("")) if regions else literal("")
-        return region.label("site")
-    return t.c[name]
+def _by_region(q: Select[Any], regions: Mapping[str, str] | None) -> Select[Any]:
+    """``q`` (per site, its sum last) summed per region instead: the site column of the result holds
+    the site's region (``""`` for a site ``regions`` does not know). The sites are summed first, so
+    the mapping is applied once per site and key rather than once per row read."""
+    if regions is None:
+        return q
+    sub = q.subquery()
+    *keys, total = sub.c
+    region = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
+    columns = [region.label("site") if c.name == "site" else c for c in keys]
+    return select(*columns, func.sum(total)).group_by(*columns)
 
 
 def _measures(column: Any, measures: Sequence[str]) -> Any:
@@ -330,9 +334,9 @@ async def fact_sums(
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
         t = _FACTS[grain]
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time] if by_time else []), *(_dim(t, d, regions) for d in dims), t.c.measure]
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
         q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-        parts.append(_where(q, t, scope, days))
+        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
     return await _rows(session, parts, by_time)
 
 
@@ -371,7 +375,7 @@ async def histogram_sums(
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time] if by_time else []), *(_dim(t, d, regions) for d in dims), t.c.bucket]
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.bucket]
         q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
-        parts.append(_where(q, t, scope, days))
+        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
     return await _rows(session, parts, by_time)
