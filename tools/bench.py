@@ -8,6 +8,10 @@ One run, one broker, measured in this order:
    with the licensing migrations, for several batch sizes.
 3. ``projection``: the kit ``EventConsumer`` with the reporting projector on a fresh database, from
    offset 0 of a topic of real ApplicationSubmitted/PermitIssued records, for several ``max_records``.
+   ``reporting-rebuild`` and ``reporting-pages`` (tools/bench_reporting.py): the reporting projector over
+   a realistic event mix from the beginning (``--rebuild-events``, 200,000 by default, 1,000,000 for the
+   issue's figure; smaller runs print the 1,000,000-event time as a linear extrapolation), and p50/p99 of
+   the ministry's pages over read models of ``--pages-sites`` MPPs x a year generated in PostgreSQL.
 4. ``submit``: ``POST /v1/applications`` against the licensing service run by uvicorn in a subprocess,
    driven from this process with httpx (HTTP/1.1 keep-alive, closed loop).
 5. ``lifecycle``: applications carried from submit through NIK verification to PermitIssued across the
@@ -1266,6 +1270,11 @@ def write_json(path: Path, bench: Bench, machine: dict[str, Any]) -> None:
             "lifecycle_citizens": a.lifecycle_citizens,
             "lifecycle_connections": a.lifecycle_connections,
             "lifecycle_p99_bound_ms": a.lifecycle_p99_bound_ms,
+            "rebuild_events": a.rebuild_events,
+            "rebuild_max_records": a.rebuild_max_records,
+            "pages_sites": a.pages_sites,
+            "pages_days": a.pages_days,
+            "pages_requests": a.pages_requests,
             "sections": a.only,
             "profile": a.profile,
         },
