@@ -107,7 +107,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--pages-days", type=int, default=365, help="days of data, ending on 31 December")
     p.add_argument("--pages-requests", type=int, default=60, help="timed requests per page (c=1)")
-    p.add_argument("--pages-daily-samples", type=int, default=3, help="overviews from the daily tables only")
+    p.add_argument(
+        "--pages-daily-samples",
+        type=int,
+        default=0,
+        help="overviews also computed from the daily tables only, to compare (slow: seconds to minutes each)",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -580,13 +585,15 @@ async def run_pages(bench: Bench) -> None:
         finally:
             await http.close()
             await service.stop()
-        log(f"{PAGES}: overviews from the daily tables only vs the roll-ups, in this process")
-        compared = await _daily_only(
-            url,
-            body,
-            {"national": Scope(first, last), "mpp": Scope(first, last, frozenset({site_codes[7]}))},
-            a.pages_daily_samples,
-        )
+        compared: dict[str, Any] = {}
+        if a.pages_daily_samples > 0:
+            log(f"{PAGES}: overviews from the daily tables only vs the roll-ups, in this process")
+            compared = await _daily_only(
+                url,
+                body,
+                {"national": Scope(first, last), "mpp": Scope(first, last, frozenset({site_codes[7]}))},
+                a.pages_daily_samples,
+            )
         details["in_process_overview"] = compared
         for key, stats in compared.items():
             r.add(
