@@ -8,6 +8,10 @@ One run, one broker, measured in this order:
    with the licensing migrations, for several batch sizes.
 3. ``projection``: the kit ``EventConsumer`` with the reporting projector on a fresh database, from
    offset 0 of a topic of real ApplicationSubmitted/PermitIssued records, for several ``max_records``.
+   ``reporting-rebuild`` and ``reporting-pages`` (tools/bench_reporting.py): the reporting projector over
+   a realistic event mix from the beginning (``--rebuild-events``, 200,000 by default, 1,000,000 for the
+   issue's figure; smaller runs print the 1,000,000-event time as a linear extrapolation), and p50/p99 of
+   the ministry's pages over read models of ``--pages-sites`` MPPs x a year generated in PostgreSQL.
 4. ``submit``: ``POST /v1/applications`` against the licensing service run by uvicorn in a subprocess,
    driven from this process with httpx (HTTP/1.1 keep-alive, closed loop).
 5. ``lifecycle``: applications carried from submit through NIK verification to PermitIssued across the
@@ -88,7 +92,7 @@ from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.persistence.tables import consumer_offsets, daily_counts, inbox
-from tools import bench_queue
+from tools import bench_queue, bench_reporting
 from tools.bench_lifecycle import LifecycleConfig, run_lifecycle
 from tools.bench_notification import TARGET_PER_S as NOTIFICATION_TARGET_PER_S
 from tools.bench_notification import run_notification
@@ -106,7 +110,17 @@ from tools.bench_support import (
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 PARTITIONS = registry_topic(LICENSING_APPLICATIONS).partitions  # bench topics are shaped like it
-SECTIONS = ("raw", "relay", "projection", "submit", "lifecycle", "notification", "queue")
+SECTIONS = (
+    "raw",
+    "relay",
+    "projection",
+    "reporting-rebuild",
+    "reporting-pages",
+    "submit",
+    "lifecycle",
+    "notification",
+    "queue",
+)
 
 # Information only: printed next to the figures, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -117,6 +131,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "lifecycle_completed_per_s": (">=", 300.0, "lifecycle >= 300 complete/s"),
     "notification_messages_per_s": (">=", NOTIFICATION_TARGET_PER_S, "notification >= 500 messages/s"),
     **bench_queue.TARGETS,
+    **bench_reporting.TARGETS,
 }
 
 
@@ -1255,6 +1270,11 @@ def write_json(path: Path, bench: Bench, machine: dict[str, Any]) -> None:
             "lifecycle_citizens": a.lifecycle_citizens,
             "lifecycle_connections": a.lifecycle_connections,
             "lifecycle_p99_bound_ms": a.lifecycle_p99_bound_ms,
+            "rebuild_events": a.rebuild_events,
+            "rebuild_max_records": a.rebuild_max_records,
+            "pages_sites": a.pages_sites,
+            "pages_days": a.pages_days,
+            "pages_requests": a.pages_requests,
             "sections": a.only,
             "profile": a.profile,
         },
@@ -1283,7 +1303,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda s: s.split(","),
         default=list(SECTIONS),
-        help="raw,relay,projection,submit,lifecycle,notification,queue (e.g. --only raw,lifecycle)",
+        help=f"{','.join(SECTIONS)} (e.g. --only raw,lifecycle)",
     )
     p.add_argument("--messages", type=int, default=200_000, help="raw produce/consume messages")
     p.add_argument("--message-bytes", type=int, default=300)
@@ -1338,6 +1358,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-max-records", type=int, default=2000)
     p.add_argument("--profile-http-requests", type=int, default=1500)
     bench_queue.add_arguments(p)
+    bench_reporting.add_arguments(p)
     p.add_argument("--output", type=Path, default=ARTIFACTS / "bench.json")
     args = p.parse_args(argv)
     unknown = set(args.only) - set(SECTIONS)
@@ -1399,6 +1420,8 @@ async def run(args: argparse.Namespace, loop_name: str) -> int:
         "lifecycle": lambda: bench_lifecycle(bench),
         "notification": lambda: run_notification(bench, ROOT, ARTIFACTS, dict(WATCHED_PIDS)),
         "queue": lambda: bench_queue.run_section(bench),
+        "reporting-pages": lambda: bench_reporting.run_pages(bench),
+        "reporting-rebuild": lambda: bench_reporting.run_rebuild(bench),
     }
     try:
         for name in SECTIONS:

@@ -91,6 +91,10 @@ def dead_letter_headers(
     ]
 
 
+_TOP_UP_FETCHES = 32
+"""At most this many extra fetches of already buffered records per batch."""
+
+
 class EventConsumer:
     """One consumer group member that applies events exactly once to the service's database."""
 
@@ -200,6 +204,8 @@ class EventConsumer:
         while not stop.is_set():
             try:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self._max_records)
+                if batches:
+                    batches = await self._top_up(batches)
             except KafkaError as exc:
                 log.warning("kit.consumer.fetch_failed", extra={"group": self.group_id, "error": repr(exc)})
                 await asyncio.sleep(0.5)
@@ -212,6 +218,22 @@ class EventConsumer:
             if time.monotonic() - self._last_purge > INBOX_PURGE_INTERVAL_S:
                 self._last_purge = time.monotonic()
                 await self.purge_inbox()
+
+    async def _top_up(self, batches: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        """Add the records already fetched, up to ``max_records``. One fetch returns what one broker
+        response held (a few hundred records of a backlog); a batch's transaction costs about the same
+        for many more, so catching up (a rebuild, after an outage) goes faster. Never waits."""
+        count = sum(len(records) for records in batches.values())
+        for _ in range(_TOP_UP_FETCHES):
+            if count >= self._max_records:
+                break
+            more = await self.consumer.getmany(timeout_ms=0, max_records=self._max_records - count)
+            if not more:
+                break
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batches
 
     async def purge_inbox(self) -> int:
         """Forget processed event ids older than the retention; returns how many were removed."""

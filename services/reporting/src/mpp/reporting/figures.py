@@ -107,10 +107,19 @@ def _dims(metric: Metric, group_by: GroupBy | None) -> list[str]:
 class _Cells:
     """Totals per (period start, group value) for one query."""
 
-    def __init__(self, geography: Geography, period: Period, group_by: GroupBy | None) -> None:
+    def __init__(
+        self, geography: Geography, period: Period, group_by: GroupBy | None, *, rollups: bool = True
+    ) -> None:
         self.geography = geography
         self.period = period
         self.group_by = group_by
+        self.rollups = rollups
+        # Sites summed into regions by the database: rows then carry the region, not the site.
+        self.regions: dict[str, str] | None = None
+        # Cells no finer than a month may read whole months from the monthly roll-ups.
+        self.monthly = period not in (Period.DAY, Period.WEEK) and group_by is not GroupBy.WEEKDAY
+        # One period over the whole range: the rows need no time at all.
+        self.by_time = period is not Period.ALL or group_by is GroupBy.WEEKDAY
         self.totals: dict[tuple[date | None, str | None], Totals] = defaultdict(Totals)
         self.sites: dict[str | None, set[str]] = defaultdict(set)
 
@@ -118,8 +127,11 @@ class _Cells:
         group: str | None = None
         by = self.group_by
         if by in (GroupBy.PROVINCE, GroupBy.KABKOTA):
-            group = self.geography.region(row["site"], by)
-            self.sites[group].add(row["site"])
+            if self.regions is not None:
+                group = row["site"]
+            else:
+                group = self.geography.region(row["site"], by)
+                self.sites[group].add(row["site"])
         elif by is GroupBy.SITE:
             group = row["site"]
             self.sites[group].add(row["site"])
@@ -133,6 +145,11 @@ class _Cells:
         start, group = key
         number = int(group) if self.group_by in _NUMERIC and group is not None else 0
         return (start or date.min, number, str(group))
+
+
+def _hosted(metric: Metric) -> bool:
+    """The figure compares with the master data hosted at the sites of its cell (M1, M2, D3)."""
+    return metric.activity or metric.id == "D3"
 
 
 def _kind(metric: Metric) -> str:
@@ -157,7 +174,26 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
 
 async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
     dims = _dims(metric, cells.group_by)
-    for day, *rest in await repository.fact_sums(session, scope, dims=dims, measures=metric.measures):
+    by = cells.group_by
+    if (
+        cells.rollups
+        and by in (GroupBy.PROVINCE, GroupBy.KABKOTA)
+        and not _hosted(metric)
+        and not scope.summaries
+    ):
+        # No figure needs the sites of a region: let the database sum them (a national deployment's
+        # sites known only through their summaries are placed here, by the regions they state).
+        cells.regions = {code: cells.geography.region(code, by) for code in cells.geography.sites}
+    for day, *rest in await repository.fact_sums(
+        session,
+        scope,
+        dims=dims,
+        measures=metric.measures,
+        monthly=cells.monthly,
+        by_time=cells.by_time,
+        rollups=cells.rollups,
+        regions=cells.regions,
+    ):
         *values, measure, value = rest
         if not reads(metric, measure):
             continue
@@ -172,7 +208,16 @@ async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _C
     if metric.hourly == "histogram":
         kind = _kind(metric)
         hdims = [d for d in dims if d in ("site", "agency", "service_type")]
-        for day, *rest in await repository.histogram_sums(session, scope, dims=hdims, kind=kind):
+        for day, *rest in await repository.histogram_sums(
+            session,
+            scope,
+            dims=hdims,
+            kind=kind,
+            monthly=cells.monthly,
+            by_time=cells.by_time,
+            rollups=cells.rollups,
+            regions=cells.regions,
+        ):
             *values, bucket, count = rest
             totals = cells(day, dict(zip(hdims, values, strict=True)))
             totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
@@ -186,11 +231,14 @@ async def compute(
     *,
     period: Period,
     group_by: GroupBy | None,
+    rollups: bool = True,
 ) -> list[dict[str, Any]]:
-    """One row per (period, group) with data; for ``period=all`` without grouping, always one row."""
+    """One row per (period, group) with data; for ``period=all`` without grouping, always one row.
+
+    ``rollups=False`` reads the daily read models only (the figures are the same either way)."""
     if group_by is GroupBy.HOUR and metric.hourly is None:
         raise Unsupported(metric.id)
-    cells = _Cells(geography, period, group_by)
+    cells = _Cells(geography, period, group_by, rollups=rollups)
     if group_by is GroupBy.HOUR:
         await _by_hour(session, metric, scope, cells)
     else:
@@ -204,7 +252,7 @@ async def compute(
             totals.max_error[_kind(metric)] = error
     rows = []
     for (start, group), totals in sorted(cells.totals.items(), key=lambda kv: cells.order(kv[0])):
-        if metric.activity or metric.id == "D3":
+        if _hosted(metric):
             sites: Iterable[str] | None = scope.sites
             if group_by in (GroupBy.SITE, GroupBy.PROVINCE, GroupBy.KABKOTA):
                 sites = cells.sites[group]

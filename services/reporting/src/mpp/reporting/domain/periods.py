@@ -58,3 +58,43 @@ def period_label(start: date | None, period: Period) -> str:
             return f"{start.year}-S{1 if start.month <= 6 else 2}"
         case _:
             return str(start.year)
+
+
+DayRange = tuple[date | None, date | None]
+"""Inclusive bounds; none is unbounded."""
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+
+
+def _previous_month(first: date) -> date:
+    return date(first.year - 1, 12, 1) if first.month == 1 else date(first.year, first.month - 1, 1)
+
+
+def split_months(start: date | None, end: date | None) -> tuple[DayRange | None, list[DayRange]]:
+    """Cut the inclusive day range ``[start, end]`` into the whole calendar months it covers, as the
+    first days of the first and last of them (inclusive), and the days left at either edge.
+
+    Every day of the range lies in exactly one part, so a sum over the range is the sum of the monthly
+    totals plus the sums of the edge days.
+    """
+    if end is not None and end >= date(9999, 12, 1):
+        end = None  # the last representable month: the same as no upper bound
+    if (start is not None and start > date(9999, 12, 1)) or (end is not None and end < date(1, 2, 1)):
+        return None, [(start, end)]  # no whole month can be named at the ends of the calendar
+    first = None if start is None else (start if start.day == 1 else _next_month(start))
+    # ``beyond``: the first day after the last whole month (an exclusive bound).
+    beyond: date | None = None
+    if end is not None:
+        after = end + timedelta(days=1)
+        beyond = after if after.day == 1 else end.replace(day=1)
+    if first is not None and beyond is not None and first >= beyond:
+        return None, [(start, end)]
+    months: DayRange = (first, None if beyond is None else _previous_month(beyond))
+    edges: list[DayRange] = []
+    if start is not None and first is not None and start < first:
+        edges.append((start, first - timedelta(days=1)))
+    if end is not None and beyond is not None and beyond <= end:
+        edges.append((beyond, end))
+    return months, edges

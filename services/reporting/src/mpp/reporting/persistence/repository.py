@@ -3,29 +3,56 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, Table, exists, func, or_, select, text, union_all
+import orjson
+from sqlalchemy import Select, Table, case, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
 from mpp.reporting.domain.facts import Facts, LateApplication
 from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
+from mpp.reporting.domain.periods import DayRange, split_months
 from mpp.reporting.domain.projection import CountKey
 from mpp.reporting.persistence.tables import (
     daily_counts,
     duration_histogram,
+    duration_histogram_monthly,
+    duration_histogram_national_daily,
+    duration_histogram_national_monthly,
     late_applications,
     metric_facts,
+    metric_facts_monthly,
+    metric_facts_national_daily,
+    metric_facts_national_monthly,
     metric_hourly,
     summary_days,
     summary_facts,
     summary_histogram,
     summary_hourly,
 )
+
+
+def _array(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal of codes, dates or integers, sent as one text parameter: asyncpg
+    would otherwise check every element of an array parameter against several ABCs, which costs more
+    than the rest of a batch's projection.
+
+    A JSON array without backslashes is an array literal once its brackets become braces (strings and
+    dates quoted, integers bare); anything JSON escapes is escaped the array literal's way instead."""
+    encoded = orjson.dumps(values).decode()
+    if "\\" not in encoded:
+        return "{" + encoded[1:-1] + "}"
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+def _unnest(columns: Sequence[tuple[str, str]]) -> str:
+    """``unnest`` over text parameters holding array literals, each cast to its element type."""
+    return ", ".join(f"CAST(CAST(:{name} AS text) AS {kind}[])" for name, kind in columns)
 
 
 async def add_counts(session: AsyncSession, counts: Counter[CountKey]) -> None:
@@ -37,20 +64,29 @@ async def add_counts(session: AsyncSession, counts: Counter[CountKey]) -> None:
         # Column arrays as five parameters: the statement compiles once, whatever the batch size.
         await session.execute(
             text(
-                "INSERT INTO daily_counts (day, site, agency, service_type, metric, count) "
-                "SELECT * FROM unnest(CAST(:days AS date[]), CAST(:sites AS varchar[]), "
-                "CAST(:agencies AS varchar[]), CAST(:types AS varchar[]), CAST(:metrics AS varchar[]), "
-                "CAST(:counts AS bigint[])) "
+                "INSERT INTO daily_counts (day, site, agency, service_type, metric, count) "  # noqa: S608
+                "SELECT * FROM unnest("
+                + _unnest(
+                    [
+                        ("days", "date"),
+                        ("sites", "varchar"),
+                        ("agencies", "varchar"),
+                        ("types", "varchar"),
+                        ("metrics", "varchar"),
+                        ("counts", "bigint"),
+                    ]
+                )
+                + ") "
                 "ON CONFLICT (day, site, agency, service_type, metric) "
                 "DO UPDATE SET count = daily_counts.count + excluded.count"
             ),
             {
-                "days": [k.day for k in keys],
-                "sites": [k.site for k in keys],
-                "agencies": [k.agency for k in keys],
-                "types": [k.service_type for k in keys],
-                "metrics": [k.metric for k in keys],
-                "counts": [counts[k] for k in keys],
+                "days": _array([k.day for k in keys]),
+                "sites": _array([k.site for k in keys]),
+                "agencies": _array([k.agency for k in keys]),
+                "types": _array([k.service_type for k in keys]),
+                "metrics": _array([k.metric for k in keys]),
+                "counts": _array([counts[k] for k in keys]),
             },
         )
         return
@@ -120,32 +156,32 @@ async def query_totals(
 # --- metric read models -----------------------------------------------------------------------
 
 _SQLITE_ROWS = 2000
-_PG_TYPES = {"day": "date", "hour": "smallint", "bucket": "integer"}
+_PG_TYPES = {"day": "date", "month": "date", "hour": "smallint", "bucket": "integer"}
 
 
 async def _add(
     session: AsyncSession, table: Table, key_columns: Sequence[str], value_column: str, rows: Counter[Any]
 ) -> None:
-    """Add ``rows`` (key dataclass -> increment) to ``table``: one upsert statement per batch, keys in
-    sorted order so concurrent writers lock rows in the same order."""
+    """Add ``rows`` (key tuple in ``key_columns`` order -> increment) to ``table``: one upsert statement
+    per batch, keys in sorted order so concurrent writers lock rows in the same order."""
     if not rows:
         return
     keys = sorted(rows)
-    columns = {c: [getattr(k, c) for k in keys] for c in key_columns}
+    columns = {c: [k[i] for k in keys] for i, c in enumerate(key_columns)}
     values = [rows[k] for k in keys]
     if session.get_bind().dialect.name == "postgresql":
         # Column arrays as parameters: the statement compiles once, whatever the batch size.
-        arrays = ", ".join(f"CAST(:{c} AS {_PG_TYPES.get(c, 'varchar')}[])" for c in key_columns)
+        arrays = _unnest([*((c, _PG_TYPES.get(c, "varchar")) for c in key_columns), ("_values", "bigint")])
         names = ", ".join(key_columns)
         # Table and column names come from this module's own metadata, never from input.
         await session.execute(
             text(
                 f"INSERT INTO {table.name} ({names}, {value_column}) "  # noqa: S608
-                f"SELECT * FROM unnest({arrays}, CAST(:_values AS bigint[])) "
+                f"SELECT * FROM unnest({arrays}) "
                 f"ON CONFLICT ({names}) DO UPDATE SET {value_column} = "
                 f"{table.name}.{value_column} + excluded.{value_column}"
             ),
-            {**columns, "_values": values},
+            {**{c: _array(v) for c, v in columns.items()}, "_values": _array(values)},
         )
         return
     # SQLite binds at most 32,766 parameters per statement: a multi-row upsert per chunk of keys.
@@ -162,11 +198,81 @@ async def _add(
 
 
 async def add_facts(session: AsyncSession, facts: Facts) -> None:
-    """Add one batch's fact increments to the three metric read models."""
+    """Add one batch's fact increments to the metric read models and their roll-ups (the caller's
+    transaction holds them all, so every roll-up always equals the sum of its days)."""
     base = ("day", "site", "agency", "service_type")
     await _add(session, metric_facts, (*base, "measure"), "value", facts.counts)
     await _add(session, metric_hourly, (*base, "hour", "measure"), "value", facts.hourly)
     await _add(session, duration_histogram, (*base, "hour", "kind", "bucket"), "count", facts.histogram)
+    monthly: Counter[tuple[Any, ...]] = Counter()
+    national: Counter[tuple[Any, ...]] = Counter()
+    national_monthly: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, agency, st, measure), n in facts.counts.items():
+        month = day.replace(day=1)
+        monthly[(month, site, agency, st, measure)] += n
+        national[(day, agency, st, measure)] += n
+        national_monthly[(month, agency, st, measure)] += n
+    await _add(session, metric_facts_monthly, ("month", *base[1:], "measure"), "value", monthly)
+    await _add(session, metric_facts_national_daily, ("day", *base[2:], "measure"), "value", national)
+    await _add(
+        session, metric_facts_national_monthly, ("month", *base[2:], "measure"), "value", national_monthly
+    )
+    h_monthly: Counter[tuple[Any, ...]] = Counter()
+    h_national: Counter[tuple[Any, ...]] = Counter()
+    h_national_monthly: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, agency, st, _hour, kind, bucket), n in facts.histogram.items():
+        month = day.replace(day=1)
+        h_monthly[(month, site, agency, st, kind, bucket)] += n
+        h_national[(day, agency, st, kind, bucket)] += n
+        h_national_monthly[(month, agency, st, kind, bucket)] += n
+    hist = ("kind", "bucket")
+    await _add(session, duration_histogram_monthly, ("month", *base[1:], *hist), "count", h_monthly)
+    await _add(session, duration_histogram_national_daily, ("day", *base[2:], *hist), "count", h_national)
+    await _add(
+        session,
+        duration_histogram_national_monthly,
+        ("month", *base[2:], *hist),
+        "count",
+        h_national_monthly,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Grain:
+    """Which read model answers a query: per day or per month, per site or every site summed."""
+
+    monthly: bool
+    national: bool
+
+
+_FACTS: dict[Grain, Table] = {
+    Grain(monthly=False, national=False): metric_facts,
+    Grain(monthly=True, national=False): metric_facts_monthly,
+    Grain(monthly=False, national=True): metric_facts_national_daily,
+    Grain(monthly=True, national=True): metric_facts_national_monthly,
+}
+_HISTOGRAMS: dict[Grain, Table] = {
+    Grain(monthly=False, national=False): duration_histogram,
+    Grain(monthly=True, national=False): duration_histogram_monthly,
+    Grain(monthly=False, national=True): duration_histogram_national_daily,
+    Grain(monthly=True, national=True): duration_histogram_national_monthly,
+}
+
+
+def plan(
+    scope: Scope, dims: Sequence[str], *, monthly: bool, rollups: bool = True
+) -> list[tuple[Grain, DayRange]]:
+    """The coarsest read models that cover the scope's days exactly: whole months from a monthly roll-up
+    and the edge days from a daily one (when the caller needs no finer time than a month), every site
+    summed when the query neither filters nor groups by site. Each day is read from exactly one part."""
+    national = rollups and scope.sites is None and "site" not in dims
+    if not (rollups and monthly):
+        return [(Grain(monthly=False, national=national), (scope.start, scope.end))]
+    months, edges = split_months(scope.start, scope.end)
+    parts = [(Grain(monthly=False, national=national), edge) for edge in edges]
+    if months is not None:
+        parts.insert(0, (Grain(monthly=True, national=national), months))
+    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +290,13 @@ class Scope:
     its local events alone."""
 
 
-def _where(q: Select[Any], t: Table, scope: Scope) -> Select[Any]:
-    if scope.start:
-        q = q.where(t.c.day >= scope.start)
-    if scope.end:
-        q = q.where(t.c.day <= scope.end)
+def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None) -> Select[Any]:
+    start, end = (scope.start, scope.end) if days is None else days
+    time = t.c.month if "month" in t.c else t.c.day
+    if start:
+        q = q.where(time >= start)
+    if end:
+        q = q.where(time <= end)
     if scope.sites is not None:
         q = q.where(t.c.site.in_(sorted(scope.sites)))
     if scope.agency is not None:
@@ -196,6 +304,19 @@ def _where(q: Select[Any], t: Table, scope: Scope) -> Select[Any]:
     if scope.service_type is not None:
         q = q.where(t.c.service_type == scope.service_type)
     return q
+
+
+def _by_region(q: Select[Any], regions: Mapping[str, str] | None) -> Select[Any]:
+    """``q`` (per site, its sum last) summed per region instead: the site column of the result holds
+    the site's region (``""`` for a site ``regions`` does not know). The sites are summed first, so
+    the mapping is applied once per site and key rather than once per row read."""
+    if regions is None:
+        return q
+    sub = q.subquery()
+    *keys, total = sub.c
+    region = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
+    columns = [region.label("site") if c.name == "site" else c for c in keys]
+    return select(*columns, func.sum(total)).group_by(*columns)
 
 
 def _measures(column: Any, measures: Sequence[str]) -> Any:
@@ -208,7 +329,7 @@ def _not_local(t: Table) -> Any:
     return ~exists().where(f.c.site == t.c.site, f.c.day == t.c.day)
 
 
-async def _sums(
+async def _with_summaries(
     session: AsyncSession,
     scope: Scope,
     local: Table,
@@ -234,26 +355,75 @@ async def _sums(
     return [tuple(r) for r in (await session.execute(q)).all()]
 
 
-async def fact_sums(
-    session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
+def _regional(
+    rows: list[tuple[Any, ...]], dims: Sequence[str], regions: Mapping[str, str] | None, by_time: bool
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, measure, sum)`` of the facts in scope."""
-    return await _sums(
-        session,
-        scope,
-        metric_facts,
-        summary_facts,
-        ["day", *dims, "measure"],
-        "value",
-        lambda t: _measures(t.c.measure, measures),
-    )
+    """Rows of the summaries' path in the shape of the roll-ups' path: the site column holding its
+    region (``""`` for a site ``regions`` does not know) and no time when the caller needs none. Keys
+    may repeat; the caller adds them up."""
+    at = 1 + list(dims).index("site") if regions is not None and "site" in dims else None
+    shaped = []
+    for row in rows:
+        cells = list(row)
+        if at is not None:
+            cells[at] = regions.get(cells[at], "") if regions is not None else cells[at]
+        if not by_time:
+            cells[0] = None
+        shaped.append(tuple(cells))
+    return shaped
+
+
+async def fact_sums(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    measures: Sequence[str],
+    monthly: bool = False,
+    by_time: bool = True,
+    rollups: bool = True,
+    regions: Mapping[str, str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows ``(day, *dims, measure, sum)`` of the facts in scope; with ``regions`` (site -> region
+    code), the ``site`` dimension holds the region instead (``""`` for a site it does not know).
+
+    With ``monthly``, the caller needs no finer time than a month: whole months may come as one row
+    dated the first of the month. Without ``by_time`` it needs no time at all and ``day`` is none. A
+    key may come in several rows (a month and its edge days), to be added up by the caller. A national
+    deployment reading daily summaries too (``scope.summaries``) reads the daily tables."""
+    if scope.summaries:
+        rows = await _with_summaries(
+            session,
+            scope,
+            metric_facts,
+            summary_facts,
+            ["day", *dims, "measure"],
+            "value",
+            lambda t: _measures(t.c.measure, measures),
+        )
+        return _regional(rows, dims, regions, by_time)
+    parts = []
+    for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
+        t = _FACTS[grain]
+        time = t.c.month if grain.monthly else t.c.day
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
+        q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
+        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
+    return await _rows(session, parts, by_time)
+
+
+async def _rows(session: AsyncSession, parts: Sequence[Select[Any]], by_time: bool) -> list[tuple[Any, ...]]:
+    """The rows of every part, in one statement."""
+    q = parts[0] if len(parts) == 1 else union_all(*parts)
+    rows = (await session.execute(q)).all()
+    return [tuple(r) for r in rows] if by_time else [(None, *r) for r in rows]
 
 
 async def hourly_sums(
     session: AsyncSession, scope: Scope, *, dims: Sequence[str], measures: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """Rows ``(day, *dims, hour, measure, sum)`` of the hourly facts in scope."""
-    return await _sums(
+    return await _with_summaries(
         session,
         scope,
         metric_hourly,
@@ -265,20 +435,39 @@ async def hourly_sums(
 
 
 async def histogram_sums(
-    session: AsyncSession, scope: Scope, *, dims: Sequence[str], kind: str
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    kind: str,
+    monthly: bool = False,
+    by_time: bool = True,
+    rollups: bool = True,
+    regions: Mapping[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope. Summaries carry no hours:
-    by hour, only locally projected days count."""
-    national = None if "hour" in dims else summary_histogram
-    return await _sums(
-        session,
-        scope,
-        duration_histogram,
-        national,
-        ["day", *dims, "bucket"],
-        "count",
-        lambda t: t.c.kind == kind,
-    )
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly``,
+    ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
+    answers. A national deployment reading daily summaries too reads the daily tables; summaries carry no
+    hours, so by hour only locally projected days count."""
+    if scope.summaries:
+        rows = await _with_summaries(
+            session,
+            scope,
+            duration_histogram,
+            None if "hour" in dims else summary_histogram,
+            ["day", *dims, "bucket"],
+            "count",
+            lambda t: t.c.kind == kind,
+        )
+        return _regional(rows, dims, regions, by_time)
+    parts = []
+    for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
+        t = _HISTOGRAMS[grain]
+        time = t.c.month if grain.monthly else t.c.day
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.bucket]
+        q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
+        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
+    return await _rows(session, parts, by_time)
 
 
 # --- late applications --------------------------------------------------------------------------

@@ -8,9 +8,21 @@
 * ``duration_histogram`` - waiting and service time counts per 10-second bucket and hour;
 * ``late_applications`` - one row per application finished after its published standard (its reference,
   service type, due day and days late: the SLA list of the dashboards).
+
+Coarser roll-ups of the same facts, kept by the projector in the same transaction as the daily rows,
+answer long periods without summing every day (see ``repository.Grain``):
+
+* ``metric_facts_monthly`` and ``duration_histogram_monthly`` - per calendar month (of local days) x
+  site x agency x service type (the histogram without the hour);
+* ``metric_facts_national_daily`` / ``_national_monthly`` and ``duration_histogram_national_daily`` /
+  ``_national_monthly`` - every site summed, per day and per month.
+
+A national deployment also holds the ``summary_*`` read models of the sites' daily summaries.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -93,7 +105,54 @@ Index("ix_late_applications_site_day", late_applications.c.site, late_applicatio
 for _table in (metric_facts, metric_hourly, duration_histogram):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
-# --- national roll-up (migration 0003_daily_summaries) -----------------------------------------------
+# --- roll-ups of the metric read models (migration 0005_rollups) -----------------------------------
+
+
+def _rollup_keys(time: str, *, site: bool) -> list[Column[Any]]:
+    columns: list[Column[Any]] = [Column(time, Date, primary_key=True)]
+    if site:
+        columns.append(Column("site", String(64), primary_key=True))
+    return [
+        *columns,
+        Column("agency", String(64), primary_key=True),
+        Column("service_type", String(64), primary_key=True),
+    ]
+
+
+def _facts_rollup(name: str, time: str, *, site: bool) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_rollup_keys(time, site=site),
+        Column("measure", String(64), primary_key=True),
+        Column("value", BigInteger, nullable=False),
+    )
+
+
+def _histogram_rollup(name: str, time: str, *, site: bool) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_rollup_keys(time, site=site),
+        Column("kind", String(16), primary_key=True),
+        Column("bucket", Integer, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+    )
+
+
+metric_facts_monthly = _facts_rollup("metric_facts_monthly", "month", site=True)
+metric_facts_national_daily = _facts_rollup("metric_facts_national_daily", "day", site=False)
+metric_facts_national_monthly = _facts_rollup("metric_facts_national_monthly", "month", site=False)
+duration_histogram_monthly = _histogram_rollup("duration_histogram_monthly", "month", site=True)
+duration_histogram_national_daily = _histogram_rollup("duration_histogram_national_daily", "day", site=False)
+duration_histogram_national_monthly = _histogram_rollup(
+    "duration_histogram_national_monthly", "month", site=False
+)
+
+for _table in (metric_facts_monthly, duration_histogram_monthly):
+    Index(f"ix_{_table.name}_site_month", _table.c.site, _table.c.month)
+
+# --- national roll-up (migration 0004_daily_summaries) -----------------------------------------------
 
 summary_state = Table(
     "summary_state",

@@ -1,0 +1,243 @@
+"""The roll-ups (per month x site, and every site summed per day and per month) answer exactly what the
+daily read models answer: for random date ranges, periods, groupings and scopes, every metric's figures
+are identical whichever tables are read. The roll-ups themselves equal the sums of their days, both as
+the projector keeps them and as the migration fills them from existing daily rows."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select, text
+
+from mpp.kit.consumer import ReceivedEvent
+from mpp.kit.db import create_engine
+from mpp.kit.migrations import upgrade
+from mpp.reporting.api.messaging import projector
+from mpp.reporting.app import MIGRATIONS
+from mpp.reporting.domain.metrics import METRICS
+from mpp.reporting.domain.periods import Period
+from mpp.reporting.domain.sla import catalogue_sla
+from mpp.reporting.figures import GroupBy, compute
+from mpp.reporting.persistence import repository
+from mpp.reporting.persistence.repository import Scope
+from mpp.reporting.persistence.tables import (
+    duration_histogram,
+    duration_histogram_monthly,
+    duration_histogram_national_daily,
+    duration_histogram_national_monthly,
+    metric_facts,
+    metric_facts_monthly,
+    metric_facts_national_daily,
+    metric_facts_national_monthly,
+)
+from tests.integration.reporting.harness import ReportingApi, running_reporting
+from tests.unit.reporting.builders import SiteInfo, catalogue_for, generate, sites_for
+
+pytestmark = pytest.mark.integration
+
+# Sparse days over four months and a year end, with month edges on both sides.
+DAYS = [
+    date(2025, 12, 30),
+    date(2025, 12, 31),
+    date(2026, 1, 1),
+    date(2026, 1, 15),
+    date(2026, 1, 31),
+    date(2026, 2, 1),
+    date(2026, 2, 17),
+    date(2026, 2, 28),
+    date(2026, 3, 1),
+    date(2026, 3, 20),
+    date(2026, 4, 30),
+]
+FIRST, LAST = date(2025, 12, 25), date(2026, 5, 5)
+GROUPS = (None, GroupBy.SITE, GroupBy.PROVINCE, GroupBy.AGENCY, GroupBy.SERVICE_TYPE, GroupBy.WEEKDAY)
+
+# (roll-up, source, time column of the roll-up, key columns kept, value column)
+ROLLUPS = (
+    (metric_facts_monthly, metric_facts, "month", ("site", "agency", "service_type", "measure"), "value"),
+    (metric_facts_national_daily, metric_facts, "day", ("agency", "service_type", "measure"), "value"),
+    (metric_facts_national_monthly, metric_facts, "month", ("agency", "service_type", "measure"), "value"),
+    (
+        duration_histogram_monthly,
+        duration_histogram,
+        "month",
+        ("site", "agency", "service_type", "kind", "bucket"),
+        "count",
+    ),
+    (
+        duration_histogram_national_daily,
+        duration_histogram,
+        "day",
+        ("agency", "service_type", "kind", "bucket"),
+        "count",
+    ),
+    (
+        duration_histogram_national_monthly,
+        duration_histogram,
+        "month",
+        ("agency", "service_type", "kind", "bucket"),
+        "count",
+    ),
+)
+
+
+async def _project(api: ReportingApi, sites: tuple[SiteInfo, ...], seed: int) -> None:
+    zones = {s.code: s.tz for s in sites}
+
+    def site_tz(site: str) -> ZoneInfo:
+        return zones[site]
+
+    catalogue = api.app.state.reporting.geography.catalogue
+    envelopes = generate(seed, sites, DAYS, 8, catalogue).envelopes
+    handler = projector(site_tz, catalogue_sla(catalogue, site_tz))
+    for first in range(0, len(envelopes), 500):
+        batch = [
+            ReceivedEvent(envelope=e, topic=e.topic, partition=0, offset=first + i)
+            for i, e in enumerate(envelopes[first : first + 500])
+        ]
+        async with api.sessions() as session, session.begin():
+            await handler(session, batch)
+
+
+def _random_bound(rng: random.Random) -> date:
+    # Month edges are the interesting bounds: pick them often.
+    day = FIRST + timedelta(days=rng.randrange((LAST - FIRST).days))
+    match rng.randrange(4):
+        case 0:
+            return day.replace(day=1)
+        case 1:
+            return day.replace(day=1) - timedelta(days=1)
+        case _:
+            return day
+
+
+def _random_scope(rng: random.Random, sites: tuple[SiteInfo, ...]) -> Scope:
+    a: date | None = _random_bound(rng) if rng.random() < 0.85 else None
+    b: date | None = _random_bound(rng) if rng.random() < 0.85 else None
+    if a is not None and b is not None and a > b:
+        a, b = b, a
+    chosen: frozenset[str] | None = None
+    if rng.random() < 0.3:
+        chosen = frozenset(rng.sample([s.code for s in sites], rng.randint(1, 2)))
+    agency = rng.choice(["dpmptsp", "disdukcapil"]) if rng.random() < 0.2 else None
+    return Scope(start=a, end=b, sites=chosen, agency=agency)
+
+
+async def _rollup_differences(api: ReportingApi) -> list[str]:
+    """Roll-up rows that differ from the sum of their days."""
+    problems = []
+    async with api.sessions() as session:
+        dialect = session.get_bind().dialect.name
+        for rollup, source, time, keys, value in ROLLUPS:
+            if time == "month":
+                month = (
+                    func.date(source.c.day, "start of month")
+                    if dialect == "sqlite"
+                    else func.cast(func.date_trunc("month", source.c.day), rollup.c.month.type)
+                )
+                when = month.label("t")
+            else:
+                when = source.c.day.label("t")
+            group = [when, *(source.c[k] for k in keys)]
+            expected = {
+                tuple(str(x) for x in row[:-1]): int(row[-1])
+                for row in (await session.execute(select(*group, func.sum(source.c[value])).group_by(*group)))
+            }
+            actual = {
+                tuple(str(x) for x in row[:-1]): int(row[-1])
+                for row in await session.execute(
+                    select(rollup.c[time], *(rollup.c[k] for k in keys), rollup.c[value])
+                )
+            }
+            if not expected:
+                problems.append(f"{source.name} is empty")
+            if actual != expected:
+                problems.append(f"{rollup.name}: {len(actual)} rows, expected {len(expected)}")
+    return problems
+
+
+async def test_figures_are_identical_whichever_table_answers(
+    fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    sites = sites_for("rollup")
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    async with running_reporting(await fresh_database(), catalogue_file=catalogue_file) as api:
+        await _project(api, sites, seed=23)
+        assert await _rollup_differences(api) == []
+        geography = api.app.state.reporting.geography
+        rng = random.Random(5)
+        compared = nonempty = 0
+        async with api.sessions() as session:
+            for _ in range(60):
+                scope = _random_scope(rng, sites)
+                period = rng.choice([Period.ALL, Period.MONTH, Period.QUARTER, Period.YEAR, Period.WEEK])
+                group_by = rng.choice(GROUPS)
+                for metric in rng.sample(METRICS, 4):
+                    args: dict[str, Any] = {"period": period, "group_by": group_by}
+                    daily = await compute(session, geography, metric, scope, **args, rollups=False)
+                    rolled = await compute(session, geography, metric, scope, **args, rollups=True)
+                    assert rolled == daily, (metric.id, scope, period, group_by)
+                    compared += 1
+                    nonempty += any(r["figures"] != rolled[0]["figures"] for r in rolled) or len(rolled) > 1
+        # The ranges do reach data: most comparisons hold more than one cell of figures.
+        assert compared == 240
+        assert nonempty > 100
+
+
+async def test_the_migration_fills_the_rollups_from_the_daily_rows(
+    fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """Daily rows projected before the roll-ups existed are rolled up by the migration that adds them."""
+    sites = sites_for("migrate")
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    for url in (await fresh_database(), f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}"):
+        async with running_reporting(url, catalogue_file=catalogue_file) as api:
+            await _project(api, sites, seed=31)
+        plain = create_engine(url)
+        try:
+            # Back to the schema before the roll-ups, keeping the daily rows.
+            async with plain.begin() as conn:
+                await conn.execute(text("DROP INDEX ix_metric_facts_monthly_site_month"))
+                await conn.execute(text("DROP INDEX ix_duration_histogram_monthly_site_month"))
+                for rollup, *_ in ROLLUPS:
+                    await conn.execute(text(f"DROP TABLE {rollup.name}"))
+                await conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+            await upgrade(plain, MIGRATIONS)
+        finally:
+            await plain.dispose()
+        async with running_reporting(url, catalogue_file=catalogue_file) as api:
+            assert await _rollup_differences(api) == []
+
+
+async def test_upserts_keep_codes_with_quotes_commas_and_braces_exactly(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """The batch upserts send each column as one array literal: every character of a code survives."""
+    odd = ['a"b', "c\\d", "e,f", "{g}", "", "h i", "NULL"]
+    async with running_reporting(await fresh_database()) as api:
+        rows: Counter[tuple[Any, ...]] = Counter(
+            {
+                (date(2026, 1, 1) + timedelta(days=i), code, code, code, f"m{i}"): i + 1
+                for i, code in enumerate(odd)
+            }
+        )
+        for _ in range(2):
+            async with api.sessions() as session, session.begin():
+                await repository._add(
+                    session, metric_facts, ("day", "site", "agency", "service_type", "measure"), "value", rows
+                )
+        async with api.sessions() as session:
+            stored = {
+                (r.day, r.site, r.agency, r.service_type, r.measure): r.value
+                for r in await session.execute(select(metric_facts))
+            }
+    assert stored == {key: 2 * n for key, n in rows.items()}

@@ -1,0 +1,77 @@
+"""A batch takes the records already fetched, up to ``max_records``, in each partition's order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import TopicPartition
+from sqlalchemy import MetaData
+
+from mpp.kit.consumer import EventConsumer
+from mpp.kit.db import add_runtime_tables
+
+A, B = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+class _Buffered:
+    """What an aiokafka consumer has already fetched: successive getmany answers, none after them."""
+
+    def __init__(self, answers: list[dict[TopicPartition, list[int]]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[int, int]] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[int]]:
+        self.calls.append((timeout_ms, max_records))
+        if not self.answers:
+            return {}
+        # Like aiokafka: at most max_records, the rest stays buffered for the next call.
+        answer: dict[TopicPartition, list[int]] = {}
+        rest: dict[TopicPartition, list[int]] = {}
+        room = max_records
+        for tp, records in self.answers.pop(0).items():
+            answer[tp], room = records[:room], room - len(records[:room])
+            if len(records) > len(answer[tp]):
+                rest[tp] = records[len(answer[tp]) :]
+        if rest:
+            self.answers.insert(0, rest)
+        return {tp: records for tp, records in answer.items() if records}
+
+
+def _consumer(max_records: int, buffered: _Buffered) -> EventConsumer:
+    _outbox, inbox, offsets = add_runtime_tables(MetaData())
+
+    async def handler(*_: Any) -> None:
+        return None
+
+    consumer = EventConsumer(
+        group_id="g",
+        topics=["t"],
+        bootstrap="127.0.0.1:1",
+        sessions=None,  # type: ignore[arg-type]
+        inbox=inbox,
+        offsets=offsets,
+        handler=handler,
+        producer=None,
+        max_records=max_records,
+    )
+    consumer._consumer = buffered
+    return consumer
+
+
+async def test_a_batch_takes_what_is_already_buffered_in_partition_order() -> None:
+    buffered = _Buffered([{A: [3, 4], B: [10]}, {A: [5]}])
+    consumer = _consumer(100, buffered)
+    batch = await consumer._top_up({A: [1, 2]})
+    assert batch == {A: [1, 2, 3, 4, 5], B: [10]}
+    # Never waits for the broker: every extra fetch only takes what has arrived.
+    assert [timeout for timeout, _ in buffered.calls] == [0, 0, 0]
+
+
+async def test_a_batch_stops_at_max_records() -> None:
+    buffered = _Buffered([{A: [3, 4]}, {B: [10, 11]}, {A: [5]}])
+    consumer = _consumer(5, buffered)
+    batch = await consumer._top_up({A: [1, 2]})
+    assert batch == {A: [1, 2, 3, 4], B: [10]}
+    assert buffered.calls == [(0, 3), (0, 1)]
+    # What did not fit is the next batch's.
+    assert buffered.answers == [{B: [11]}, {A: [5]}]
