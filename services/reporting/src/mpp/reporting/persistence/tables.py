@@ -53,36 +53,60 @@ daily_counts = Table(
     Column("count", BigInteger, nullable=False),
 )
 
-metric_facts = Table(
-    "metric_facts",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site", String(64), primary_key=True),
-    Column("agency", String(64), primary_key=True),
-    Column("service_type", String(64), primary_key=True),
-    Column("measure", String(64), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-)
 
-metric_hourly = Table(
-    "metric_hourly",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site", String(64), primary_key=True),
-    Column("agency", String(64), primary_key=True),
-    Column("service_type", String(64), primary_key=True),
-    Column("hour", SmallInteger, primary_key=True),
-    Column("measure", String(64), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-)
+# Key columns (a local day or month; the site, unless every site is summed; agency; service type) and the
+# shapes of the read models built on them: the daily ones, their roll-ups and the national summaries'.
+def _keys(time: str, *, site: bool) -> list[Column[Any]]:
+    columns: list[Column[Any]] = [Column(time, Date, primary_key=True)]
+    if site:
+        columns.append(Column("site", String(64), primary_key=True))
+    return [
+        *columns,
+        Column("agency", String(64), primary_key=True),
+        Column("service_type", String(64), primary_key=True),
+    ]
+
+
+def _facts_table(name: str, time: str, *, site: bool) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_keys(time, site=site),
+        Column("measure", String(64), primary_key=True),
+        Column("value", BigInteger, nullable=False),
+    )
+
+
+def _histogram_table(name: str, time: str, *, site: bool) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_keys(time, site=site),
+        Column("kind", String(16), primary_key=True),
+        Column("bucket", Integer, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+    )
+
+
+def _hourly_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_keys("day", site=True),
+        Column("hour", SmallInteger, primary_key=True),
+        Column("measure", String(64), primary_key=True),
+        Column("value", BigInteger, nullable=False),
+    )
+
+
+metric_facts = _facts_table("metric_facts", "day", site=True)
+
+metric_hourly = _hourly_table("metric_hourly")
 
 duration_histogram = Table(
     "duration_histogram",
     metadata,
-    Column("day", Date, primary_key=True),
-    Column("site", String(64), primary_key=True),
-    Column("agency", String(64), primary_key=True),
-    Column("service_type", String(64), primary_key=True),
+    *_keys("day", site=True),
     Column("hour", SmallInteger, primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("bucket", Integer, primary_key=True),
@@ -108,44 +132,12 @@ for _table in (metric_facts, metric_hourly, duration_histogram):
 # --- roll-ups of the metric read models (migration 0005_rollups) -----------------------------------
 
 
-def _rollup_keys(time: str, *, site: bool) -> list[Column[Any]]:
-    columns: list[Column[Any]] = [Column(time, Date, primary_key=True)]
-    if site:
-        columns.append(Column("site", String(64), primary_key=True))
-    return [
-        *columns,
-        Column("agency", String(64), primary_key=True),
-        Column("service_type", String(64), primary_key=True),
-    ]
-
-
-def _facts_rollup(name: str, time: str, *, site: bool) -> Table:
-    return Table(
-        name,
-        metadata,
-        *_rollup_keys(time, site=site),
-        Column("measure", String(64), primary_key=True),
-        Column("value", BigInteger, nullable=False),
-    )
-
-
-def _histogram_rollup(name: str, time: str, *, site: bool) -> Table:
-    return Table(
-        name,
-        metadata,
-        *_rollup_keys(time, site=site),
-        Column("kind", String(16), primary_key=True),
-        Column("bucket", Integer, primary_key=True),
-        Column("count", BigInteger, nullable=False),
-    )
-
-
-metric_facts_monthly = _facts_rollup("metric_facts_monthly", "month", site=True)
-metric_facts_national_daily = _facts_rollup("metric_facts_national_daily", "day", site=False)
-metric_facts_national_monthly = _facts_rollup("metric_facts_national_monthly", "month", site=False)
-duration_histogram_monthly = _histogram_rollup("duration_histogram_monthly", "month", site=True)
-duration_histogram_national_daily = _histogram_rollup("duration_histogram_national_daily", "day", site=False)
-duration_histogram_national_monthly = _histogram_rollup(
+metric_facts_monthly = _facts_table("metric_facts_monthly", "month", site=True)
+metric_facts_national_daily = _facts_table("metric_facts_national_daily", "day", site=False)
+metric_facts_national_monthly = _facts_table("metric_facts_national_monthly", "month", site=False)
+duration_histogram_monthly = _histogram_table("duration_histogram_monthly", "month", site=True)
+duration_histogram_national_daily = _histogram_table("duration_histogram_national_daily", "day", site=False)
+duration_histogram_national_monthly = _histogram_table(
     "duration_histogram_national_monthly", "month", site=False
 )
 
@@ -186,40 +178,9 @@ summary_days = Table(
 )
 """National mode: the revision of each site's day held in the ``summary_*`` read models."""
 
-summary_facts = Table(
-    "summary_facts",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site", String(64), primary_key=True),
-    Column("agency", String(64), primary_key=True),
-    Column("service_type", String(64), primary_key=True),
-    Column("measure", String(64), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-)
-
-summary_hourly = Table(
-    "summary_hourly",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site", String(64), primary_key=True),
-    Column("agency", String(64), primary_key=True),
-    Column("service_type", String(64), primary_key=True),
-    Column("hour", SmallInteger, primary_key=True),
-    Column("measure", String(64), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-)
-
-summary_histogram = Table(
-    "summary_histogram",
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("site", String(64), primary_key=True),
-    Column("agency", String(64), primary_key=True),
-    Column("service_type", String(64), primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("count", BigInteger, nullable=False),
-)
+summary_facts = _facts_table("summary_facts", "day", site=True)
+summary_hourly = _hourly_table("summary_hourly")
+summary_histogram = _histogram_table("summary_histogram", "day", site=True)
 
 for _table in (summary_facts, summary_hourly, summary_histogram):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
