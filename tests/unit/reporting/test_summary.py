@@ -16,8 +16,8 @@ from mpp.contracts.events.common import ComplaintCategory, ComplaintChannel, Com
 from mpp.contracts.events.queue import ComplaintReceivedV1
 from mpp.contracts.events.reporting import (
     WAITING_BUCKETS_SECONDS,
-    DailySummaryPublishedV1,
     ChannelTotals,
+    DailySummaryPublishedV1,
     DurationTotals,
     HourHistogram,
     PriorityTickets,
