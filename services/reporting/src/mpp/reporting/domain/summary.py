@@ -173,28 +173,38 @@ def encode_histogram(
 ) -> tuple[int, ...]:
     """Counts per summary bucket (``len(bounds) + 1`` entries) of a 10-second histogram."""
     counts = [0] * (len(bounds) + 1)
-    index = {upper: i for i, upper in enumerate(bounds)}
+    for slot, count in _slots(histogram, {upper: i for i, upper in enumerate(bounds)}, resolution).items():
+        counts[slot] += count
+    return tuple(counts)
+
+
+def _slots(histogram: Mapping[int, int], index: Mapping[int, int], resolution: int) -> Counter[int]:
+    """The non-empty summary buckets of a 10-second histogram, by their index (``index``: upper bound ->
+    index; the overflow bucket is the one after the last bound)."""
+    slots: Counter[int] = Counter()
     for bucket, count in histogram.items():
         if count <= 0:
             continue
         if bucket >= OVERFLOW_BUCKET:
-            slot = len(bounds)
+            slots[len(index)] += count
         else:
-            slot = index[_lower(bucket, resolution) + resolution - 1]
-        counts[slot] += count
-    return tuple(counts)
+            slots[index[_lower(bucket, resolution) + resolution - 1]] += count
+    return slots
 
 
 def _by_hour(
     hours: Mapping[int, Mapping[int, int]], bounds: tuple[int, ...], resolution: int
 ) -> tuple[HourHistogram, ...]:
     """Each hour's 10-second histogram as the sparse counts of the summary's buckets."""
+    index = {upper: i for i, upper in enumerate(bounds)}
     out = []
     for hour, histogram in sorted(hours.items()):
-        counts = encode_histogram(histogram, bounds, resolution)
-        slots = [i for i, n in enumerate(counts) if n]
+        slots = _slots(histogram, index, resolution)
         if slots:
-            out.append(HourHistogram(hour=hour, buckets=tuple(slots), counts=tuple(counts[i] for i in slots)))
+            ordered = sorted(slots)
+            out.append(
+                HourHistogram(hour=hour, buckets=tuple(ordered), counts=tuple(slots[i] for i in ordered))
+            )
     return tuple(out)
 
 
