@@ -27,9 +27,29 @@ from fastapi import FastAPI
 from sqlalchemy import insert, select
 
 from mpp.contracts.envelope import Envelope
-from mpp.contracts.events.common import Channel, SkmElement
-from mpp.contracts.events.queue import SurveySubmittedV1, VisitStartedV1
-from mpp.contracts.events.reporting import DailySummaryPublishedV1, SkmElementTotal, SkmTotals, ikm
+from mpp.contracts.events.common import (
+    Channel,
+    ComplaintCategory,
+    ComplaintChannel,
+    ComplaintClass,
+    PriorityGroup,
+    SkmElement,
+)
+from mpp.contracts.events.queue import (
+    ComplaintOutcome,
+    ComplaintReceivedV1,
+    ComplaintResolvedV1,
+    SurveySubmittedV1,
+    TicketIssuedV1,
+    VisitStartedV1,
+)
+from mpp.contracts.events.reporting import (
+    ChannelTotals,
+    DailySummaryPublishedV1,
+    SkmElementTotal,
+    SkmTotals,
+    ikm,
+)
 from mpp.contracts.kafka import from_record, header_map, to_record
 from mpp.contracts.topics import REPORTING_DAILY_SUMMARIES
 from mpp.kit.consumer import BatchHandler, ReceivedEvent
@@ -39,6 +59,7 @@ from mpp.kit.migrations import upgrade
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS, create_app
 from mpp.reporting.config import ReportingSettings
+from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.domain.sla import catalogue_sla
 from mpp.reporting.persistence.tables import consumer_offsets, summary_days, summary_state
 from tests.integration.reporting.harness import SECRET, ministry
@@ -52,60 +73,60 @@ AFTER = datetime(2026, 3, 10, tzinfo=UTC)
 """The publishers' clock: every generated day has closed."""
 RANGE = {"from": "2026-02-28", "to": "2026-03-08"}
 
-# Figures DailySummaryPublished v1 carries (the others count only where a site is projected locally).
-CARRIED: dict[str, tuple[str, ...] | None] = {
-    "M1": None,
-    "M2": None,
-    "M3": ("visitors",),
-    "M4": (
-        "tickets_issued",
-        "tickets_served",
-        "tickets_no_show",
-        "tickets_cancelled",
-        "applications_submitted",
-        "appointments_booked",
-        "appointments_checked_in",
-    ),
-    "M5": (
-        "applications_finished",
-        "applications_rejected",
-        "applications_with_sla_outcome",
-        "applications_within_sla",
-        "sla_compliance_pct",
-    ),
-    "M6": None,
-    "M7": (
-        "received",
-        "by_channel",
-        "by_category",
-        "responded",
-        "followed_up_pct",
-        "responded_within_limit",
-        "response_within_limit_pct",
-        "mean_response_working_days",
-        "resolved",
-        "resolved_within_limit",
-        "resolution_within_limit_pct",
-        "mean_resolution_working_days",
-    ),
-    "M8": (
-        "tickets_issued",
-        "tickets_walk_in",
-        "tickets_online",
-        "tickets_mpp_digital",
-        "tickets_online_pct",
-    ),
-    "M9": ("priority_served", "priority_served_by_group", "priority_served_pct"),
-    "M10": None,
-    "D1": None,
-    "D2": None,
-    "D3": None,
-}
+METRIC_IDS = tuple(m.id for m in METRICS)
+BY_HOUR = tuple(m.id for m in METRICS if m.hourly is not None)
+GROUPINGS = ("agency", "service_type", "province", "kabkota", "weekday")
 
 
-def _carried(metric: str, figures: dict[str, Any]) -> dict[str, Any]:
-    keys = CARRIED[metric]
-    return figures if keys is None else {k: figures[k] for k in keys}
+def _extras(sites: Sequence[SiteInfo]) -> list[Envelope]:
+    """Events the generator does not make: tickets issued on a transfer from another service and
+    complaints about a service type, received and resolved."""
+    out = []
+    for i, site in enumerate(sites):
+        for day in DAYS:
+            at = datetime(day.year, day.month, day.day, 10 + i, 7, tzinfo=site.tz).astimezone(UTC)
+            n = f"{i}{day.day:02d}"
+            ticket = TicketIssuedV1(
+                visit_id=f"vis-x-{n}",
+                ticket_id=f"tik-x-{n}",
+                ticket_number="B-001",
+                service_type="polres.skck",
+                agency="polres",
+                priority_group=PriorityGroup.ANAK,
+                channel=Channel.WALK_IN,
+                issued_at=at,
+                transferred_from=f"tik-y-{n}",
+            )
+            out.append(
+                Envelope.wrap(
+                    ticket, producer="mpp.queue", agency="polres", site=site.code, subject=f"vis-x-{n}"
+                )
+            )
+            common: dict[str, Any] = {
+                "complaint_id": f"adu-x-{n}",
+                "channel": ComplaintChannel.WHATSAPP,
+                "category": ComplaintCategory.SERVICE_TIME,
+                "complaint_class": ComplaintClass.COMPLAINT,
+                "agency": "dpmptsp",
+                "service_type": "dpmptsp.nib",
+            }
+            received = ComplaintReceivedV1(**common, resolution_limit_days=5, anonymous=True, received_at=at)
+            resolved = ComplaintResolvedV1(
+                **common,
+                anonymous=True,
+                outcome=ComplaintOutcome.UPHELD,
+                received_at=at,
+                resolved_at=at + timedelta(hours=3),
+                working_days_elapsed=0,
+                within_limit=True,
+            )
+            for payload in (received, resolved):
+                out.append(
+                    Envelope.wrap(
+                        payload, producer="mpp.queue", agency="dpmptsp", site=site.code, subject=f"adu-x-{n}"
+                    )
+                )
+    return out
 
 
 @dataclass
@@ -248,6 +269,7 @@ async def rollup(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=national_app), base_url="http://nat") as nc,
         ):
             generated = generate(11, sites, DAYS, 40, catalogue)
+            generated.envelopes.extend(_extras(sites))
             zones = {s.code: s.tz for s in sites}
             # The national deployment runs no projector consumer; the test projects a site's events into
             # it with the same handler a "site,national" deployment would use.
@@ -266,25 +288,28 @@ async def rollup(
         await producer.stop()
 
 
+async def _same_rows(r: Rollup, metric: str, **params: str) -> None:
+    site_rows = await r.site.metric(metric, **RANGE, **params)
+    assert site_rows, (metric, params)
+    assert await r.national.metric(metric, **RANGE, **params) == site_rows, (metric, params)
+
+
 async def _same_figures(r: Rollup, **params: str) -> None:
-    """Every carried figure of every metric, per site and summed, is the same in both deployments."""
-    for metric in CARRIED:
-        site_rows = await r.site.metric(metric, period="day", group_by="site", **RANGE, **params)
-        national_rows = await r.national.metric(metric, period="day", group_by="site", **RANGE, **params)
-        assert [(x["period"], x["site"]) for x in national_rows] == [
-            (x["period"], x["site"]) for x in site_rows
-        ]
-        for s, n in zip(site_rows, national_rows, strict=True):
-            assert _carried(metric, n["figures"]) == _carried(metric, s["figures"]), (
-                metric,
-                s["period"],
-                s["site"],
-            )
+    """Every figure of every metric, per site and day, per grouping, per hour of day and summed, is the
+    same in both deployments."""
+    for metric in METRIC_IDS:
+        await _same_rows(r, metric, period="day", group_by="site", **params)
     site_overview, national_overview = await r.site.overview(**RANGE), await r.national.overview(**RANGE)
-    for metric in CARRIED:
-        assert _carried(metric, national_overview[metric]) == _carried(metric, site_overview[metric]), metric
-    visits_by_hour = await r.national.metric("M3", period="all", group_by="hour", **RANGE)
-    assert visits_by_hour == await r.site.metric("M3", period="all", group_by="hour", **RANGE)
+    assert national_overview == site_overview
+
+
+async def _same_in_every_grouping(r: Rollup) -> None:
+    for metric in METRIC_IDS:
+        for group_by in GROUPINGS:
+            await _same_rows(r, metric, period="all", group_by=group_by)
+    for metric in BY_HOUR:
+        await _same_rows(r, metric, period="all", group_by="hour")
+        await _same_rows(r, metric, period="day", group_by="hour", site=r.sites[2].code)
 
 
 def _ikm_of(envelopes: Sequence[Envelope]) -> Decimal | None:
@@ -310,6 +335,15 @@ async def test_national_figures_are_the_sum_of_the_sites_and_republished_days_re
     revision = int(AFTER.timestamp())
     assert len(first) >= len(r.sites) * len(DAYS) and set(first.values()) == {revision}
     await _same_figures(r)
+    await _same_in_every_grouping(r)
+    # The figures the summaries carry since their optional fields were added are there, not zero.
+    national = await r.national.overview(**RANGE)
+    assert national["M4"]["tickets_transferred_in"] == len(r.sites) * len(DAYS)
+    assert national["M9"]["priority_issued"] > national["M9"]["priority_issued_by_group"]["lansia"] > 0
+    assert national["M7"]["anonymous"] > 0 and national["M5"]["mean_working_days"] is not None
+    assert national["M3"]["visitors_online"] > 0 and national["M8"]["applications_online"] > 0
+    (complaints,) = await r.national.metric("M7", period="all", service_type="dpmptsp.nib", **RANGE)
+    assert complaints["figures"]["received"] >= len(r.sites) * len(DAYS)
     # IKM nationally: exactly the index of the summed per-unsur totals of every site's raw answers.
     expected_ikm = _ikm_of(r.envelopes)
     assert expected_ikm is not None
@@ -370,7 +404,12 @@ async def test_national_figures_are_the_sum_of_the_sites_and_republished_days_re
     await r.send(old_record.key, old_record.value, list(old_record.headers))
     assert isinstance(old_env.payload, DailySummaryPublishedV1)
     stale = old_env.payload.model_copy(
-        update={"visitors": 999, "visitors_by_hour": (999, *(0,) * 23), "generated_at": AFTER}
+        update={
+            "visitors": 999,
+            "visitors_by_hour": (999, *(0,) * 23),
+            "visitors_by_channel": ChannelTotals(walk_in=999),
+            "generated_at": AFTER,
+        }
     )
     stale_env = Envelope.wrap(stale, producer="mpp.reporting", agency="mpp", site=a, subject=old_env.subject)
     await r.send(*to_record(stale_env))
@@ -413,13 +452,8 @@ async def test_national_figures_are_the_sum_of_the_sites_and_republished_days_re
     assert "differs from the summary's site" in errors
 
     # The national deployment also projects site A's events itself: its local events win for those days,
-    # so nothing counts twice, and site A's figures are now complete (the ones summaries do not carry too).
+    # so nothing counts twice.
     await r.national.project([e for e in [*r.envelopes, *late] if e.site == a])
-    after = await r.national.overview(**RANGE)
-    for metric in CARRIED:
-        assert _carried(metric, after[metric]) == _carried(metric, before[metric]), metric
+    assert await r.national.overview(**RANGE) == before
     await _same_figures(r)
-    for metric in CARRIED:
-        national_rows = await r.national.metric(metric, period="all", group_by="site", site=a, **RANGE)
-        site_rows = await r.site.metric(metric, period="all", group_by="site", site=a, **RANGE)
-        assert national_rows == site_rows, metric
+    await _same_in_every_grouping(r)

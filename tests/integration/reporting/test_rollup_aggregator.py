@@ -1,6 +1,7 @@
 """The roll-up's aggregator on PostgreSQL and SQLite, fed directly: the highest revision of a site's day is
-kept (equal and lower ones ignored), and a site missing from the national catalogue is filtered and grouped
-by the region its summaries state."""
+kept (equal and lower ones ignored), a site missing from the national catalogue is filtered and grouped
+by the region its summaries state, and a summary without the optional fields added to v1 (an earlier
+producer's) aggregates as before while one with them carries every figure."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from typing import Any
 import pytest
 
 from mpp.contracts.envelope import Envelope
-from mpp.contracts.events.reporting import DailySummaryPublishedV1, summary_key
+from mpp.contracts.events.reporting import (
+    ChannelTotals,
+    DailySummaryPublishedV1,
+    DurationTotals,
+    HourHistogram,
+    PriorityTickets,
+    summary_key,
+)
 from mpp.kit.consumer import ReceivedEvent
 from mpp.reporting.api.messaging import aggregator
 from mpp.reporting.app import refresh_regions
@@ -106,3 +114,165 @@ async def test_a_deployment_for_some_sites_leaves_the_others_out(national: Repor
     assert await _visitors(national, site=REMOTE) == [{"visitors": 0}]
     await _consume(national, _summary(1, 7))
     assert await _visitors(national, site=REMOTE) == [{"visitors": 7}]
+
+
+def _earlier_producer(day: date, revision: int) -> Envelope:
+    """A summary as a producer before the optional fields wrote it (parsed from its JSON, none of them)."""
+    hours = [0] * 24
+    hours[9] = 3
+    payload = DailySummaryPublishedV1.model_validate(
+        {
+            "site": REMOTE,
+            "kabkota": "6471",
+            "province": "64",
+            "day": day.isoformat(),
+            "timezone": "Asia/Makassar",
+            "revision": revision,
+            "final": True,
+            "generated_at": "2026-06-03T00:00:00Z",
+            "visitors": 3,
+            "visitors_by_hour": hours,
+            "waiting_buckets_seconds": [59, 69],
+            "services": [
+                {
+                    "agency": "dpmptsp",
+                    "service_type": "dpmptsp.nib",
+                    "tickets_issued": 2,
+                    "tickets_walk_in": 1,
+                    "tickets_online": 1,
+                    "tickets_served": 2,
+                    "priority_tickets": {"lansia": 1},
+                    "applications_submitted": 2,
+                    "applications_finished": 3,
+                    "applications_finished_within_sla": 1,
+                    "permits_issued": 2,
+                    "waiting": {"count": 2, "sum_seconds": 125, "histogram": [0, 2, 0]},
+                }
+            ],
+            "complaints": [
+                {
+                    "agency": "dpmptsp",
+                    "channel": "whatsapp",
+                    "category": "fees",
+                    "complaint_class": "complaint",
+                    "received": 2,
+                    "resolved": 1,
+                    "resolved_within_limit": 1,
+                    "resolution_working_days_sum": 2,
+                }
+            ],
+        }
+    )
+    return Envelope.wrap(
+        payload, producer="mpp.reporting", agency="mpp", site=REMOTE, subject=summary_key(REMOTE, day)
+    )
+
+
+def _with_every_figure(day: date, revision: int) -> Envelope:
+    """The same day as this version's producer publishes it, with the optional fields."""
+    env = _earlier_producer(day, revision)
+    old = env.payload
+    assert isinstance(old, DailySummaryPublishedV1)
+    service = old.services[0].model_copy(
+        update={
+            "tickets_transferred_in": 1,
+            "tickets_issued_by_hour": (0,) * 9 + (2,) + (0,) * 14,
+            "priority_issued": PriorityTickets(lansia=1, anak=1),
+            "applications_by_channel": ChannelTotals(walk_in=1, mpp_digital=1),
+            "applications_with_sla_outcome": 1,
+            "waiting": DurationTotals(
+                count=2,
+                sum_seconds=125,
+                histogram=(0, 2, 0),
+                by_hour=(HourHistogram(hour=9, buckets=(1,), counts=(2,)),),
+            ),
+        }
+    )
+    complaint = old.complaints[0].model_copy(update={"service_type": "dpmptsp.nib", "anonymous": 1})
+    payload = DailySummaryPublishedV1.model_validate(
+        {
+            **old.model_dump(),
+            "visitors_by_channel": ChannelTotals(walk_in=2, online=1),
+            "services": (service,),
+            "complaints": (complaint,),
+        }
+    )
+    return Envelope.wrap(
+        payload, producer="mpp.reporting", agency="mpp", site=REMOTE, subject=summary_key(REMOTE, day)
+    )
+
+
+async def _figures(api: ReportingApi, metric: str, **params: str) -> list[dict[str, Any]]:
+    response = await api.client.get(
+        f"/v1/metrics/{metric}", params={"period": "all", "site": REMOTE, **params}, headers=ministry()
+    )
+    assert response.status_code == 200, response.text
+    return [
+        {k: v for k, v in row.items() if k not in ("period", "period_start")}
+        for row in response.json()["rows"]
+    ]
+
+
+async def test_a_summary_of_an_earlier_producer_aggregates_as_before(national: ReportingApi) -> None:
+    await _consume(national, _earlier_producer(DAY, 1))
+
+    (m3,) = await _figures(national, "M3")
+    assert m3["figures"] == {
+        "visitors": 3,
+        "visitors_walk_in": 0,
+        "visitors_online": 0,
+        "visitors_mpp_digital": 0,
+    }
+    (m4,) = await _figures(national, "M4")
+    assert (m4["figures"]["tickets_issued"], m4["figures"]["tickets_transferred_in"]) == (2, 0)
+    (m5,) = await _figures(national, "M5")
+    # Every issued permit counts as having an SLA outcome; the rejection does not.
+    assert (m5["figures"]["applications_with_sla_outcome"], m5["figures"]["applications_rejected"]) == (2, 1)
+    assert m5["figures"]["mean_working_days"] is None
+    (m7,) = await _figures(national, "M7")
+    assert (m7["figures"]["received"], m7["figures"]["anonymous"], m7["figures"]["resolved"]) == (2, 0, 1)
+    # Complaints of such a summary are kept per agency: none under the service type.
+    (by_type,) = await _figures(national, "M7", service_type="dpmptsp.nib")
+    assert by_type["figures"]["received"] == 0
+    (m9,) = await _figures(national, "M9")
+    assert (m9["figures"]["priority_served"], m9["figures"]["priority_issued"]) == (1, 0)
+    (d1,) = await _figures(national, "D1")
+    assert (d1["figures"]["count"], d1["figures"]["median_seconds"]) == (2, 69)
+    # By hour of day: the visits it always carried, no tickets or durations.
+    assert [(r["hour"], r["figures"]) for r in await _figures(national, "M3", group_by="hour")] == [
+        (9, {"visitors": 3})
+    ]
+    assert await _figures(national, "M4", group_by="hour") == []
+    assert await _figures(national, "D1", group_by="hour") == []
+
+    # Republished by an upgraded site: the new revision replaces it with every figure.
+    await _consume(national, _with_every_figure(DAY, 2))
+    (m3,) = await _figures(national, "M3")
+    assert m3["figures"] == {
+        "visitors": 3,
+        "visitors_walk_in": 2,
+        "visitors_online": 1,
+        "visitors_mpp_digital": 0,
+    }
+    (m4,) = await _figures(national, "M4")
+    assert m4["figures"]["tickets_transferred_in"] == 1
+    (m5,) = await _figures(national, "M5")
+    assert m5["figures"]["applications_with_sla_outcome"] == 1
+    (m8,) = await _figures(national, "M8")
+    assert (m8["figures"]["applications_walk_in"], m8["figures"]["applications_mpp_digital"]) == (1, 1)
+    (by_type,) = await _figures(national, "M7", service_type="dpmptsp.nib")
+    assert (by_type["figures"]["received"], by_type["figures"]["anonymous"]) == (2, 1)
+    (m9,) = await _figures(national, "M9")
+    assert m9["figures"]["priority_issued_by_group"]["anak"] == 1
+    assert [
+        (r["hour"], r["figures"]["tickets_issued"]) for r in await _figures(national, "M4", group_by="hour")
+    ] == [(9, 2)]
+    (d1_hour,) = await _figures(national, "D1", group_by="hour")
+    assert (d1_hour["hour"], d1_hour["figures"]["count"], d1_hour["figures"]["median_seconds"]) == (9, 2, 69)
+
+    # And an earlier producer's revision after it (a site rolled back) takes the hours away again.
+    await _consume(national, _earlier_producer(DAY, 3))
+    assert await _figures(national, "D1", group_by="hour") == []
+    assert await _figures(national, "M4", group_by="hour") == []
+    (m4,) = await _figures(national, "M4")
+    assert m4["figures"]["tickets_transferred_in"] == 0

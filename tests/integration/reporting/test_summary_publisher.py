@@ -1,30 +1,49 @@
 """Site mode on PostgreSQL and SQLite: provisional summaries only when the figures changed, a final one
-once the site's local day has closed, a higher revision when a late event changes a closed day, and
-nothing for sites the deployment does not publish."""
+once the site's local day has closed, a higher revision when a late event changes a closed day,
+nothing for sites the deployment does not publish, and every figure a day's summary carries equal to a
+count of the raw payloads."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from mpp.contracts.envelope import Envelope
-from mpp.contracts.events.common import Channel
-from mpp.contracts.events.queue import ServiceCompletedV1, VisitStartedV1
-from mpp.contracts.events.reporting import DailySummaryPublishedV1
+from mpp.contracts.events.common import (
+    Channel,
+    ComplaintCategory,
+    ComplaintChannel,
+    ComplaintClass,
+    PriorityGroup,
+)
+from mpp.contracts.events.identity import DocumentIssuedV1
+from mpp.contracts.events.licensing import ApplicationSubmittedV1
+from mpp.contracts.events.queue import (
+    ComplaintReceivedV1,
+    ServiceCompletedV1,
+    TicketCalledV1,
+    TicketIssuedV1,
+    VisitStartedV1,
+)
+from mpp.contracts.events.reporting import ChannelTotals, DailySummaryPublishedV1, PriorityTickets
 from mpp.contracts.examples import example_payload
 from mpp.contracts.kafka import from_record
 from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.outbox import decode_headers
 from mpp.reporting.api.messaging import projector
+from mpp.reporting.domain.summary import build_summary
+from mpp.reporting.persistence.summaries import day_rows
 from mpp.reporting.persistence.tables import outbox
 from tests.integration.reporting.harness import ReportingApi, running_reporting
 from tests.support.kafka_tools import wait_for
-from tests.unit.reporting.builders import SiteInfo, catalogue_for, sites_for
+from tests.unit.reporting.builders import SiteInfo, catalogue_for, generate, sites_for
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +161,30 @@ async def test_a_summary_too_large_for_one_record_uses_wider_buckets(
     assert all((bound + 1) % 300 == 0 for bound in summary.service_buckets_seconds)
     (service,) = summary.services
     assert service.service.count == 30 and sum(service.service.histogram) == 30
+    # Too large even then: without the split by hour of day (the day's totals stay complete).
+    assert service.service.by_hour == ()
+
+    # Room for the widest buckets with their hours: those come before dropping the hours.
+    async with api.sessions() as session:
+        rows = await day_rows(session, c.code, DAY)
+    now = _local(c, DAY, 12)
+    with_hours = build_summary(
+        publisher.meta[c.code],
+        DAY,
+        revision=10**9,
+        final=False,
+        generated_at=now,
+        facts=rows.facts,
+        visits_by_hour=rows.visits_by_hour,
+        histograms=rows.histograms,
+        hourly=rows.hourly,
+        resolution=300,
+    )
+    publisher.max_bytes = len(with_hours.model_dump_json())
+    built = publisher.build(publisher.meta[c.code], DAY, 10**9, False, now, rows)
+    assert built == with_hours
+    (service,) = built.services
+    assert [(h.hour, sum(h.counts)) for h in service.service.by_hour] == [(9, 30)]
 
 
 async def test_the_timer_publishes_what_is_due(
@@ -214,3 +257,113 @@ async def test_days_changed_while_publishing_is_off_are_published_when_it_is_on(
         publisher = api.app.state.reporting.publisher
         assert await publisher.publish_due(_local(a, DAY + timedelta(days=2), 9)) == 1
         assert [s.visitors for _site, s in await _published(api)] == [1, 2]
+
+
+def _on(site: SiteInfo, at: datetime, day: date) -> bool:
+    return at.astimezone(site.tz).date() == day
+
+
+def _hour(site: SiteInfo, at: datetime) -> int:
+    return at.astimezone(site.tz).hour
+
+
+async def test_a_summary_carries_every_figure_of_its_day(
+    site_deployment: tuple[ReportingApi, tuple[SiteInfo, ...]],
+) -> None:
+    """Channels, transfers, priority tickets issued, tickets and durations by hour, working days and
+    complaints per service type with their anonymous ones, each equal to a count of the raw payloads."""
+    api, sites = site_deployment
+    a = sites[0]
+    catalogue = api.app.state.reporting.geography.catalogue
+    envelopes = generate(5, (a,), [DAY], 30, catalogue).envelopes
+    for i in range(3):
+        at = _local(a, DAY, 10 + i, 15)
+        ticket = TicketIssuedV1(
+            visit_id=f"vis-t-{i}",
+            ticket_id=f"tik-t-{i}",
+            ticket_number="B-001",
+            service_type="polres.skck",
+            agency="polres",
+            priority_group=PriorityGroup.DISABILITAS,
+            channel=Channel.ONLINE,
+            issued_at=at,
+            transferred_from=f"tik-s-{i}",
+        )
+        complaint = ComplaintReceivedV1(
+            complaint_id=f"adu-t-{i}",
+            channel=ComplaintChannel.COUNTER,
+            category=ComplaintCategory.FEES,
+            complaint_class=ComplaintClass.COMPLAINT,
+            resolution_limit_days=5,
+            anonymous=i > 0,
+            agency="polres",
+            service_type="polres.skck",
+            received_at=at,
+        )
+        envelopes += [
+            Envelope.wrap(ticket, producer="mpp.queue", agency="polres", site=a.code, subject=f"vis-t-{i}"),
+            Envelope.wrap(
+                complaint, producer="mpp.queue", agency="polres", site=a.code, subject=f"adu-t-{i}"
+            ),
+        ]
+    await _project(api, envelopes)
+    publisher = api.app.state.reporting.publisher
+    assert await publisher.publish_due(_local(a, DAY + timedelta(days=5), 9)) >= 1
+    (summary,) = [s for _site, s in await _published(api) if s.day == DAY]
+
+    def payloads(cls: type[Any]) -> list[tuple[Envelope, Any]]:
+        return [(e, e.payload) for e in envelopes if isinstance(e.payload, cls)]
+
+    visits = Counter(p.channel.value for _e, p in payloads(VisitStartedV1) if _on(a, p.started_at, DAY))
+    assert summary.visitors_by_channel == ChannelTotals(**visits)
+    services = {(s.agency, s.service_type): s for s in summary.services}
+
+    issued = [p for _e, p in payloads(TicketIssuedV1) if _on(a, p.issued_at, DAY)]
+    for key in {(p.agency, p.service_type) for p in issued}:
+        mine = [p for p in issued if (p.agency, p.service_type) == key]
+        hours = Counter(_hour(a, p.issued_at) for p in mine)
+        assert services[key].tickets_issued_by_hour == tuple(hours[h] for h in range(24)), key
+        assert services[key].tickets_transferred_in == sum(1 for p in mine if p.transferred_from), key
+        groups = Counter(p.priority_group.value for p in mine if p.priority_group is not PriorityGroup.NONE)
+        assert services[key].priority_issued == PriorityTickets(**groups), key
+    assert services[("polres", "polres.skck")].tickets_transferred_in == 3
+
+    submitted = [(e.agency, p) for e, p in payloads(ApplicationSubmittedV1) if _on(a, p.submitted_at, DAY)]
+    for key in {(agency, p.service_type) for agency, p in submitted}:
+        channels = Counter(p.channel.value for agency, p in submitted if (agency, p.service_type) == key)
+        assert services[key].applications_by_channel == ChannelTotals(**channels), key
+
+    documents = [
+        (e.agency, p)
+        for e, p in payloads(DocumentIssuedV1)
+        if _on(a, p.issued_at, DAY) and p.working_days_elapsed is not None
+    ]
+    assert documents
+    for key in {(agency, p.service_type) for agency, p in documents}:
+        mine = [p for agency, p in documents if (agency, p.service_type) == key]
+        assert services[key].applications_working_days_count == len(mine), key
+        assert services[key].applications_working_days_sum == sum(p.working_days_elapsed for p in mine), key
+
+    waits: Counter[tuple[str, str, int]] = Counter()
+    for _e, p in payloads(TicketCalledV1):
+        issued_at = p.called_at - timedelta(seconds=p.waiting_seconds)
+        if p.call_count == 1 and _on(a, issued_at, DAY):
+            waits[(p.agency, p.service_type, _hour(a, issued_at))] += 1
+    carried = Counter(
+        {
+            (s.agency, s.service_type, h.hour): sum(h.counts)
+            for s in summary.services
+            for h in s.waiting.by_hour
+        }
+    )
+    assert carried == waits and sum(waits.values()) > 0
+
+    received = [p for _e, p in payloads(ComplaintReceivedV1) if _on(a, p.received_at, DAY)]
+    by_group: Counter[tuple[str | None, str | None]] = Counter()
+    anonymous: Counter[tuple[str | None, str | None]] = Counter()
+    for c in summary.complaints:
+        by_group[(c.agency, c.service_type)] += c.received
+        anonymous[(c.agency, c.service_type)] += c.anonymous
+    assert by_group == Counter((p.agency, p.service_type) for p in received)
+    assert +anonymous == Counter((p.agency, p.service_type) for p in received if p.anonymous)
+    assert anonymous[("polres", "polres.skck")] == 2

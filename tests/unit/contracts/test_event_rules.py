@@ -1,7 +1,9 @@
 """Rules that individual payloads enforce beyond field types."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -128,6 +130,64 @@ class TestDailySummaryPublished:
 
         with pytest.raises(ValidationError, match="one entry more"):
             reporting.DailySummaryPublishedV1.model_validate(summary)
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            (lambda s: s.update(visitors_by_channel={"walk_in": 1}), "visitors_by_channel must add up"),
+            (
+                lambda s: s["services"][1].update(applications_by_channel={"walk_in": 1}),
+                "applications per channel",
+            ),
+            (
+                lambda s: s["services"][1]["tickets_issued_by_hour"].__setitem__(8, 4),
+                "tickets_issued_by_hour",
+            ),
+            (lambda s: s["services"][1].update(tickets_transferred_in=8), "transferred in"),
+            (lambda s: s["services"][1].update(applications_with_sla_outcome=3), "SLA outcome"),
+            (lambda s: s["services"][1].update(applications_working_days_count=3), "working days"),
+            (lambda s: s["services"][1]["waiting"]["by_hour"][0].update(counts=[1, 1]), "hours' counts"),
+            (lambda s: s["services"][1]["waiting"]["by_hour"][0].update(buckets=[0, 10]), "outside"),
+            (lambda s: s["services"][1]["waiting"]["by_hour"][0].update(buckets=[1, 0]), "increasing"),
+            (lambda s: s["services"][1]["waiting"]["by_hour"][1].update(hour=8), "duplicate"),
+            (lambda s: s["complaints"][0].update(anonymous=2), "anonymous"),
+        ],
+    )
+    def test_the_optional_figures_must_agree_with_the_totals(
+        self, change: Callable[[dict[str, Any]], None], message: str
+    ) -> None:
+        summary = example_payload(reporting.DailySummaryPublishedV1).model_dump(mode="json")
+        reporting.DailySummaryPublishedV1.model_validate(summary)
+        change(summary)
+
+        with pytest.raises(ValidationError, match=message):
+            reporting.DailySummaryPublishedV1.model_validate(summary)
+
+    def test_a_summary_without_the_optional_figures_is_valid(self) -> None:
+        summary = example_payload(reporting.DailySummaryPublishedV1).model_dump(mode="json")
+        for key in ("visitors_by_channel",):
+            del summary[key]
+        for service in summary["services"]:
+            for key in (
+                "tickets_transferred_in",
+                "tickets_issued_by_hour",
+                "priority_issued",
+                "applications_by_channel",
+                "applications_with_sla_outcome",
+                "applications_working_days_count",
+                "applications_working_days_sum",
+            ):
+                del service[key]
+            for kind in ("waiting", "service"):
+                del service[kind]["by_hour"]
+        for complaint in summary["complaints"]:
+            del complaint["service_type"], complaint["anonymous"]
+
+        parsed = reporting.DailySummaryPublishedV1.model_validate(summary)
+
+        assert parsed.visitors_by_channel is None
+        assert parsed.services[1].applications_by_channel is None
+        assert parsed.services[1].tickets_issued_by_hour == () and parsed.services[1].waiting.by_hour == ()
 
     def test_the_record_key_is_site_and_day(self) -> None:
         summary = example_payload(reporting.DailySummaryPublishedV1)

@@ -16,8 +16,11 @@ from mpp.contracts.events.common import ComplaintCategory, ComplaintChannel, Com
 from mpp.contracts.events.queue import ComplaintReceivedV1
 from mpp.contracts.events.reporting import (
     WAITING_BUCKETS_SECONDS,
+    ChannelTotals,
     DailySummaryPublishedV1,
     DurationTotals,
+    HourHistogram,
+    PriorityTickets,
     ServiceDayTotals,
 )
 from mpp.reporting.domain.facts import FactKey, fold_facts
@@ -25,6 +28,7 @@ from mpp.reporting.domain.percentiles import OVERFLOW_BUCKET, bucket_of, exact_p
 from mpp.reporting.domain.summary import (
     FactRow,
     HistogramRow,
+    HourRow,
     SiteMeta,
     build_summary,
     figures_digest,
@@ -42,9 +46,12 @@ AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FACTS = [
     FactRow("", "", "visits", 5),
     FactRow("", "", "visits_walk_in", 4),
+    FactRow("", "", "visits_mpp_digital", 1),
     FactRow("polres", "polres.skck", "tickets_issued", 4),
     FactRow("polres", "polres.skck", "tickets_walk_in", 3),
     FactRow("polres", "polres.skck", "tickets_online", 1),
+    FactRow("polres", "polres.skck", "tickets_transferred_in", 1),
+    FactRow("polres", "polres.skck", "priority_issued_lansia", 2),
     FactRow("polres", "polres.skck", "tickets_served", 3),
     FactRow("polres", "polres.skck", "tickets_no_show", 1),
     FactRow("polres", "polres.skck", "priority_served_lansia", 1),
@@ -56,30 +63,46 @@ FACTS = [
     FactRow("polres", "polres.skck", "skm_u1_answers", 2),
     FactRow("polres", "polres.skck", "skm_u1_sum", 7),
     FactRow("polres", "polres.skck", "complaints_received", 2),
+    FactRow("polres", "polres.skck", "complaints_anonymous", 1),
     FactRow("dpmptsp", "dpmptsp.nib", "applications_submitted", 2),
+    FactRow("dpmptsp", "dpmptsp.nib", "applications_walk_in", 1),
+    FactRow("dpmptsp", "dpmptsp.nib", "applications_online", 1),
     FactRow("dpmptsp", "dpmptsp.nib", "applications_finished", 2),
     FactRow("dpmptsp", "dpmptsp.nib", "applications_within_sla", 1),
     FactRow("dpmptsp", "dpmptsp.nib", "applications_sla_known", 1),
     FactRow("dpmptsp", "dpmptsp.nib", "applications_rejected", 1),
     FactRow("dpmptsp", "dpmptsp.nib", "permits_issued", 1),
     FactRow("disdukcapil", "disdukcapil.kk", "complaints_received", 1),
+    FactRow("disdukcapil", "disdukcapil.kk", "applications_finished", 1),
+    FactRow("disdukcapil", "disdukcapil.kk", "documents_issued", 1),
+    FactRow("disdukcapil", "disdukcapil.kk", "applications_sla_known", 1),
+    FactRow("disdukcapil", "disdukcapil.kk", "applications_within_sla", 1),
+    FactRow("disdukcapil", "disdukcapil.kk", "applications_working_days_count", 1),
+    FactRow("disdukcapil", "disdukcapil.kk", "applications_working_days_sum", 3),
     FactRow("polres", "", "counters_opened", 2),
     FactRow("polres", "", "counters_opened_planned", 1),
     FactRow("polres", "", "counters_opened_extra", 1),
     FactRow("polres", "", "counter_open_seconds", 3600),
-    FactRow("polres", "", "cj_rcv:whatsapp:queue:complaint", 2),
+    FactRow("polres", "polres.skck", "cj_rcv:whatsapp:queue:complaint", 2),
+    FactRow("polres", "polres.skck", "cj_anon:whatsapp:queue:complaint", 1),
     FactRow("polres", "", "cj_rsp:whatsapp:queue:complaint", 1),
     FactRow("polres", "", "cj_rspok:whatsapp:queue:complaint", 1),
     FactRow("polres", "", "cj_rspd:whatsapp:queue:complaint", 3),
     FactRow("", "", "cj_rcv:sp4n_lapor:fees:information_request", 1),
 ]
-# Waits of 5, 30 and 60 seconds (buckets 0, 3, 6); services of 20 and 600 seconds (buckets 2, 60).
+# Waits of 5, 30 and 60 seconds (buckets 0, 3, 6); services of 20 and 600 seconds (buckets 2, 60);
+# tickets issued at 09:00 and 10:00 local time.
 HISTOGRAMS = [
-    HistogramRow("polres", "polres.skck", "waiting", 0, 1),
-    HistogramRow("polres", "polres.skck", "waiting", 3, 1),
-    HistogramRow("polres", "polres.skck", "waiting", 6, 1),
-    HistogramRow("polres", "polres.skck", "service", 2, 1),
-    HistogramRow("polres", "polres.skck", "service", 60, 1),
+    HistogramRow("polres", "polres.skck", "waiting", 0, 1, 9),
+    HistogramRow("polres", "polres.skck", "waiting", 3, 1, 9),
+    HistogramRow("polres", "polres.skck", "waiting", 6, 1, 10),
+    HistogramRow("polres", "polres.skck", "service", 2, 1, 9),
+    HistogramRow("polres", "polres.skck", "service", 60, 1, 10),
+]
+HOURLY = [
+    HourRow("polres", "polres.skck", 9, "tickets_issued", 3),
+    HourRow("polres", "polres.skck", 10, "tickets_issued", 1),
+    HourRow("", "", 8, "visits", 3),
 ]
 
 
@@ -91,6 +114,7 @@ def _build(**overrides: object) -> DailySummaryPublishedV1:
         "facts": FACTS,
         "visits_by_hour": {8: 3, 13: 2},
         "histograms": HISTOGRAMS,
+        "hourly": HOURLY,
         **overrides,
     }
     return build_summary(SITE, DAY, **args)  # type: ignore[arg-type]
@@ -109,15 +133,24 @@ def test_a_day_from_its_read_models() -> None:
     assert (s.revision, s.final, s.generated_at) == (3, False, AT)
     assert s.visitors == 5
     assert s.visitors_by_hour[8] == 3 and s.visitors_by_hour[13] == 2 and sum(s.visitors_by_hour) == 5
+    assert s.visitors_by_channel == ChannelTotals(walk_in=4, mpp_digital=1)
     # Services with service figures only (a complaint alone makes no service entry), in code order.
     assert [(x.agency, x.service_type) for x in s.services] == [
+        ("disdukcapil", "disdukcapil.kk"),
         ("dpmptsp", "dpmptsp.nib"),
         ("polres", "polres.skck"),
     ]
-    nib, skck = s.services
+    kk, nib, skck = s.services
+    assert (kk.documents_issued, kk.applications_with_sla_outcome) == (1, 1)
+    assert (kk.applications_working_days_count, kk.applications_working_days_sum) == (1, 3)
     assert (nib.applications_submitted, nib.applications_finished) == (2, 2)
     assert (nib.applications_finished_within_sla, nib.permits_issued) == (1, 1)
+    assert nib.applications_with_sla_outcome == 1
+    assert nib.applications_by_channel == ChannelTotals(walk_in=1, online=1)
     assert nib.waiting == DurationTotals() and nib.service == DurationTotals()
+    assert nib.tickets_issued_by_hour == ()
+    assert skck.tickets_transferred_in == 1 and skck.priority_issued == PriorityTickets(lansia=2)
+    assert skck.tickets_issued_by_hour == (0,) * 9 + (3, 1) + (0,) * 13
     assert (skck.tickets_issued, skck.tickets_walk_in, skck.tickets_online, skck.tickets_mpp_digital) == (
         4,
         3,
@@ -129,19 +162,39 @@ def test_a_day_from_its_read_models() -> None:
     assert [(e.element, e.answers, e.score_sum) for e in skck.skm.elements] == [(SkmElement.U1, 2, 7)]
     # Each non-empty 10-second bucket becomes one summary bucket between its own edges.
     assert s.waiting_buckets_seconds == (9, 29, 39, 59, 69)
-    assert skck.waiting == DurationTotals(count=3, sum_seconds=95, histogram=(1, 0, 1, 0, 1, 0))
+    # Per hour of issue, the indices of the non-empty summary buckets and their counts.
+    assert skck.waiting == DurationTotals(
+        count=3,
+        sum_seconds=95,
+        histogram=(1, 0, 1, 0, 1, 0),
+        by_hour=(
+            HourHistogram(hour=9, buckets=(0, 2), counts=(1, 1)),
+            HourHistogram(hour=10, buckets=(4,), counts=(1,)),
+        ),
+    )
     assert s.service_buckets_seconds == (19, 29, 599, 609)
-    assert skck.service == DurationTotals(count=2, sum_seconds=620, histogram=(0, 1, 0, 1, 0))
+    assert skck.service == DurationTotals(
+        count=2,
+        sum_seconds=620,
+        histogram=(0, 1, 0, 1, 0),
+        by_hour=(
+            HourHistogram(hour=9, buckets=(1,), counts=(1,)),
+            HourHistogram(hour=10, buckets=(3,), counts=(1,)),
+        ),
+    )
     assert [
         (a.agency, a.counters_planned, a.counters_opened, a.counter_open_seconds) for a in s.agencies
     ] == [("polres", 1, 2, 3600)]
+    # Complaints per service type where their events state one (a response never does).
     assert [
         (
             c.agency,
+            c.service_type,
             c.channel,
             c.category,
             c.complaint_class,
             c.received,
+            c.anonymous,
             c.responded,
             c.responded_within_limit,
         )
@@ -149,14 +202,37 @@ def test_a_day_from_its_read_models() -> None:
     ] == [
         (
             None,
+            None,
             ComplaintChannel.SP4N_LAPOR,
             ComplaintCategory.FEES,
             ComplaintClass.INFORMATION_REQUEST,
             1,
             0,
             0,
+            0,
         ),
-        ("polres", ComplaintChannel.WHATSAPP, ComplaintCategory.QUEUE, ComplaintClass.COMPLAINT, 2, 1, 1),
+        (
+            "polres",
+            None,
+            ComplaintChannel.WHATSAPP,
+            ComplaintCategory.QUEUE,
+            ComplaintClass.COMPLAINT,
+            0,
+            0,
+            1,
+            1,
+        ),
+        (
+            "polres",
+            "polres.skck",
+            ComplaintChannel.WHATSAPP,
+            ComplaintCategory.QUEUE,
+            ComplaintClass.COMPLAINT,
+            2,
+            1,
+            0,
+            0,
+        ),
     ]
     assert s.complaints[1].response_working_days_sum == 3
 
@@ -166,13 +242,23 @@ def test_the_summary_comes_back_as_the_local_facts_it_was_built_from() -> None:
 
     f = rows.facts
     assert f[("", "", "visits")] == 5
-    assert rows.visits_by_hour == {8: 3, 13: 2}
+    assert (f[("", "", "visits_walk_in")], f[("", "", "visits_mpp_digital")]) == (4, 1)
+    assert rows.hourly == Counter(
+        {
+            ("", "", 8, "visits"): 3,
+            ("", "", 13, "visits"): 2,
+            ("polres", "polres.skck", 9, "tickets_issued"): 3,
+            ("polres", "polres.skck", 10, "tickets_issued"): 1,
+        }
+    )
     for measure in (
         "tickets_issued",
         "tickets_walk_in",
         "tickets_online",
         "tickets_served",
         "tickets_no_show",
+        "tickets_transferred_in",
+        "priority_issued_lansia",
     ):
         assert (
             f[("polres", "polres.skck", measure)]
@@ -190,6 +276,12 @@ def test_the_summary_comes_back_as_the_local_facts_it_was_built_from() -> None:
     nib = ("dpmptsp", "dpmptsp.nib")
     assert [f[(*nib, m)] for m in ("applications_finished", "applications_within_sla")] == [2, 1]
     assert [f[(*nib, m)] for m in ("applications_sla_known", "applications_rejected")] == [1, 1]
+    assert [f[(*nib, m)] for m in ("applications_walk_in", "applications_online")] == [1, 1]
+    kk = ("disdukcapil", "disdukcapil.kk")
+    assert [f[(*kk, m)] for m in ("applications_working_days_count", "applications_working_days_sum")] == [
+        1,
+        3,
+    ]
     assert [
         f[("polres", "", m)] for m in ("counters_opened", "counters_opened_planned", "counters_opened_extra")
     ] == [
@@ -197,8 +289,10 @@ def test_the_summary_comes_back_as_the_local_facts_it_was_built_from() -> None:
         1,
         1,
     ]
-    assert f[("polres", "", "complaints_received")] == 2
-    assert f[("polres", "", "complaints_channel_whatsapp")] == 2
+    assert f[("polres", "polres.skck", "complaints_received")] == 2
+    assert f[("polres", "polres.skck", "complaints_anonymous")] == 1
+    assert f[("polres", "polres.skck", "complaints_channel_whatsapp")] == 2
+    assert f[("polres", "", "complaints_responded")] == 1
     assert f[("", "", "complaints_category_fees")] == 1
     assert f[("polres", "", "complaints_response_days_sum")] == 3
     assert all(v > 0 for v in f.values())
@@ -212,7 +306,88 @@ def test_the_summary_comes_back_as_the_local_facts_it_was_built_from() -> None:
             ("polres", "polres.skck", "service", 60): 1,
         }
     )
+    assert rows.histogram_hourly == Counter(
+        {
+            ("polres", "polres.skck", 9, "waiting", 0): 1,
+            ("polres", "polres.skck", 9, "waiting", 3): 1,
+            ("polres", "polres.skck", 10, "waiting", 6): 1,
+            ("polres", "polres.skck", 9, "service", 2): 1,
+            ("polres", "polres.skck", 10, "service", 60): 1,
+        }
+    )
     assert rows.max_error == {"waiting": 9, "service": 9}
+
+
+def test_a_summary_without_the_optional_figures_adds_none_of_them() -> None:
+    """An earlier producer's summary: no channels, hours, transfers, priority issued, working days or
+    complaint service types; M5 counts every issued permit or document as having an SLA outcome."""
+    # As an earlier producer wrote it: none of the optional fields added since.
+    service = {
+        "agency": "dpmptsp",
+        "service_type": "dpmptsp.nib",
+        "tickets_issued": 2,
+        "tickets_walk_in": 2,
+        "applications_submitted": 3,
+        "applications_finished": 3,
+        "applications_finished_within_sla": 1,
+        "permits_issued": 2,
+        "waiting": {"count": 2, "sum_seconds": 40, "histogram": [2, 0]},
+    }
+    summary = DailySummaryPublishedV1.model_validate(
+        {
+            "site": "mpp-lama",
+            "kabkota": "6471",
+            "province": "64",
+            "day": DAY,
+            "timezone": "Asia/Makassar",
+            "revision": 1,
+            "final": True,
+            "generated_at": AT,
+            "visitors": 2,
+            "visitors_by_hour": (0,) * 9 + (2,) + (0,) * 14,
+            "waiting_buckets_seconds": (29,),
+            "services": [service],
+            "complaints": [
+                {
+                    "agency": "dpmptsp",
+                    "channel": "counter",
+                    "category": "fees",
+                    "complaint_class": "complaint",
+                    "received": 1,
+                }
+            ],
+        }
+    )
+    rows = national_rows(summary)
+
+    measures = {m for (_a, _st, m) in rows.facts}
+    assert not measures & {
+        "visits_walk_in",
+        "applications_walk_in",
+        "tickets_transferred_in",
+        "priority_issued_lansia",
+        "applications_working_days_count",
+        "complaints_anonymous",
+    }
+    assert rows.facts[("dpmptsp", "dpmptsp.nib", "applications_sla_known")] == 2
+    assert rows.facts[("dpmptsp", "", "complaints_received")] == 1
+    assert rows.hourly == Counter({("", "", 9, "visits"): 2})
+    assert rows.histogram_hourly == Counter()
+    assert sum(rows.histogram.values()) == 2
+
+
+def test_without_hours_or_when_rows_lack_them_a_summary_carries_the_days_totals_only() -> None:
+    for summary in (
+        _build(hours=False),
+        _build(histograms=[h._replace(hour=None) for h in HISTOGRAMS], hourly=[]),
+    ):
+        skck = summary.services[-1]
+        assert skck.waiting.by_hour == () and skck.service.by_hour == ()
+        assert skck.waiting.histogram == (1, 0, 1, 0, 1, 0)
+        assert skck.tickets_issued_by_hour == ()
+        rows = national_rows(summary)
+        assert rows.histogram_hourly == Counter()
+        assert not [k for k in rows.hourly if k[3] == "tickets_issued"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -314,6 +489,15 @@ def test_complaints_are_projected_per_channel_category_and_class() -> None:
     measure = "cj_rcv:suggestion_box:staff_conduct:dispute_field_inspection"
     assert facts.counts[FactKey(DAY, "mpp-uji", "polres", "", measure)] == 1
     assert len(measure) <= 64
+    anonymous = "cj_anon:suggestion_box:staff_conduct:dispute_field_inspection"
+    assert facts.counts[FactKey(DAY, "mpp-uji", "polres", "", anonymous)] == 1
+
+    # With a service type, under it (as the other complaint figures of the event).
+    typed = received.model_copy(update={"service_type": "polres.skck", "anonymous": False})
+    env = Envelope.wrap(typed, producer="mpp.queue", agency="polres", site="mpp-uji", subject="cmp-1")
+    facts = fold_facts([env], lambda _site: ZoneInfo("Asia/Jakarta"))
+    assert facts.counts[FactKey(DAY, "mpp-uji", "polres", "polres.skck", measure)] == 1
+    assert FactKey(DAY, "mpp-uji", "polres", "polres.skck", anonymous) not in facts.counts
 
 
 @pytest.mark.parametrize("resolution", [60, 300])

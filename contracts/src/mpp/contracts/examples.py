@@ -607,12 +607,23 @@ def _reporting() -> list[Example]:
             tickets_issued=7,
             tickets_walk_in=7,
             tickets_served=7,
+            tickets_transferred_in=1,
+            tickets_issued_by_hour=(0,) * 8 + (3, 4) + (0,) * 14,
+            priority_issued=reporting.PriorityTickets(lansia=1),
             applications_submitted=4,
+            applications_by_channel=reporting.ChannelTotals(walk_in=3, online=1),
             applications_finished=2,
             applications_finished_within_sla=1,
+            applications_with_sla_outcome=1,
             permits_issued=1,
             waiting=reporting.DurationTotals(
-                count=7, sum_seconds=7 * 420, histogram=(3, 3, 1, 0, 0, 0, 0, 0, 0, 0)
+                count=7,
+                sum_seconds=7 * 420,
+                histogram=(3, 3, 1, 0, 0, 0, 0, 0, 0, 0),
+                by_hour=(
+                    reporting.HourHistogram(hour=8, buckets=(0, 1), counts=(2, 1)),
+                    reporting.HourHistogram(hour=9, buckets=(0, 1, 2), counts=(1, 2, 1)),
+                ),
             ),
             service=reporting.DurationTotals(
                 count=7, sum_seconds=7 * 1500, histogram=(0, 0, 1, 1, 2, 2, 1, 0, 0)
@@ -632,6 +643,7 @@ def _reporting() -> list[Example]:
                 generated_at=datetime(2026, 3, 2, 23, 30, tzinfo=WIB),
                 visitors=sum(hourly),
                 visitors_by_hour=hourly,
+                visitors_by_channel=reporting.ChannelTotals(walk_in=250, online=20, mpp_digital=33),
                 services=services,
                 agencies=(
                     reporting.AgencyDayTotals(
@@ -650,10 +662,12 @@ def _reporting() -> list[Example]:
                 complaints=(
                     reporting.ComplaintDayTotals(
                         agency="dpmptsp",
+                        service_type="dpmptsp.pbg",
                         channel=ComplaintChannel.SP4N_LAPOR,
                         category=ComplaintCategory.SERVICE_TIME,
                         complaint_class=ComplaintClass.COMPLAINT,
                         received=1,
+                        anonymous=1,
                         responded=1,
                         responded_within_limit=1,
                         response_working_days_sum=1,

@@ -50,6 +50,27 @@ class _Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+class HourHistogram(_Part):
+    """The part of a duration histogram that falls in one local hour of the day, sparse: the indices of its
+    non-empty buckets and their counts."""
+
+    hour: int = Field(ge=0, le=23, description="Local hour of the day (0..23) the ticket was issued.")
+    buckets: tuple[int, ...] = Field(
+        description="Indices into the histogram's buckets (0 .. number of bounds), strictly increasing."
+    )
+    counts: tuple[int, ...] = Field(description="Count of each of those buckets (positive).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if len(self.buckets) != len(self.counts):
+            raise ValueError("an hour's buckets and counts must have the same length")
+        if list(self.buckets) != sorted(set(self.buckets)) or any(b < 0 for b in self.buckets):
+            raise ValueError("an hour's buckets must be strictly increasing indices")
+        if any(n <= 0 for n in self.counts):
+            raise ValueError("an hour's counts must be positive")
+        return self
+
+
 class DurationTotals(_Part):
     """Additive totals of a duration: count, sum and a histogram over the summary's bucket bounds."""
 
@@ -60,6 +81,12 @@ class DurationTotals(_Part):
         description="Counts per bucket, one more than the bucket bounds (the last holds longer durations); "
         "empty when count is 0.",
     )
+    by_hour: tuple[HourHistogram, ...] = Field(
+        default=(),
+        description="The histogram split by the local hour the ticket was issued (D1, D2 by hour of day): "
+        "per bucket, the hours add up to the histogram. Empty when count is 0 or the producer does not "
+        "give it.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -69,6 +96,16 @@ class DurationTotals(_Part):
             raise ValueError("histogram counts must not be negative")
         if self.count and not self.histogram:
             raise ValueError("a non-empty duration total needs its histogram")
+        if self.by_hour:
+            _unique("by_hour", [h.hour for h in self.by_hour])
+            summed = [0] * len(self.histogram)
+            for h in self.by_hour:
+                for bucket, n in zip(h.buckets, h.counts, strict=True):
+                    if bucket >= len(summed):
+                        raise ValueError("an hour's bucket lies outside the histogram")
+                    summed[bucket] += n
+            if tuple(summed) != self.histogram:
+                raise ValueError("the hours' counts must add up to the histogram")
         return self
 
 
@@ -112,6 +149,18 @@ class PriorityTickets(_Part):
     korban_bencana: int = _COUNT
 
 
+class ChannelTotals(_Part):
+    """Counts per channel the citizen came through (M3, M8)."""
+
+    walk_in: int = _COUNT
+    online: int = Field(default=0, ge=0, description="Booked online on the MPP's site.")
+    mpp_digital: int = Field(default=0, ge=0, description="Booked in MPP Digital.")
+
+    @property
+    def total(self) -> int:
+        return self.walk_in + self.online + self.mpp_digital
+
+
 class ServiceDayTotals(_Part):
     """One service type's day at the site."""
 
@@ -135,15 +184,43 @@ class ServiceDayTotals(_Part):
     tickets_no_show: int = _COUNT
     tickets_cancelled: int = _COUNT
     tickets_transferred_out: int = _COUNT
+    tickets_transferred_in: int = Field(
+        default=0, ge=0, description="Of the tickets issued, those issued on a transfer from another service."
+    )
+    tickets_issued_by_hour: tuple[int, ...] = Field(
+        default=(),
+        description="Tickets issued by local hour, 24 entries from 00:00 adding up to tickets_issued; "
+        "empty when none were issued or the producer does not give them.",
+    )
     priority_tickets: PriorityTickets = Field(default_factory=PriorityTickets)
+    priority_issued: PriorityTickets = Field(
+        default_factory=PriorityTickets, description="Tickets issued in a priority queue, per group (M9)."
+    )
     appointments_booked: int = _COUNT
     appointments_checked_in: int = _COUNT
     applications_submitted: int = _COUNT
+    applications_by_channel: ChannelTotals | None = Field(
+        default=None,
+        description="Applications submitted per channel, adding up to applications_submitted (M8); none "
+        "when the producer does not give them.",
+    )
     applications_finished: int = Field(
         default=0, ge=0, description="Applications finished (issued or rejected)."
     )
     applications_finished_within_sla: int = Field(
         default=0, ge=0, description="Of those, finished within the published service standard (M5)."
+    )
+    applications_with_sla_outcome: int | None = Field(
+        default=None,
+        ge=0,
+        description="Of the applications finished, those whose SLA outcome is known (M5's base); none when "
+        "the producer does not give it (then every permit and document issued counts as known).",
+    )
+    applications_working_days_count: int = Field(
+        default=0, ge=0, description="Civil registry documents issued with their working days stated (M5)."
+    )
+    applications_working_days_sum: int = Field(
+        default=0, ge=0, description="Sum of those working days from submission to issue."
     )
     permits_issued: int = Field(default=0, ge=0, description="Permits and NIB issued (M10).")
     documents_issued: int = Field(default=0, ge=0, description="Civil registry documents issued.")
@@ -159,6 +236,31 @@ class ServiceDayTotals(_Part):
             raise ValueError(f"{self.service_type}: more applications within SLA than finished")
         if self.tickets_walk_in + self.tickets_online + self.tickets_mpp_digital != self.tickets_issued:
             raise ValueError(f"{self.service_type}: tickets per channel must add up to tickets_issued")
+        if self.tickets_transferred_in > self.tickets_issued:
+            raise ValueError(f"{self.service_type}: more tickets transferred in than issued")
+        if self.tickets_issued_by_hour and (
+            len(self.tickets_issued_by_hour) != 24
+            or any(n < 0 for n in self.tickets_issued_by_hour)
+            or sum(self.tickets_issued_by_hour) != self.tickets_issued
+        ):
+            raise ValueError(
+                f"{self.service_type}: tickets_issued_by_hour must hold 24 non-negative counts adding up to "
+                "tickets_issued"
+            )
+        channels = self.applications_by_channel
+        if channels is not None and channels.total != self.applications_submitted:
+            raise ValueError(f"{self.service_type}: applications per channel must add up to the submitted")
+        known = self.applications_with_sla_outcome
+        if (
+            known is not None
+            and not self.applications_finished_within_sla <= known <= self.applications_finished
+        ):
+            raise ValueError(
+                f"{self.service_type}: applications with an SLA outcome must lie between those within SLA "
+                "and those finished"
+            )
+        if self.applications_working_days_count > self.applications_finished:
+            raise ValueError(f"{self.service_type}: more applications with working days than finished")
         return self
 
 
@@ -174,15 +276,21 @@ class AgencyDayTotals(_Part):
 
 
 class ComplaintDayTotals(_Part):
-    """Complaints on the day for one (agency, channel, category, class) (M7)."""
+    """Complaints on the day for one (agency, service type, channel, category, class) (M7)."""
 
     agency: AgencyCode | None = Field(
         default=None, description="Agency disposed to; none for the MPP management."
+    )
+    service_type: ServiceTypeCode | None = Field(
+        default=None,
+        description="Service type the complaint concerns as its events state it; none when they do not (a "
+        "response never does) or the producer keeps complaints per agency only.",
     )
     channel: ComplaintChannel
     category: ComplaintCategory
     complaint_class: ComplaintClass
     received: int = _COUNT
+    anonymous: int = Field(default=0, ge=0, description="Of those received, the anonymous ones.")
     responded: int = _COUNT
     responded_within_limit: int = _COUNT
     response_working_days_sum: int = Field(
@@ -198,6 +306,8 @@ class ComplaintDayTotals(_Part):
     def _consistent(self) -> Self:
         if self.responded_within_limit > self.responded or self.resolved_within_limit > self.resolved:
             raise ValueError("within-limit counts cannot exceed the counts they belong to")
+        if self.anonymous > self.received:
+            raise ValueError("anonymous complaints cannot exceed those received")
         return self
 
 
@@ -225,6 +335,11 @@ class DailySummaryPublishedV1(EventPayload):
     visitors_by_hour: tuple[int, ...] = Field(
         description="Visits by local starting hour, 24 entries from 00:00; they add up to visitors."
     )
+    visitors_by_channel: ChannelTotals | None = Field(
+        default=None,
+        description="Visits per channel, adding up to visitors (M3); none when the producer does not give "
+        "them.",
+    )
     waiting_buckets_seconds: tuple[int, ...] = Field(
         default=WAITING_BUCKETS_SECONDS, description="Upper bounds of the waiting-time histograms."
     )
@@ -238,7 +353,8 @@ class DailySummaryPublishedV1(EventPayload):
         default=(), description="One entry per agency with counters."
     )
     complaints: tuple[ComplaintDayTotals, ...] = Field(
-        default=(), description="One entry per complaint group."
+        default=(),
+        description="One entry per complaint group (agency, service type, channel, category, class).",
     )
 
     @model_validator(mode="after")
@@ -247,6 +363,8 @@ class DailySummaryPublishedV1(EventPayload):
             raise ValueError("visitors_by_hour must hold 24 non-negative counts")
         if sum(self.visitors_by_hour) != self.visitors:
             raise ValueError("visitors_by_hour must add up to visitors")
+        if self.visitors_by_channel is not None and self.visitors_by_channel.total != self.visitors:
+            raise ValueError("visitors_by_channel must add up to visitors")
         for name, bounds in (
             ("waiting", self.waiting_buckets_seconds),
             ("service", self.service_buckets_seconds),
@@ -257,7 +375,7 @@ class DailySummaryPublishedV1(EventPayload):
         _unique("agencies", [a.agency for a in self.agencies])
         _unique(
             "complaints",
-            [(c.agency, c.channel, c.category, c.complaint_class) for c in self.complaints],
+            [(c.agency, c.service_type, c.channel, c.category, c.complaint_class) for c in self.complaints],
         )
         for s in self.services:
             for totals, bounds in (

@@ -245,7 +245,7 @@ async def compute(
         await _by_day(session, metric, scope, cells)
     if period is Period.ALL and group_by is None:
         cells.totals.setdefault((None, None), Totals())
-    if metric.hourly == "histogram" and group_by is not GroupBy.HOUR:
+    if metric.hourly == "histogram":
         # Summaries with buckets coarser than 10 seconds widen the stated error of their percentiles.
         error = await repository.summary_error(session, scope, _kind(metric))
         for totals in cells.totals.values():

@@ -96,9 +96,12 @@ class SummaryPublisher:
     def build(
         self, site: SiteMeta, day: date, revision: int, final: bool, now: datetime, rows: DayRows
     ) -> DailySummaryPublishedV1:
-        """The day's summary with the finest histogram buckets that keep it within one Kafka record."""
+        """The day's summary with the finest histogram buckets that keep it within one Kafka record; when
+        even the widest are too large, without the split of tickets and durations by hour of day."""
         summary: DailySummaryPublishedV1 | None = None
-        for resolution in RESOLUTIONS_SECONDS:
+        shapes = [(resolution, True) for resolution in RESOLUTIONS_SECONDS]
+        shapes.append((RESOLUTIONS_SECONDS[-1], False))
+        for resolution, hours in shapes:
             summary = build_summary(
                 site,
                 day,
@@ -108,13 +111,20 @@ class SummaryPublisher:
                 facts=rows.facts,
                 visits_by_hour=rows.visits_by_hour,
                 histograms=rows.histograms,
+                hourly=rows.hourly,
                 resolution=resolution,
+                hours=hours,
             )
             if len(summary.model_dump_json()) <= self.max_bytes:
                 break
             log.warning(
                 "reporting.summary.coarser_histograms",
-                extra={"site": site.code, "day": day.isoformat(), "resolution_s": resolution},
+                extra={
+                    "site": site.code,
+                    "day": day.isoformat(),
+                    "resolution_s": resolution,
+                    "by_hour": hours,
+                },
             )
         assert summary is not None
         return summary

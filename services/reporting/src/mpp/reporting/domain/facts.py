@@ -84,7 +84,8 @@ FACT_TYPES = frozenset(
 
 
 COMPLAINT_JOINT_PREFIX = "cj_"
-"""Complaint figures per (channel, category, class), kept for the daily summary of the national roll-up."""
+"""Complaint figures per (channel, category, class), kept for the daily summary of the national roll-up
+under the agency and service type of the other complaint figures."""
 
 
 def complaint_measure(code: str, channel: str, category: str, complaint_class: str) -> str:
@@ -245,11 +246,12 @@ class _Folder:
         site: str,
         agency: str,
         figures: tuple[tuple[str, int], ...],
+        st: str = NONE,
     ) -> None:
         """Complaint figures per (channel, category, class) as well, for the daily summary."""
         for code, n in figures:
             measure = complaint_measure(code, p.channel.value, p.category.value, p.complaint_class.value)
-            self.add(at, site, agency, NONE, measure, n)
+            self.add(at, site, agency, st, measure, n)
 
     def fold(self, env: Envelope) -> None:  # noqa: PLR0912, PLR0915 - one branch per event type
         p = env.payload
@@ -327,7 +329,7 @@ class _Folder:
             self.add(p.received_at, s, a, st, f"complaints_channel_{p.channel.value}")
             self.add(p.received_at, s, a, st, f"complaints_category_{p.category.value}")
             self.add(p.received_at, s, a, st, "complaints_anonymous", int(p.anonymous))
-            self.complaint(p, p.received_at, s, a, (("rcv", 1),))
+            self.complaint(p, p.received_at, s, a, (("rcv", 1), ("anon", int(p.anonymous))), st)
         elif isinstance(p, ComplaintRespondedV1):
             a = p.agency or NONE
             self.add(p.responded_at, s, a, NONE, "complaints_responded")
@@ -341,7 +343,7 @@ class _Folder:
             self.add(p.resolved_at, s, a, st, "complaints_resolved_within_limit", int(p.within_limit))
             self.add(p.resolved_at, s, a, st, "complaints_resolution_days_sum", p.working_days_elapsed)
             done = (("res", 1), ("resok", int(p.within_limit)), ("resd", p.working_days_elapsed))
-            self.complaint(p, p.resolved_at, s, a, done)
+            self.complaint(p, p.resolved_at, s, a, done, st)
         elif isinstance(p, CounterOpenedV1):
             self.add(p.opened_at, s, p.agency, NONE, "counters_opened")
             kind = "counters_opened_planned" if p.planned else "counters_opened_extra"

@@ -32,6 +32,7 @@ from mpp.reporting.persistence.tables import (
     summary_days,
     summary_facts,
     summary_histogram,
+    summary_histogram_hourly,
     summary_hourly,
 )
 
@@ -447,14 +448,15 @@ async def histogram_sums(
 ) -> list[tuple[Any, ...]]:
     """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly``,
     ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
-    answers. A national deployment reading daily summaries too reads the daily tables; summaries carry no
-    hours, so by hour only locally projected days count."""
+    answers. A national deployment reading daily summaries too reads the daily tables (by hour, the
+    summaries' hourly histograms: days of summaries that do not split by hour count only in other
+    groupings)."""
     if scope.summaries:
         rows = await _with_summaries(
             session,
             scope,
             duration_histogram,
-            None if "hour" in dims else summary_histogram,
+            summary_histogram_hourly if "hour" in dims else summary_histogram,
             ["day", *dims, "bucket"],
             "count",
             lambda t: t.c.kind == kind,

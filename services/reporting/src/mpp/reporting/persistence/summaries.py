@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
 from mpp.reporting.domain.facts import NONE
-from mpp.reporting.domain.summary import FactRow, HistogramRow, NationalRows
+from mpp.reporting.domain.summary import FactRow, HistogramRow, HourRow, NationalRows
 from mpp.reporting.persistence.tables import (
     duration_histogram,
     metric_facts,
@@ -20,6 +20,7 @@ from mpp.reporting.persistence.tables import (
     summary_days,
     summary_facts,
     summary_histogram,
+    summary_histogram_hourly,
     summary_hourly,
     summary_state,
 )
@@ -115,10 +116,12 @@ class DayRows:
     facts: list[FactRow]
     visits_by_hour: dict[int, int]
     histograms: list[HistogramRow]
+    hourly: list[HourRow]
+    """Tickets issued per service and local hour."""
 
 
 async def day_rows(session: AsyncSession, site: str, day: date) -> DayRows:
-    """One site's day as held in the local read models (histograms summed over the hours)."""
+    """One site's day as held in the local read models (histograms per hour)."""
     f = metric_facts
     facts = [
         FactRow(r.agency, r.service_type, r.measure, int(r.value))
@@ -131,33 +134,31 @@ async def day_rows(session: AsyncSession, site: str, day: date) -> DayRows:
         ).all()
     ]
     h = metric_hourly
-    visits = {
-        int(r.hour): int(r.value)
-        for r in (
-            await session.execute(
-                select(h.c.hour, h.c.value).where(
-                    h.c.site == site,
-                    h.c.day == day,
-                    h.c.agency == NONE,
-                    h.c.service_type == NONE,
-                    h.c.measure == "visits",
-                )
+    visits: dict[int, int] = {}
+    hourly = []
+    for r in (
+        await session.execute(
+            select(h.c.agency, h.c.service_type, h.c.hour, h.c.measure, h.c.value).where(
+                h.c.site == site, h.c.day == day, h.c.measure.in_(("visits", "tickets_issued"))
             )
-        ).all()
-    }
+        )
+    ).all():
+        if r.measure == "visits" and r.agency == NONE and r.service_type == NONE:
+            visits[int(r.hour)] = visits.get(int(r.hour), 0) + int(r.value)
+        elif r.measure == "tickets_issued":
+            hourly.append(HourRow(r.agency, r.service_type, int(r.hour), r.measure, int(r.value)))
     d = duration_histogram
-    group = [d.c.agency, d.c.service_type, d.c.kind, d.c.bucket]
     histograms = [
-        HistogramRow(r.agency, r.service_type, r.kind, int(r.bucket), int(r.total))
+        HistogramRow(r.agency, r.service_type, r.kind, int(r.bucket), int(r.total), int(r.hour))
         for r in (
             await session.execute(
-                select(*group, func.sum(d.c.count).label("total"))
-                .where(d.c.site == site, d.c.day == day)
-                .group_by(*group)
+                select(
+                    d.c.agency, d.c.service_type, d.c.kind, d.c.bucket, d.c.count.label("total"), d.c.hour
+                ).where(d.c.site == site, d.c.day == day)
             )
         ).all()
     ]
-    return DayRows(facts, visits, histograms)
+    return DayRows(facts, visits, histograms, hourly)
 
 
 # --- national mode ---------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ async def replace_summary(
     rows: NationalRows,
 ) -> None:
     """Replace everything held for a site's day by one summary's rows."""
-    for table in (summary_facts, summary_hourly, summary_histogram):
+    for table in (summary_facts, summary_hourly, summary_histogram, summary_histogram_hourly):
         await session.execute(delete(table).where(table.c.site == site, table.c.day == day))
     base = {"day": day, "site": site}
     if rows.facts:
@@ -191,12 +192,12 @@ async def replace_summary(
                 for (a, st, m), v in sorted(rows.facts.items())
             ],
         )
-    if rows.visits_by_hour:
+    if rows.hourly:
         await session.execute(
             insert(summary_hourly),
             [
-                {**base, "agency": NONE, "service_type": NONE, "hour": h, "measure": "visits", "value": v}
-                for h, v in sorted(rows.visits_by_hour.items())
+                {**base, "agency": a, "service_type": st, "hour": h, "measure": m, "value": v}
+                for (a, st, h, m), v in sorted(rows.hourly.items())
             ],
         )
     if rows.histogram:
@@ -205,6 +206,14 @@ async def replace_summary(
             [
                 {**base, "agency": a, "service_type": st, "kind": k, "bucket": b, "count": n}
                 for (a, st, k, b), n in sorted(rows.histogram.items())
+            ],
+        )
+    if rows.histogram_hourly:
+        await session.execute(
+            insert(summary_histogram_hourly),
+            [
+                {**base, "agency": a, "service_type": st, "hour": h, "kind": k, "bucket": b, "count": n}
+                for (a, st, h, k, b), n in sorted(rows.histogram_hourly.items())
             ],
         )
     t = summary_days

@@ -182,7 +182,18 @@ summary_facts = _facts_table("summary_facts", "day", site=True)
 summary_hourly = _hourly_table("summary_hourly")
 summary_histogram = _histogram_table("summary_histogram", "day", site=True)
 
-for _table in (summary_facts, summary_hourly, summary_histogram):
+# Migration 0006_summary_hours: the duration histograms of summaries that split them by hour of day.
+summary_histogram_hourly = Table(
+    "summary_histogram_hourly",
+    metadata,
+    *_keys("day", site=True),
+    Column("hour", SmallInteger, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+for _table in (summary_facts, summary_hourly, summary_histogram, summary_histogram_hourly):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)
@@ -200,6 +211,7 @@ NOT_DERIVED = frozenset(
         summary_facts.name,
         summary_hourly.name,
         summary_histogram.name,
+        summary_histogram_hourly.name,
     }
 )
 """Tables that the projector does not fill from the domain topics. Every other table of ``metadata`` is a
