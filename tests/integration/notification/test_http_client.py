@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from mpp.contracts.events.notification import NotificationChannel
 from mpp.notification.domain.templates import default_book, render
@@ -121,6 +122,20 @@ async def test_calls_reuse_kept_alive_connections_and_never_open_more_than_the_b
     assert headers["host"] == server.url.removeprefix("http://")
     assert headers["authorization"] == "Bearer t" and headers["idempotency-key"] == "k1"
     assert headers["content-type"] == "application/json" and body == b'{"n":1}'
+
+
+def test_the_client_runs_on_uvloop_as_the_service_does() -> None:
+    async def scenario() -> tuple[list[int], int]:
+        async with raw_server() as server:
+            client = pool(server.url, max_connections=2)
+            answers = await asyncio.gather(*(client.post_json("/", b"{}") for _ in range(6)))
+            answers.append(await client.post_json("/", b"{}"))
+            await client.aclose()
+        return [a.status for a in answers], server.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        statuses, connections = runner.run(scenario())
+    assert statuses == [200] * 7 and connections == 2
 
 
 async def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
