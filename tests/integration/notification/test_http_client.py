@@ -138,7 +138,7 @@ def test_the_client_runs_on_uvloop_as_the_service_does() -> None:
     assert statuses == [200] * 7 and connections == 2
 
 
-async def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
+async def test_interim_chunked_and_close_delimited_answers_are_read_whole() -> None:
     async def chunked(writer: asyncio.StreamWriter, body: bytes) -> bool:
         writer.write(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nRetry-After: 3\r\n\r\n")
         writer.write(b'5\r\n{"id"\r\n')
@@ -154,6 +154,16 @@ async def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
         writer.write(b'"m-2"}')
         return False
 
+    async def interim_first(writer: asyncio.StreamWriter, body: bytes) -> bool:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + OK)
+        return True
+
+    async with raw_server(interim_first) as server:
+        client = pool(server.url)
+        answers = [await client.post_json("/", b"{}") for _ in range(2)]
+        await client.aclose()
+    assert [(a.status, a.json()) for a in answers] == [(200, {"ok": True})] * 2
+    assert "link" not in answers[0].headers
     async with raw_server(chunked) as first, raw_server(until_close) as second:
         client = pool(first.url)
         answer = await client.post_json("/", b"{}")
@@ -264,6 +274,38 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
         answer = await client.post_json("/", b"{}")
         await client.aclose()
     assert answer.status == 200 and server.connections == 2
+
+
+async def test_a_request_meeting_a_stale_connection_is_sent_again_only_when_allowed() -> None:
+    async def first_only(writer: asyncio.StreamWriter, body: bytes) -> bool:
+        if body == b'"first"':
+            writer.write(OK)
+            return True
+        return False  # a later request on this connection: closed unanswered, as at an idle timeout
+
+    async with raw_server(first_only) as server:
+        client = pool(server.url)
+        await client.post_json("/", b'"first"')
+        with pytest.raises(HttpProtocolError):
+            await client.post_json("/", b'"later"')
+        await client.post_json("/", b'"first"')
+        with pytest.raises(HttpProtocolError):  # sent again once, on a new connection: closed too
+            await client.post_json("/", b'"later"', resend_stale=True)
+        await client.aclose()
+        bodies = [body for _line, _headers, body in server.requests]
+    assert bodies == [b'"first"', b'"later"', b'"first"', b'"later"', b'"later"']
+
+    async def keyed_once(writer: asyncio.StreamWriter, body: bytes) -> bool:
+        writer.write(OK)
+        return False  # announces keep-alive, then closes after each answer
+
+    async with raw_server(keyed_once) as server:
+        client = pool(server.url)
+        await client.post_json("/", b"{}")
+        # The close may not have reached the client yet: either way the call succeeds.
+        answer = await client.post_json("/", b"{}", resend_stale=True)
+        await client.aclose()
+    assert answer.status == 200
 
 
 async def test_header_values_cannot_smuggle_lines() -> None:

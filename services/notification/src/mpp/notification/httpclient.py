@@ -89,6 +89,10 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reusable = True
         self.idle_since = 0.0
+        self.exchanges = 0
+        """Requests written on this connection."""
+        self.answered = False
+        """Bytes of an answer arrived for the current request."""
         self._waiter: asyncio.Future[HttpResponse] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._activity = 0.0
@@ -106,6 +110,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._activity = self._loop.time()
+        self.answered = True
         if self._waiter is None or self._waiter.done():
             self.close()  # bytes nobody asked for: the connection cannot be trusted any more
             return
@@ -144,6 +149,8 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:
+            return  # an interim answer (103 Early Hints, an unasked 100 Continue): the final one follows
         if not self._parser.should_keep_alive():
             self.reusable = False
         self._finish()
@@ -180,6 +187,8 @@ class _Connection(asyncio.Protocol):
         self._activity = self._loop.time()
         self._deadline, self._read_timeout = deadline, read_timeout
         self._parser = httptools.HttpResponseParser(self)
+        self.exchanges += 1
+        self.answered = False
         self.transport.write(data)
         self._timer = self._loop.call_at(min(deadline, self._activity + read_timeout), self._check_time)
         try:
@@ -261,29 +270,48 @@ class HttpPool:
         headers: Sequence[tuple[str, str]] = (),
         *,
         total_timeout_s: float | None = None,
+        resend_stale: bool = False,
     ) -> HttpResponse:
         head = f"POST {target} HTTP/1.1\r\n{self._head_tail}"
         for name, value in headers:
             _check_header(name, value)
             head += f"{name}: {value}\r\n"
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        return await self.request(head.encode("latin-1") + body, total_timeout_s=total_timeout_s)
+        return await self.request(
+            head.encode("latin-1") + body, total_timeout_s=total_timeout_s, resend_stale=resend_stale
+        )
 
-    async def request(self, data: bytes, *, total_timeout_s: float | None = None) -> HttpResponse:
+    async def request(
+        self, data: bytes, *, total_timeout_s: float | None = None, resend_stale: bool = False
+    ) -> HttpResponse:
         """Sends ``data`` (a whole HTTP/1.1 request) and returns the answer; ``total_timeout_s``
-        replaces the pool's total timeout for this call."""
+        replaces the pool's total timeout for this call.
+
+        ``resend_stale``: a kept-alive connection the server closed just as the request was written
+        (its idle timeout) fails before any byte of an answer; the request is then sent once more on
+        another connection. Only for requests the server deduplicates (an ``Idempotency-Key``): the
+        server may have received the first copy."""
         loop = asyncio.get_running_loop()
         total = self._total_timeout if total_timeout_s is None else total_timeout_s
         deadline = loop.time() + total
-        connection = await self._acquire(loop, deadline)
-        try:
-            response = await connection.exchange(data, deadline, self._read_timeout)
-        except BaseException:
-            connection.close()
+        attempts = 2 if resend_stale else 1
+        while True:
+            attempts -= 1
+            connection = await self._acquire(loop, deadline)
+            try:
+                response = await connection.exchange(data, deadline, self._read_timeout)
+            except HttpProtocolError:
+                connection.close()
+                self._release(connection, loop)
+                if attempts > 0 and connection.exchanges > 1 and not connection.answered:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                self._release(connection, loop)
+                raise
             self._release(connection, loop)
-            raise
-        self._release(connection, loop)
-        return response
+            return response
 
     async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         while True:

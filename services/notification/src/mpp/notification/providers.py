@@ -72,7 +72,10 @@ class HttpClient:
         no whole answer)."""
         try:
             return await self._pool.post_json(
-                self.target, orjson.dumps(body), [("Idempotency-Key", idempotency_key)]
+                self.target,
+                orjson.dumps(body),
+                [("Idempotency-Key", idempotency_key)],
+                resend_stale=True,  # the key makes a second copy harmless
             )
         except HttpTimeout:
             return SendResult.transient("timeout")
