@@ -371,6 +371,14 @@ def _report(
             "%",
             "service process CPU (100 = 1 core)",
         )
+    if cpu0 is not None and cpu1 is not None and counts:
+        r.add(
+            "notification",
+            "notification_service_cpu_ms_per_message",
+            1000.0 * (cpu1 - cpu0) / len(counts),
+            "ms",
+            "service CPU per message (comparable on a busy machine)",
+        )
     if meter.machine_busy_pct is not None:
         r.add(
             "notification",

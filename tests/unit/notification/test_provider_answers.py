@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import json
+
 import pytest
 
 from mpp.contracts.events.notification import NotificationChannel
@@ -31,17 +33,28 @@ async def test_a_key_still_in_progress_is_asked_again_later_but_a_reused_key_is_
     gets its answer. Falling back to SMS instead would send the citizen a second message."""
     seen: list[str] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers["idempotency-key"])
-        return httpx.Response(status, json={"error": {"code": "x"}})
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in head[1:] if line)}
+        await reader.readexactly(int(headers["content-length"]))
+        seen.append(headers["idempotency-key"])
+        body = json.dumps({"error": {"code": "x"}}).encode()
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
 
-    transport = httpx.MockTransport(answer)
-    for provider in (
-        WhatsAppCloudProvider(base_url="http://wa", phone_number_id="1", token="t", transport=transport),
-        HttpSmsProvider(url="http://sms/v1", token="t", transport=transport),
-    ):
-        result = await provider.send(_message())
-        await provider.close()
-        assert result.outcome is outcome
-        assert result.error_code == (f"http_{status}" if outcome is Outcome.TRANSIENT else "x")
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with server:
+        for provider in (
+            WhatsAppCloudProvider(base_url=url, phone_number_id="1", token="t"),
+            HttpSmsProvider(url=f"{url}/v1", token="t"),
+        ):
+            result = await provider.send(_message())
+            await provider.close()
+            assert result.outcome is outcome
+            assert result.error_code == (f"http_{status}" if outcome is Outcome.TRANSIENT else "x")
     assert seen == ["d-1", "d-1"]

@@ -101,6 +101,7 @@ def build_providers(
             token=settings.whatsapp_token.get_secret_value(),
             timeout_s=timeout,
             connections=settings.dispatch_concurrency,
+            ca_file=settings.provider_ca_file,
         )
     elif settings.whatsapp_provider == "loopback":
         providers[NotificationChannel.WHATSAPP] = LoopbackProvider(sessions, NotificationChannel.WHATSAPP)
@@ -111,6 +112,7 @@ def build_providers(
             sender=settings.sms_sender,
             timeout_s=timeout,
             connections=settings.dispatch_concurrency,
+            ca_file=settings.provider_ca_file,
         )
     elif settings.sms_provider == "loopback":
         providers[NotificationChannel.SMS] = LoopbackProvider(sessions, NotificationChannel.SMS)

@@ -52,7 +52,16 @@ class NotificationSettings(ServiceSettings):
     backoff_max_s: float = Field(default=300.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)
-    provider_timeout_s: float = Field(default=10.0, gt=0)
+    provider_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="HTTP providers: connection (TCP and TLS) and each wait for the answer; a whole call "
+        "is bounded by three times this.",
+    )
+    provider_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle of the HTTP providers' certificates (default: certifi's bundle).",
+    )
 
     whatsapp_provider: Literal["loopback", "cloud", "none"] = "loopback"
     whatsapp_base_url: str = "https://graph.facebook.com/v21.0"

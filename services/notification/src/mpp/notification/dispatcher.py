@@ -201,47 +201,53 @@ class Dispatcher:
             for channel, slot in self.slots.items()
             if not slot.provider.idempotent and self._unkeyed[channel] >= self._unkeyed_concurrency
         ]
-        async with self._sessions() as session:
-            rows = await repo.due_heads(
-                session, self._rules.now(), limit, exclude=exclude, skip_channels=full
-            )
-            found = await ContactRepository(session, self._rules.cipher).get_many(
-                sorted({r["recipient_ref"] for r in rows})
-            )
+        refused: list[tuple[dict[str, Any], SendResult | ProviderSlot]] = []
         ready = []
         dealt = 0
-        chosen: Counter[NotificationChannel] = Counter()
-        for row in rows:
-            channel = NotificationChannel(row["channel"])
-            slot = self.slots.get(channel)
-            if slot is not None and not slot.provider.idempotent:
-                if self._unkeyed[channel] + chosen[channel] >= self._unkeyed_concurrency:
-                    continue  # stays pending: the channel's calls in flight are at their bound
-                chosen[channel] += 1
-            dealt += 1
-            if slot is None:
-                await self._guarded(
-                    self.fail_channel(
-                        row, SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, "no_provider")
-                    ),
-                    row,
-                )
-                continue
-            prepared = self._message(row, channel, found.get(row["recipient_ref"]))
-            if isinstance(prepared, SendResult):
-                await self._guarded(self.fail_channel(row, prepared), row)
-                continue
-            if not slot.breaker.allow():
-                await self._guarded(self._circuit_open(row, slot), row)
-                continue
-            ready.append((row, slot, prepared))
-        if ready:
-            async with self._uow() as uow:
+        # One transaction: the due heads, their contacts and the ``sending`` mark, committed before
+        # any call (BEGIN, two reads, one update, COMMIT).
+        async with self._uow() as uow:
+            rows = await repo.due_heads(
+                uow.session, self._rules.now(), limit, exclude=exclude, skip_channels=full
+            )
+            found = await ContactRepository(uow.session, self._rules.cipher).get_many(
+                sorted({r["recipient_ref"] for r in rows})
+            )
+            chosen: Counter[NotificationChannel] = Counter()
+            for row in rows:
+                channel = NotificationChannel(row["channel"])
+                slot = self.slots.get(channel)
+                if slot is not None and not slot.provider.idempotent:
+                    if self._unkeyed[channel] + chosen[channel] >= self._unkeyed_concurrency:
+                        continue  # stays pending: the channel's calls in flight are at their bound
+                    chosen[channel] += 1
+                dealt += 1
+                if slot is None:
+                    refused.append(
+                        (row, SendResult.permanent(DeliveryFailure.PROVIDER_UNAVAILABLE, "no_provider"))
+                    )
+                    continue
+                prepared = self._message(row, channel, found.get(row["recipient_ref"]))
+                if isinstance(prepared, SendResult):
+                    refused.append((row, prepared))
+                    continue
+                if not slot.breaker.allow():
+                    refused.append((row, slot))
+                    continue
+                ready.append((row, slot, prepared))
+            if ready:
                 claimed = await repo.mark_sending_many(
                     uow.session, [r["id"] for r, _, _ in ready], self._rules.now()
                 )
                 await uow.commit()
-            ready = [item for item in ready if item[0]["id"] in claimed]
+                ready = [item for item in ready if item[0]["id"] in claimed]
+        # The others (no provider, no usable contact, open circuit) are failed over or rescheduled,
+        # each in its own transaction.
+        for row, why in refused:
+            if isinstance(why, ProviderSlot):
+                await self._guarded(self._circuit_open(row, why), row)
+            else:
+                await self._guarded(self.fail_channel(row, why), row)
         return dealt, ready
 
     async def _wait(self, stop: asyncio.Event) -> None:

@@ -9,85 +9,89 @@ the channel. Recipients never appear in logs or errors.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import smtplib
 import ssl
-import sys
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Literal
 
-import httpx
+import orjson
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.events.notification import DeliveryFailure, NotificationChannel
 from mpp.notification.domain.phone import mask_email, mask_phone
+from mpp.notification.httpclient import (
+    HttpConnectError,
+    HttpError,
+    HttpPool,
+    HttpResponse,
+    HttpTimeout,
+    TlsCertificateError,
+)
 from mpp.notification.persistence.tables import loopback_messages
 from mpp.notification.ports import OutgoingMessage, SendResult
 
 TlsMode = Literal["none", "starttls", "tls"]
 log = logging.getLogger(__name__)
 
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore imports sniffio on every request to learn the event loop and falls back to asyncio when it
-    # is missing; a failed import is not cached and searches the whole path each time (a fifth of the
-    # dispatcher's CPU under load). Recording the absence makes that import fail at once.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
-
-POOL_CONNECTIONS = 4
-
-
-class HttpClients:
-    """A provider's HTTP clients: the calls in flight spread over small connection pools, each call to
-    the pool with the fewest calls in flight. Connections are kept alive and reused (httpx keeps only 20
-    idle connections by default: with more calls in flight every answer closed one and a later call
-    opened a new one), and a pool is small because httpcore checks every connection of a pool, each by a
-    socket poll, whenever a request starts or ends (its cost grew with the square of the calls in
-    flight). The environment's proxy settings are not read: the provider's address is configured."""
+class HttpClient:
+    """A provider's HTTP endpoint: one pool of keep-alive connections (:class:`HttpPool`) to its origin,
+    the bearer token sent with every call. ``timeout_s`` bounds the connection (TCP and TLS) and each
+    wait for the answer's bytes; ``total_timeout_s`` (three times ``timeout_s`` unless given) the whole
+    call, a wait for a free connection included."""
 
     def __init__(
         self,
+        url: str,
         *,
-        timeout_s: float,
         token: str,
+        timeout_s: float,
         connections: int,
-        transport: httpx.AsyncBaseTransport | None = None,
+        total_timeout_s: float | None = None,
+        ca_file: str | None = None,
     ) -> None:
-        pools = max(1, -(-connections // POOL_CONNECTIONS))
-        size = min(connections, POOL_CONNECTIONS)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0)
-        self._clients = [
-            httpx.AsyncClient(
-                timeout=timeout_s,
-                headers={"Authorization": f"Bearer {token}"},
-                transport=transport,
-                limits=limits,
-                trust_env=False,
-            )
-            for _ in range(pools)
-        ]
-        self._busy = [0] * pools
+        origin, self.target = HttpPool.target(url)
+        self._pool = HttpPool(
+            origin,
+            max_connections=connections,
+            connect_timeout_s=timeout_s,
+            read_timeout_s=timeout_s,
+            total_timeout_s=total_timeout_s if total_timeout_s is not None else 3 * timeout_s,
+            headers=[("Authorization", f"Bearer {token}"), ("Accept", "application/json")],
+            ca_file=ca_file,
+        )
 
-    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        index = self._busy.index(min(self._busy))
-        self._busy[index] += 1
+    async def post(self, body: dict[str, Any], idempotency_key: str) -> HttpResponse | SendResult:
+        """The provider's answer, or the transient failure that stands for it (timeout, no connection,
+        no whole answer)."""
         try:
-            return await self._clients[index].post(url, **kwargs)
-        finally:
-            self._busy[index] -= 1
+            return await self._pool.post_json(
+                self.target,
+                orjson.dumps(body),
+                [("Idempotency-Key", idempotency_key)],
+                resend_stale=True,  # the key makes a second copy harmless
+            )
+        except HttpTimeout:
+            return SendResult.transient("timeout")
+        except TlsCertificateError:
+            log.error("notification.provider.tls_certificate_refused", extra={"origin": self._pool.origin})
+            return SendResult.transient("tls_certificate")
+        except HttpConnectError:
+            return SendResult.transient("connect_error")
+        except HttpError:
+            return SendResult.transient("protocol_error")
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._pool.aclose()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: HttpResponse) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None
@@ -97,8 +101,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _classify(response: httpx.Response, *, id_of: Any) -> SendResult:
-    status = response.status_code
+def _classify(response: HttpResponse, *, id_of: Any) -> SendResult:
+    status = response.status
     if 200 <= status < 300:
         try:
             body = response.json()
@@ -121,15 +125,6 @@ def _classify(response: httpx.Response, *, id_of: Any) -> SendResult:
     return SendResult.permanent(reason, provider_code or code)
 
 
-async def _post(client: HttpClients, url: str, **kwargs: Any) -> httpx.Response | SendResult:
-    try:
-        return await client.post(url, **kwargs)
-    except httpx.TimeoutException:
-        return SendResult.transient("timeout")
-    except httpx.TransportError as exc:
-        return SendResult.transient(type(exc).__name__)
-
-
 class WhatsAppCloudProvider:
     """``POST {base}/{phone-number-id}/messages`` with a bearer token: approved templates only."""
 
@@ -142,14 +137,19 @@ class WhatsAppCloudProvider:
         phone_number_id: str,
         token: str,
         timeout_s: float = 10.0,
+        total_timeout_s: float | None = None,
         connections: int = 32,
+        ca_file: str | None = None,
         name: str = "whatsapp-cloud",
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
-        self._url = f"{base_url.rstrip('/')}/{phone_number_id}/messages"
-        self._client = HttpClients(
-            timeout_s=timeout_s, token=token, connections=connections, transport=transport
+        self._client = HttpClient(
+            f"{base_url.rstrip('/')}/{phone_number_id}/messages",
+            token=token,
+            timeout_s=timeout_s,
+            total_timeout_s=total_timeout_s,
+            connections=connections,
+            ca_file=ca_file,
         )
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -160,23 +160,21 @@ class WhatsAppCloudProvider:
             "type": "template",
             "template": message.message.whatsapp_template(),
         }
-        answer = await _post(
-            self._client, self._url, json=body, headers={"Idempotency-Key": message.delivery_id}
-        )
+        answer = await self._client.post(body, message.delivery_id)
         if isinstance(answer, SendResult):
             return answer
-
-        def message_id(payload: dict[str, Any]) -> str | None:
-            messages = payload.get("messages")
-            if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-                found = messages[0].get("id")
-                return str(found) if found else None
-            return None
-
-        return _classify(answer, id_of=message_id)
+        return _classify(answer, id_of=_whatsapp_message_id)
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _whatsapp_message_id(payload: dict[str, Any]) -> str | None:
+    messages = payload.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        found = messages[0].get("id")
+        return str(found) if found else None
+    return None
 
 
 class HttpSmsProvider:
@@ -191,15 +189,20 @@ class HttpSmsProvider:
         token: str,
         sender: str = "MPP",
         timeout_s: float = 10.0,
+        total_timeout_s: float | None = None,
         connections: int = 32,
+        ca_file: str | None = None,
         name: str = "sms-http",
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
-        self._url = url
         self._sender = sender
-        self._client = HttpClients(
-            timeout_s=timeout_s, token=token, connections=connections, transport=transport
+        self._client = HttpClient(
+            url,
+            token=token,
+            timeout_s=timeout_s,
+            total_timeout_s=total_timeout_s,
+            connections=connections,
+            ca_file=ca_file,
         )
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -209,9 +212,7 @@ class HttpSmsProvider:
             "reference": message.delivery_id,
             "sender": self._sender,
         }
-        answer = await _post(
-            self._client, self._url, json=body, headers={"Idempotency-Key": message.delivery_id}
-        )
+        answer = await self._client.post(body, message.delivery_id)
         if isinstance(answer, SendResult):
             return answer
         return _classify(answer, id_of=lambda p: str(p["message_id"]) if p.get("message_id") else None)

@@ -118,6 +118,7 @@ def render(template: Template, values: Mapping[str, Any]) -> RenderedMessage:
     text = template.text.format_map(filled)
     if template.short is not None and (gsm7_length(text) or SMS_SEGMENT + 1) > SMS_SEGMENT:
         text = template.short.format_map(filled)
+    body = _body_fields(template)  # looked up once: the cache key hashes the whole template
     return RenderedMessage(
         template=template.name,
         channel=template.channel,
@@ -125,7 +126,7 @@ def render(template: Template, values: Mapping[str, Any]) -> RenderedMessage:
         text=text,
         subject=template.subject.format_map(filled) if template.subject else None,
         whatsapp_name=template.whatsapp_name,
-        parameters=tuple(filled[f] for f in template.fields if f in _body_fields(template)),
+        parameters=tuple(filled[f] for f in template.fields if f in body),
     )
 
 

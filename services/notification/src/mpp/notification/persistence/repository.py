@@ -7,7 +7,20 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.events.notification import NotificationChannel
@@ -27,7 +40,11 @@ def _aware(value: Any) -> Any:
 
 
 def _row(mapping: Any) -> Row:
-    return {k: _aware(v) for k, v in dict(mapping).items()}
+    row = dict(mapping)
+    for key, value in row.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            row[key] = value.replace(tzinfo=UTC)
+    return row
 
 
 class ContactRepository:
@@ -70,7 +87,8 @@ class ContactRepository:
         """The contacts of these citizens (one query); citizens without one are left out."""
         if not citizen_refs:
             return {}
-        rows = (await self._session.execute(_CONTACTS_OF, {"refs": list(citizen_refs)})).mappings().all()
+        statement = _CONTACTS_OF_ARRAY if _postgres(self._session) else _CONTACTS_OF
+        rows = (await self._session.execute(statement, {"refs": list(citizen_refs)})).mappings().all()
         return {row["citizen_ref"]: self._contact(row) for row in rows}
 
     def _contact(self, row: Any) -> Contact:
@@ -138,7 +156,8 @@ def _due_heads_statement() -> Any:
     """Pending deliveries whose time has come and that are the oldest unfinished one of their recipient
     (per-recipient order: a message waits for the earlier ones to its recipient). An earlier message
     held for quiet hours (never tried, not yet due) does not hold back an urgent one; an earlier one
-    waiting to be retried does. Built once: ``now``, ``limit`` and ``exclude`` are parameters."""
+    waiting to be retried does. Built once: ``now`` and ``limit`` are parameters (no list of ids: a
+    list of another length is another statement for PostgreSQL to prepare and plan)."""
     d = deliveries
     older = deliveries.alias("older")
     now = bindparam("now", type_=d.c.not_before.type)
@@ -165,7 +184,6 @@ def _due_heads_statement() -> Any:
             d.c.state == DeliveryState.PENDING.value,
             d.c.not_before <= now,
             ~earlier_unfinished,
-            d.c.id.not_in(bindparam("exclude", expanding=True, type_=d.c.id.type)),
             d.c.channel.not_in(bindparam("skip_channels", expanding=True, type_=d.c.channel.type)),
         )
         .order_by(d.c.not_before, d.c.queued_at)
@@ -174,22 +192,44 @@ def _due_heads_statement() -> Any:
 
 
 _DUE_HEADS = _due_heads_statement()
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _any_of(name: str) -> Any:
+    """``= ANY(:name)`` with one array parameter (PostgreSQL): one statement whatever the list's length,
+    prepared once per connection, where an expanded ``IN`` is a new statement for every length."""
+    return func.any(sa_cast(bindparam(name, type_=ARRAY(String)), ARRAY(String)))
+
+
 _CONTACTS_OF = select(contacts).where(
     contacts.c.citizen_ref.in_(bindparam("refs", expanding=True, type_=contacts.c.citizen_ref.type))
 )
-_MARK_SENDING = (
-    update(deliveries)
-    .where(
-        deliveries.c.id.in_(bindparam("ids", expanding=True, type_=deliveries.c.id.type)),
-        deliveries.c.state == DeliveryState.PENDING.value,
+_CONTACTS_OF_ARRAY = select(contacts).where(contacts.c.citizen_ref == _any_of("refs"))
+
+
+def _mark_sending_statement(array: bool) -> Any:
+    ids = (
+        deliveries.c.id == _any_of("ids")
+        if array
+        else deliveries.c.id.in_(bindparam("ids", expanding=True, type_=deliveries.c.id.type))
     )
-    .values(
-        state=DeliveryState.SENDING.value,
-        attempts=deliveries.c.attempts + 1,
-        updated_at=bindparam("now", type_=deliveries.c.updated_at.type),
+    return (
+        update(deliveries)
+        .where(ids, deliveries.c.state == DeliveryState.PENDING.value)
+        .values(
+            state=DeliveryState.SENDING.value,
+            attempts=deliveries.c.attempts + 1,
+            updated_at=bindparam("now", type_=deliveries.c.updated_at.type),
+        )
+        .returning(deliveries.c.id)
     )
-    .returning(deliveries.c.id)
-)
+
+
+_MARK_SENDING = _mark_sending_statement(array=False)
+_MARK_SENDING_ARRAY = _mark_sending_statement(array=True)
 _SET_SENT = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"))
@@ -212,11 +252,12 @@ async def due_heads(
     skip_channels: Sequence[str] = (),
 ) -> list[Row]:
     """Pending deliveries that are due and the oldest unfinished one of their recipient (see
-    :func:`_due_heads_statement`), at most ``limit``, leaving out ``exclude`` and the deliveries of
-    ``skip_channels``."""
-    values = {"now": now, "limit": limit, "exclude": list(exclude), "skip_channels": list(skip_channels)}
+    :func:`_due_heads_statement`), at most ``limit``, leaving out ``exclude`` (after the query: ids in
+    flight are nearly always ``sending`` already) and the deliveries of ``skip_channels``."""
+    values = {"now": now, "limit": limit, "skip_channels": list(skip_channels)}
     result = await session.execute(_DUE_HEADS, values)
-    return [_row(r) for r in result.mappings().all()]
+    left_out = set(exclude)
+    return [_row(r) for r in result.mappings().all() if r["id"] not in left_out]
 
 
 async def mark_sending(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
@@ -232,7 +273,8 @@ async def mark_sending_many(session: AsyncSession, delivery_ids: Sequence[str], 
     """Marks the still pending ones of these deliveries ``sending`` (attempts + 1); returns their ids."""
     if not delivery_ids:
         return set()
-    result = await session.execute(_MARK_SENDING, {"ids": list(delivery_ids), "now": now})
+    statement = _MARK_SENDING_ARRAY if _postgres(session) else _MARK_SENDING
+    result = await session.execute(statement, {"ids": list(delivery_ids), "now": now})
     return {str(found) for found in result.scalars().all()}
 
 
