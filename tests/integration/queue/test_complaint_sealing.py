@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from mpp.kit.db import create_engine
-from mpp.kit.migrations import upgrade
+from mpp.kit.migrations import downgrade, upgrade
 from mpp.queue.app import MIGRATIONS
 from mpp.queue.persistence.protection import TextSealer, UnreadableText, development_sealer
 from mpp.queue.persistence.tables import complaints
@@ -108,3 +108,45 @@ async def test_the_migration_seals_complaints_stored_in_clear(
     assert all(WORDS.encode() not in bytes(d) for d, _ in stored)
     assert (first.json()["description"], first.json()["contact"]) == (f"{WORDS} (1)", PHONE)
     assert (second.json()["description"], second.json()["contact"]) == (f"{WORDS} (2)", None)
+
+
+async def test_downgrading_opens_the_sealed_texts_and_upgrading_seals_them_again(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await fresh_database()
+    async with running_queue(url) as queue:
+        created = await queue.client.post(
+            "/v1/complaints",
+            json={"category": "fees", "description": WORDS, "contact": PHONE, "agency": "disdukcapil"},
+            headers=officer(),
+        )
+        anonymous = await queue.client.post(
+            "/v1/complaints",
+            json={"category": "queue", "description": "Antrean terlalu lama", "anonymous": True},
+            headers=officer(),
+        )
+    assert created.status_code == 201, created.text
+    assert anonymous.status_code == 201, anonymous.text
+
+    engine = create_engine(url)
+    try:
+        await downgrade(engine, MIGRATIONS, "0005")
+        async with engine.connect() as conn:
+            plain = {
+                row.id: (row.description, row.contact)
+                for row in await conn.execute(text("SELECT id, description, contact FROM complaints"))
+            }
+        await upgrade(engine, MIGRATIONS)
+        async with engine.connect() as conn:
+            sealed = (await conn.execute(select(complaints.c.description_sealed))).scalars().all()
+    finally:
+        await engine.dispose()
+
+    assert plain == {
+        created.json()["id"]: (WORDS, PHONE),
+        anonymous.json()["id"]: ("Antrean terlalu lama", None),
+    }
+    assert len(sealed) == 2 and all(WORDS.encode() not in bytes(s) for s in sealed)
+    async with running_queue(url) as queue:
+        again = await queue.client.get(f"/v1/complaints/{created.json()['id']}", headers=officer())
+    assert (again.json()["description"], again.json()["contact"]) == (WORDS, PHONE)

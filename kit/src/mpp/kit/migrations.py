@@ -1,7 +1,8 @@
 """Alembic helpers: each service keeps its own history in ``services/<name>/migrations``.
 
-``upgrade(engine, script_location)`` applies a service's migrations on an async engine; the
-service's ``env.py`` calls :func:`run_env` with its metadata.
+``upgrade(engine, script_location)`` applies a service's migrations on an async engine and
+``downgrade(engine, script_location, revision)`` reverts them; the service's ``env.py`` calls
+:func:`run_env` with its metadata.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ async def upgrade(engine: AsyncEngine, script_location: Path, revision: str = "h
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Replicas starting together migrate one at a time; the lock ends with the transaction.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        await conn.run_sync(_run)
+
+
+async def downgrade(engine: AsyncEngine, script_location: Path, revision: str) -> None:
+    """Revert migrations down to ``revision`` on the engine's database (an operator's way back)."""
+
+    def _run(sync_conn: Connection) -> None:
+        command.downgrade(_config(script_location, sync_conn), revision)
+
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         await conn.run_sync(_run)
 
