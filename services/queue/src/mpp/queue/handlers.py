@@ -668,15 +668,16 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     candidate, so a ticket can be passed over only by the few counters calling in the same instant. The
     policy (:func:`choose_next`) then decides between the locked candidates and its explanation is stored.
     """
-    counter = await uow.counters.get(cmd.site, cmd.counter, lock=True)
-    if counter is None or not counter.open:
+    locked = await uow.counters.lock_with_policy(cmd.site, cmd.counter)
+    if locked is None or not locked[0].open:
         raise WrongState("counter", "closed", "call_next")
+    counter, document = locked
     # A statement of its own after the lock: it sees what a call that held the lock before committed
     # (a subquery of the locking statement would read the snapshot taken before waiting for the lock).
     busy = await uow.tickets.at_counter(cmd.site, cmd.counter)
     if busy is not None:
         raise CounterBusy(busy)
-    policy = await effective_policy(uow, cmd.site, counter.agency)
+    policy = _policy_of(document)
     state = CounterState(counter.calls_since_priority)
     # The head of the queue, read without locks, only to rank and explain: tickets in it that rank ahead
     # of the locked candidates are being called by other counters and are reported as skipped.

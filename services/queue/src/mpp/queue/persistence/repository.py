@@ -118,6 +118,27 @@ _GET_COUNTER = select(counters).where(
     counters.c.site == bindparam("site"), counters.c.code == bindparam("code")
 )
 _GET_COUNTER_LOCKED = _GET_COUNTER.with_for_update()
+
+
+# Call-next's first statement: the counter's row, locked, with the agency's and the site's policy
+# documents (read in the statement's snapshot; a policy has no part in serializing calls).
+def _policy_document(agency: Any) -> Any:
+    return (
+        select(policies.c.document)
+        .where(policies.c.site == counters.c.site, policies.c.agency == agency)
+        .scalar_subquery()
+    )
+
+
+_LOCK_COUNTER_WITH_POLICIES = (
+    select(
+        counters,
+        _policy_document(counters.c.agency).label("agency_policy"),
+        _policy_document(SITE_DEFAULT).label("site_policy"),
+    )
+    .where(counters.c.site == bindparam("site"), counters.c.code == bindparam("code"))
+    .with_for_update(of=counters)
+)
 _AT_COUNTER = (
     select(tickets)
     .where(
@@ -423,6 +444,16 @@ class CounterRepository:
         query = _GET_COUNTER_LOCKED if lock else _GET_COUNTER
         row = (await self._s.execute(query, {"site": site, "code": code})).mappings().first()
         return None if row is None else self._counter(row)
+
+    async def lock_with_policy(self, site: str, code: str) -> tuple[Counter, dict[str, Any] | None] | None:
+        """The counter, locked, and its agency's policy document at the site, else the site's default,
+        else None; in one round trip."""
+        params = {"site": site, "code": code}
+        row = (await self._s.execute(_LOCK_COUNTER_WITH_POLICIES, params)).mappings().first()
+        if row is None:
+            return None
+        document = row["agency_policy"] if row["agency_policy"] is not None else row["site_policy"]
+        return self._counter(row), document
 
     async def set_calls_since_priority(self, c: Counter) -> None:
         params = {"c_site": c.site, "c_code": c.code, "calls": c.calls_since_priority}
