@@ -69,7 +69,9 @@ class VisitBatcher:
     async def submit(self, request: VisitRequest) -> VisitAnswer:
         self._pending.append(request)
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
+            # A context of its own: the batch belongs to no single request (each visit's events carry
+            # its own request's trace, and a visit retried alone runs in its request's context).
+            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
         # The batch goes on if this request is cancelled (its client left): its answer is simply unused.
         return await asyncio.shield(request.future)
 
