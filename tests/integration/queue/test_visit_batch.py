@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -131,3 +132,20 @@ class TestVisitBatch:
             responses = await asyncio.gather(*(post_visit(api, (KK,), None) for _ in range(10)))
             assert [r.status_code for r in responses] == [201] * 10
             assert numbers_by_prefix(await stored_tickets(api)) == {"B": list(range(1, 11))}
+
+
+async def test_visits_sent_together_on_sqlite_are_written_together(tmp_path: Path) -> None:
+    async with running_queue(f"sqlite:///{tmp_path / 'queue.db'}", visit_batch_wait_ms=40) as api:
+        asked = [ASKED[i % len(ASKED)] for i in range(15)]
+        responses = await asyncio.gather(
+            *(post_visit(api, types, f"lite-key-{i:04d}") for i, types in enumerate(asked))
+        )
+        assert [r.status_code for r in responses] == [201] * len(asked)
+        assert api.app.state.queue.visit_batcher.batches >= 1
+        rows = await stored_tickets(api)
+        assert len(rows) == sum(len(types) for types in asked)
+        for prefix, seqs in numbers_by_prefix(rows).items():
+            assert seqs == list(range(1, len(seqs) + 1)), prefix
+        again = await post_visit(api, asked[3], "lite-key-0003")
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json() == responses[3].json()
