@@ -63,7 +63,8 @@ async def write_outbox(session: AsyncSession, outbox: Table, envelopes: Sequence
         stmt = _INSERTS[outbox] = insert(outbox)
     now = datetime.now(UTC)
     rows = [outbox_row(e, now) for e in envelopes]
-    await session.execute(stmt, rows[0] if len(rows) == 1 else rows)
+    # A list even for one row: an executemany sends no RETURNING of the generated key, which nobody reads.
+    await session.execute(stmt, rows)
 
 
 class UnitOfWork:

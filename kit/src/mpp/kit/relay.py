@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 import zlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
@@ -78,6 +79,7 @@ class OutboxRelay:
             .values(sent_at=bindparam("now", type_=outbox.c.sent_at.type))
         )
         self._lock_conn: AsyncConnection | None = None
+        self._counted_at = 0.0
         self.published = 0
 
     async def publish_batch(self) -> int:
@@ -110,9 +112,20 @@ class OutboxRelay:
         self.published += len(rows)
         if self._metrics is not None:
             self._metrics.outbox_relay_batch_seconds.observe(time.perf_counter() - started)
-            for row in rows:
-                self._metrics.events_published_total.labels(topic=row.topic).inc()
+            for topic, count in Counter(row.topic for row in rows).items():
+                self._metrics.events_published_total.labels(topic=topic).inc(count)
         return len(rows)
+
+    async def _report_backlog(self, published: int) -> None:
+        """The backlog gauge after a batch that was not full. Nothing unsent found: the backlog is empty,
+        no count needed; otherwise it is counted at most once a second (a busy service publishes many
+        small batches, and the count would be one more query each)."""
+        assert self._metrics is not None
+        if published == 0:
+            self._metrics.outbox_backlog.set(0)
+        elif time.monotonic() - self._counted_at >= 1.0:
+            self._counted_at = time.monotonic()
+            self._metrics.outbox_backlog.set(await self.backlog())
 
     async def backlog(self) -> int:
         o = self._outbox
@@ -168,7 +181,7 @@ class OutboxRelay:
                     n = await self.publish_batch()
                     backoff = 0.1
                     if self._metrics is not None and n < self._batch_size:
-                        self._metrics.outbox_backlog.set(await self.backlog())
+                        await self._report_backlog(n)
                     if time.monotonic() - last_purge > 600:
                         last_purge = time.monotonic()
                         await self.purge_sent()

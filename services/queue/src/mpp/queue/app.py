@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,8 @@ from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
 from mpp.queue.api import appointments as appointments_api
 from mpp.queue.api import feedback as feedback_api
 from mpp.queue.api.board import install_board
-from mpp.queue.api.http import public, router
+from mpp.queue.api.http import one_visit, public, router, visit_body
+from mpp.queue.api.visit_batch import VisitBatcher
 from mpp.queue.config import QueueSettings
 from mpp.queue.domain.appointments import AppointmentRules, Rulebook
 from mpp.queue.handlers import FeedbackRules, Ports
@@ -85,6 +87,8 @@ class QueueService:
         self.sealer = sealer
         # SQLite has no row locks; one process serializes its transactions instead (see QueueUnitOfWork).
         self._writer_lock = asyncio.Lock() if runtime.engine.dialect.name == "sqlite" else None
+        self.visit_batcher: VisitBatcher | None = None
+        """Group commit of concurrent kiosk visits (None: each visit in its own transaction)."""
 
     def uow(self) -> QueueUnitOfWork:
         return QueueUnitOfWork(
@@ -138,6 +142,14 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
         log.warning("queue.keys.development_default", extra={"keys": ["data_key"]})
     sealer = TextSealer(decode_key(settings.data_key.get_secret_value()))
     app.state.queue = QueueService(runtime, ports, sealer)
+    if settings.visit_batch_max > 1:
+        app.state.queue.visit_batcher = VisitBatcher(
+            app.state.queue,
+            visit_body,
+            partial(one_visit, app.state.queue),
+            wait_seconds=settings.visit_batch_wait_ms / 1000,
+            max_batch=settings.visit_batch_max,
+        )
     app.state.queue_catalogue = catalogue
     app.include_router(router)
     app.include_router(public)

@@ -65,6 +65,19 @@ class QueueSettings(ServiceSettings):
         description="AES-256-GCM key of complaint descriptions and contacts at rest: base64 of 32 bytes. "
         "The migration that encrypts stored complaints reads it from MPP_QUEUE_DATA_KEY too.",
     )
+    visit_batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=50,
+        description="Group commit of kiosk visits: how long the first of concurrent visit requests waits "
+        "for others to be written in the same transaction.",
+    )
+    visit_batch_max: int = Field(
+        default=64,
+        ge=1,
+        le=500,
+        description="Most visits written in one transaction (1: each visit in its own transaction).",
+    )
     complaint_first_response_days: int = Field(
         default=3,
         ge=1,

@@ -52,12 +52,14 @@ from mpp.queue.domain.dayclose import (
     day_closes_at,
 )
 from mpp.queue.domain.model import (
+    MAX_SEQUENCE,
     Called,
     Cancelled,
     Completed,
     Counter,
     NoShow,
     QueueError,
+    SequenceExhausted,
     Started,
     Ticket,
     TicketState,
@@ -70,7 +72,7 @@ from mpp.queue.domain.policy import CounterState, OrderingPolicy, choose_next
 from mpp.queue.domain.surveys import SurveyInvitation
 from mpp.queue.persistence.repository import SITE_DEFAULT
 from mpp.queue.persistence.uow import QueueUnitOfWork
-from mpp.queue.ports import Catalogue, Clock
+from mpp.queue.ports import Catalogue, Clock, ServiceInfo
 
 PRODUCER = "mpp.queue"
 PEEK = 5
@@ -137,6 +139,8 @@ class StartVisit:
     service_types: tuple[str, ...]
     priority_group: PriorityGroup
     correlation_id: str
+    traceparent: str | None = None
+    """The request's trace, for its events when the visit is written in a batch of visits."""
 
 
 @dataclass(frozen=True)
@@ -234,9 +238,23 @@ def _policy_of(document: dict[str, Any] | None) -> OrderingPolicy:
     return policy
 
 
-def _wrap(payload: EventPayload, *, agency: str, site: str, subject: str, corr: str) -> Envelope:
+def _wrap(
+    payload: EventPayload,
+    *,
+    agency: str,
+    site: str,
+    subject: str,
+    corr: str,
+    traceparent: str | None = None,
+) -> Envelope:
     return Envelope.wrap(
-        payload, producer=PRODUCER, agency=agency, site=site, subject=subject, correlation_id=corr or None
+        payload,
+        producer=PRODUCER,
+        agency=agency,
+        site=site,
+        subject=subject,
+        correlation_id=corr or None,
+        traceparent=traceparent,
     )
 
 
@@ -244,9 +262,10 @@ def _ticket_envelope(t: Ticket, payload: EventPayload, corr: str) -> Envelope:
     return _wrap(payload, agency=t.agency, site=t.site, subject=t.visit_id, corr=corr)
 
 
-def _issued(t: Ticket, corr: str, appointment_id: str | None = None) -> Envelope:
-    return _ticket_envelope(
-        t,
+def _issued(
+    t: Ticket, corr: str, appointment_id: str | None = None, traceparent: str | None = None
+) -> Envelope:
+    return _wrap(
         TicketIssuedV1(
             visit_id=t.visit_id,
             ticket_id=t.id,
@@ -259,7 +278,11 @@ def _issued(t: Ticket, corr: str, appointment_id: str | None = None) -> Envelope
             transferred_from=t.transferred_from,
             appointment_id=appointment_id,
         ),
-        corr,
+        agency=t.agency,
+        site=t.site,
+        subject=t.visit_id,
+        corr=corr,
+        traceparent=traceparent,
     )
 
 
@@ -463,6 +486,90 @@ async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tu
     return visit, [issued[code] for code in cmd.service_types]
 
 
+async def start_visits(
+    cmds: list[StartVisit], uow: QueueUnitOfWork, ports: Ports
+) -> list[tuple[Visit, list[Ticket]]]:
+    """Several kiosk visits in one transaction, each as :func:`start_visit` would write it, in a few
+    statements: one INSERT for the visits, one for the tickets, one sequence upsert per prefix (taking all
+    the batch's numbers of that prefix at once, gap-free) and one policy read per agency.
+
+    Sequence rows are taken in (site, day, prefix) order, the order a single visit takes its own prefixes
+    in, so a batch and single visits never wait for each other in a cycle. Any error fails the whole batch
+    (its caller retries the visits one by one)."""
+    now = ports.clock.now()
+    plans: list[tuple[Visit, list[tuple[str, ServiceInfo]]]] = []
+    needed: dict[tuple[str, str, str], int] = {}
+    agencies: set[tuple[str, str]] = set()
+    days: dict[str, str] = {}
+    for cmd in cmds:
+        services: list[tuple[str, ServiceInfo]] = []
+        for code in cmd.service_types:
+            service = ports.catalogue.service(code)
+            if service is None:
+                raise UnknownServiceType(code)
+            services.append((code, service))
+        day = days.get(cmd.site)
+        if day is None:
+            day = days[cmd.site] = now.astimezone(ports.catalogue.site_zone(cmd.site)).date().isoformat()
+        # Numbers in prefix order within a visit, as start_visit takes them.
+        services.sort(key=lambda cs: (cs[1].prefix, cs[0]))
+        for _, service in services:
+            key = (cmd.site, day, service.prefix)
+            needed[key] = needed.get(key, 0) + 1
+            agencies.add((cmd.site, service.agency))
+        plans.append(
+            (Visit(id=str(uuid.uuid4()), site=cmd.site, channel=cmd.channel, started_at=now), services)
+        )
+    policies = {key: await effective_policy(uow, *key) for key in sorted(agencies)}
+    next_seq: dict[tuple[str, str, str], int] = {}
+    for key in sorted(needed):
+        site, day, prefix = key
+        last = await uow.tickets.take_sequences(site=site, day=day, prefix=prefix, count=needed[key])
+        if last > MAX_SEQUENCE:
+            raise SequenceExhausted(f"sequence {last} outside 1..{MAX_SEQUENCE}")
+        next_seq[key] = last - needed[key] + 1
+    out: list[tuple[Visit, list[Ticket]]] = []
+    all_tickets: list[Ticket] = []
+    for cmd, (visit, services) in zip(cmds, plans, strict=True):
+        day = days[cmd.site]
+        uow.publish(
+            _wrap(
+                VisitStartedV1(visit_id=visit.id, channel=cmd.channel, started_at=now),
+                agency=ports.catalogue.site_manager(cmd.site),
+                site=cmd.site,
+                subject=visit.id,
+                corr=cmd.correlation_id,
+                traceparent=cmd.traceparent,
+            )
+        )
+        issued: dict[str, Ticket] = {}
+        for code, service in services:
+            key = (cmd.site, day, service.prefix)
+            seq, next_seq[key] = next_seq[key], next_seq[key] + 1
+            ticket = Ticket(
+                id=str(uuid.uuid4()),
+                visit_id=visit.id,
+                site=visit.site,
+                agency=service.agency,
+                service_type=service.code,
+                prefix=service.prefix,
+                day=day,
+                seq=seq,
+                priority_group=cmd.priority_group,
+                channel=visit.channel,
+                issued_at=now,
+                queued_at=now,
+                rank=policies[(cmd.site, service.agency)].rank(cmd.priority_group, now),
+            )
+            uow.publish(_issued(ticket, cmd.correlation_id, traceparent=cmd.traceparent))
+            issued[code] = ticket
+            all_tickets.append(ticket)
+        out.append((visit, [issued[code] for code in cmd.service_types]))
+    await uow.visits.add_many([visit for visit, _ in out])
+    await uow.tickets.add_many(all_tickets)
+    return out
+
+
 async def add_ticket(cmd: AddTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
     visit = await uow.visits.get(cmd.visit_id, lock=True)
     if visit is None:
@@ -561,15 +668,16 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     candidate, so a ticket can be passed over only by the few counters calling in the same instant. The
     policy (:func:`choose_next`) then decides between the locked candidates and its explanation is stored.
     """
-    counter = await uow.counters.get(cmd.site, cmd.counter, lock=True)
-    if counter is None or not counter.open:
+    locked = await uow.counters.lock_with_policy(cmd.site, cmd.counter)
+    if locked is None or not locked[0].open:
         raise WrongState("counter", "closed", "call_next")
+    counter, document = locked
     # A statement of its own after the lock: it sees what a call that held the lock before committed
     # (a subquery of the locking statement would read the snapshot taken before waiting for the lock).
     busy = await uow.tickets.at_counter(cmd.site, cmd.counter)
     if busy is not None:
         raise CounterBusy(busy)
-    policy = await effective_policy(uow, cmd.site, counter.agency)
+    policy = _policy_of(document)
     state = CounterState(counter.calls_since_priority)
     # The head of the queue, read without locks, only to rank and explain: tickets in it that rank ahead
     # of the locked candidates are being called by other counters and are reported as skipped.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,15 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from mpp.contracts.events.common import Channel, PriorityGroup
 from mpp.contracts.events.queue import CancelledBy, CounterCloseReason
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
-from mpp.kit.http import DomainError
+from mpp.kit.http import DomainError, FastJSONResponse
 from mpp.kit.idempotency import replayed
-from mpp.kit.observability import correlation_id
+from mpp.kit.observability import correlation_id, inject_traceparent
+from mpp.queue.api.visit_batch import VisitAnswer, VisitBatcher, VisitRequest
 from mpp.queue.domain.model import (
     Counter,
     RecallLimitReached,
     SequenceExhausted,
     Ticket,
     TicketState,
+    Visit,
     WrongState,
 )
 from mpp.queue.domain.policy import OrderingPolicy, PolicyError
@@ -346,7 +349,12 @@ def _officer_scope(principal: Principal) -> Callable[[Ticket], None]:
 # --- kiosk --------------------------------------------------------------------------------------
 
 
-@router.post("/visits", status_code=201, summary="Start a visit and take tickets (kiosk or reception)")
+@router.post(
+    "/visits",
+    status_code=201,
+    response_model=dict[str, Any],
+    summary="Start a visit and take tickets (kiosk or reception)",
+)
 async def start_visit(
     body: StartVisitIn,
     request: Request,
@@ -381,38 +389,58 @@ async def start_visit(
         service_types=tuple(body.service_types),
         priority_group=body.priority_group,
         correlation_id=_corr(),
+        traceparent=inject_traceparent(),
     )
+    ask = VisitRequest(cmd, principal.subject, idempotency_key, request_hash, contextvars.copy_context())
+    batcher: VisitBatcher | None = getattr(svc, "visit_batcher", None)
+    answer = await (batcher.submit(ask) if batcher is not None else one_visit(svc, ask))
+    if answer.stored is not None:
+        return replayed(answer.stored, request_hash)
+    payload = answer.body
+    assert payload is not None
+    return FastJSONResponse(
+        payload, status_code=201, headers={"Location": f"/v1/visits/{payload['visit_id']}"}
+    )
+
+
+def visit_body(visit: Visit, tickets: list[Ticket]) -> dict[str, Any]:
+    """The kiosk's answer for a new visit (also stored under its Idempotency-Key)."""
+    return {
+        "visit_id": visit.id,
+        "site": visit.site,
+        "channel": visit.channel.value,
+        "started_at": visit.started_at.isoformat(),
+        "tickets": [ticket_view(t) for t in tickets],
+    }
+
+
+async def one_visit(svc: Any, ask: VisitRequest) -> VisitAnswer:
+    """One visit in its own transaction (a batch of one, or a visit of a batch that failed)."""
     try:
         async with svc.uow() as uow:
-            if idempotency_key is not None:
-                found = await uow.idempotency.find(principal.subject, idempotency_key)
+            if ask.key is not None:
+                found = await uow.idempotency.find(ask.subject, ask.key)
                 if found is not None:
-                    return replayed(found, request_hash)
+                    return VisitAnswer(stored=found)
             try:
-                visit, tickets = await HANDLERS[StartVisit](cmd, uow, svc.ports)
+                visit, tickets = await HANDLERS[StartVisit](ask.cmd, uow, svc.ports)
             except (UnknownServiceType, SequenceExhausted) as exc:
                 raise _translate(exc) from exc
-            payload = {
-                "visit_id": visit.id,
-                "site": visit.site,
-                "channel": visit.channel.value,
-                "started_at": visit.started_at.isoformat(),
-                "tickets": [ticket_view(t) for t in tickets],
-            }
-            if idempotency_key is not None:
+            payload = visit_body(visit, tickets)
+            if ask.key is not None:
                 await uow.idempotency.remember(
-                    principal.subject, idempotency_key, request_hash, 201, payload, visit.started_at
+                    ask.subject, ask.key, ask.request_hash, 201, payload, visit.started_at
                 )
             await uow.commit()
     except IntegrityError:
-        if idempotency_key is None:
+        if ask.key is None:
             raise
         async with svc.uow() as uow:
-            found = await uow.idempotency.find(principal.subject, idempotency_key)
+            found = await uow.idempotency.find(ask.subject, ask.key)
         if found is None:
             raise
-        return replayed(found, request_hash)
-    return JSONResponse(payload, status_code=201, headers={"Location": f"/v1/visits/{visit.id}"})
+        return VisitAnswer(stored=found)
+    return VisitAnswer(body=payload)
 
 
 @router.post("/visits/{visit_id}/tickets", status_code=201, summary="Take one more ticket in an open visit")
@@ -587,17 +615,21 @@ async def close_counter(
 
 
 @router.post(
-    "/counters/{code}/call-next", summary="Call the next ticket to this counter, as the policy orders"
+    "/counters/{code}/call-next",
+    response_model=dict[str, Any],
+    summary="Call the next ticket to this counter, as the policy orders",
 )
 async def call_next(
     code: Code, request: Request, principal: Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     svc = _svc(request)
     site = _counter_scope(svc, principal, code)
     ticket: Ticket | None = await _run(svc, CallNext(site, code, principal.subject, _corr()))
     if ticket is None:
-        return {"ticket": None, "message": "Tidak ada antrean yang menunggu untuk loket ini"}
-    return {"ticket": ticket_view(ticket), "decision": ticket.decision}
+        return FastJSONResponse(
+            {"ticket": None, "message": "Tidak ada antrean yang menunggu untuk loket ini"}
+        )
+    return FastJSONResponse({"ticket": ticket_view(ticket), "decision": ticket.decision})
 
 
 # --- tickets ------------------------------------------------------------------------------------
@@ -646,20 +678,28 @@ async def _act(
 OfficerDep = Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
 
 
-@router.post("/tickets/{ticket_id}/recall", summary="Call the ticket again (up to the policy's max_calls)")
-async def recall(ticket_id: str, request: Request, principal: OfficerDep) -> dict[str, Any]:
-    return await _act(request, principal, ticket_id, "recall")
+@router.post(
+    "/tickets/{ticket_id}/recall",
+    summary="Call the ticket again (up to the policy's max_calls)",
+    response_model=dict[str, Any],
+)
+async def recall(ticket_id: str, request: Request, principal: OfficerDep) -> FastJSONResponse:
+    return FastJSONResponse(await _act(request, principal, ticket_id, "recall"))
 
 
-@router.post("/tickets/{ticket_id}/start", summary="The citizen arrived at the counter: start serving")
-async def start(ticket_id: str, request: Request, principal: OfficerDep) -> dict[str, Any]:
-    return await _act(request, principal, ticket_id, "start")
+@router.post(
+    "/tickets/{ticket_id}/start",
+    summary="The citizen arrived at the counter: start serving",
+    response_model=dict[str, Any],
+)
+async def start(ticket_id: str, request: Request, principal: OfficerDep) -> FastJSONResponse:
+    return FastJSONResponse(await _act(request, principal, ticket_id, "start"))
 
 
-@router.post("/tickets/{ticket_id}/complete", summary="Service finished")
+@router.post("/tickets/{ticket_id}/complete", response_model=dict[str, Any], summary="Service finished")
 async def complete(
     ticket_id: str, request: Request, principal: OfficerDep, body: Annotated[CompleteIn | None, Body()] = None
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     body = body or CompleteIn()
     svc = _svc(request)
     survey: dict[str, Any] = {}
@@ -671,12 +711,14 @@ async def complete(
     view = await _act(
         request, principal, ticket_id, "complete", after=link, application_id=body.application_id
     )
-    return {**view, "survey": survey.get("link")}
+    return FastJSONResponse({**view, "survey": survey.get("link")})
 
 
-@router.post("/tickets/{ticket_id}/no-show", summary="The called citizen did not come")
-async def no_show(ticket_id: str, request: Request, principal: OfficerDep) -> dict[str, Any]:
-    return await _act(request, principal, ticket_id, "no_show")
+@router.post(
+    "/tickets/{ticket_id}/no-show", summary="The called citizen did not come", response_model=dict[str, Any]
+)
+async def no_show(ticket_id: str, request: Request, principal: OfficerDep) -> FastJSONResponse:
+    return FastJSONResponse(await _act(request, principal, ticket_id, "no_show"))
 
 
 @router.post("/tickets/{ticket_id}/cancel", summary="Cancel a waiting or called ticket")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,22 +42,35 @@ def _invitation(row: RowMapping) -> SurveyInvitation:
     )
 
 
+_INSERT_INVITATION = survey_invitations.insert()
+_INVITATION_OF_TICKET = select(survey_invitations).where(
+    survey_invitations.c.ticket_id == bindparam("ticket_id")
+)
+
+
 class SurveyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self.invited: dict[str, SurveyInvitation] = {}
+        """Invitations written in this unit of work, by ticket id."""
 
     async def invite(self, inv: SurveyInvitation) -> None:
         await self._s.execute(
-            survey_invitations.insert().values(
-                token=inv.token,
-                ticket_id=inv.ticket_id,
-                site=inv.site,
-                agency=inv.agency,
-                service_type=inv.service_type,
-                completed_at=_utc(inv.completed_at),
-                closes_at=_utc(inv.closes_at),
-                answered_at=None,
-            )
+            _INSERT_INVITATION,
+            {
+                "token": inv.token,
+                "ticket_id": inv.ticket_id,
+                "site": inv.site,
+                "agency": inv.agency,
+                "service_type": inv.service_type,
+                "completed_at": _utc(inv.completed_at),
+                "closes_at": _utc(inv.closes_at),
+                "answered_at": None,
+            },
+        )
+        # As a read would return it: times in UTC.
+        self.invited[inv.ticket_id] = replace(
+            inv, completed_at=inv.completed_at.astimezone(UTC), closes_at=inv.closes_at.astimezone(UTC)
         )
 
     async def find(self, key: str) -> SurveyInvitation | None:
@@ -68,8 +82,10 @@ class SurveyRepository:
         return None if row is None else _invitation(row)
 
     async def of_ticket(self, ticket_id: str) -> SurveyInvitation | None:
-        query = select(survey_invitations).where(survey_invitations.c.ticket_id == ticket_id)
-        row = (await self._s.execute(query)).mappings().first()
+        invited = self.invited.get(ticket_id)
+        if invited is not None:
+            return invited  # written in this transaction: no need to read it back
+        row = (await self._s.execute(_INVITATION_OF_TICKET, {"ticket_id": ticket_id})).mappings().first()
         return None if row is None else _invitation(row)
 
     async def claim(self, token: str, at: datetime) -> bool:

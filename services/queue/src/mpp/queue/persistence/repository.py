@@ -92,6 +92,13 @@ _SAVE_TICKET = update(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _INSERT_VISIT = visits.insert()
 _GET_TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _GET_TICKET_LOCKED = _GET_TICKET.with_for_update()
+_TICKETS_OF_VISIT = (
+    select(tickets)
+    .where(tickets.c.visit_id == bindparam("visit_id"))
+    .order_by(tickets.c.issued_at, tickets.c.id)
+)
+_GET_VISIT = select(visits).where(visits.c.id == bindparam("visit_id"))
+_GET_VISIT_LOCKED = _GET_VISIT.with_for_update()
 _CALL_ORDER = (tickets.c.rank, tickets.c.queued_at, tickets.c.seq, tickets.c.id)
 _WAITING_OF_TYPES = select(tickets).where(
     tickets.c.site == bindparam("site"),
@@ -111,6 +118,27 @@ _GET_COUNTER = select(counters).where(
     counters.c.site == bindparam("site"), counters.c.code == bindparam("code")
 )
 _GET_COUNTER_LOCKED = _GET_COUNTER.with_for_update()
+
+
+# Call-next's first statement: the counter's row, locked, with the agency's and the site's policy
+# documents (read in the statement's snapshot; a policy has no part in serializing calls).
+def _policy_document(agency: Any) -> Any:
+    return (
+        select(policies.c.document)
+        .where(policies.c.site == counters.c.site, policies.c.agency == agency)
+        .scalar_subquery()
+    )
+
+
+_LOCK_COUNTER_WITH_POLICIES = (
+    select(
+        counters,
+        _policy_document(counters.c.agency).label("agency_policy"),
+        _policy_document(SITE_DEFAULT).label("site_policy"),
+    )
+    .where(counters.c.site == bindparam("site"), counters.c.code == bindparam("code"))
+    .with_for_update(of=counters)
+)
 _AT_COUNTER = (
     select(tickets)
     .where(
@@ -134,6 +162,7 @@ _POLICIES_OF = select(policies.c.agency, policies.c.document).where(
     policies.c.site == bindparam("site"), policies.c.agency.in_(bindparam("agencies", expanding=True))
 )
 _SEQUENCE_UPSERTS: dict[str, Any] = {}
+_SEQUENCE_TAKES: dict[str, Any] = {}
 OPEN_STATES = (TicketState.WAITING.value, TicketState.CALLED.value, TicketState.SERVING.value)
 
 
@@ -142,25 +171,31 @@ class TicketRepository:
         self._s = session
 
     async def add(self, t: Ticket) -> None:
-        await self._s.execute(
-            _INSERT_TICKET,
-            dict(
-                id=t.id,
-                visit_id=t.visit_id,
-                site=t.site,
-                agency=t.agency,
-                service_type=t.service_type,
-                prefix=t.prefix,
-                day=t.day,
-                seq=t.seq,
-                number=t.number,
-                priority_group=t.priority_group.value,
-                channel=t.channel.value,
-                issued_at=t.issued_at,
-                queued_at=t.queued_at,
-                transferred_from=t.transferred_from,
-                **_ticket_values(t),
-            ),
+        await self._s.execute(_INSERT_TICKET, self._row(t))
+
+    async def add_many(self, ts: Sequence[Ticket]) -> None:
+        """New tickets in one INSERT."""
+        if ts:
+            await self._s.execute(_INSERT_TICKET, [self._row(t) for t in ts])
+
+    @staticmethod
+    def _row(t: Ticket) -> dict[str, Any]:
+        return dict(
+            id=t.id,
+            visit_id=t.visit_id,
+            site=t.site,
+            agency=t.agency,
+            service_type=t.service_type,
+            prefix=t.prefix,
+            day=t.day,
+            seq=t.seq,
+            number=t.number,
+            priority_group=t.priority_group.value,
+            channel=t.channel.value,
+            issued_at=t.issued_at,
+            queued_at=t.queued_at,
+            transferred_from=t.transferred_from,
+            **_ticket_values(t),
         )
 
     async def save(self, t: Ticket) -> None:
@@ -179,10 +214,8 @@ class TicketRepository:
         return None if row is None else _ticket(row)
 
     async def of_visit(self, visit_id: str) -> list[Ticket]:
-        query = (
-            select(tickets).where(tickets.c.visit_id == visit_id).order_by(tickets.c.issued_at, tickets.c.id)
-        )
-        return [_ticket(r) for r in (await self._s.execute(query)).mappings().all()]
+        rows = (await self._s.execute(_TICKETS_OF_VISIT, {"visit_id": visit_id})).mappings().all()
+        return [_ticket(r) for r in rows]
 
     async def at_counter(self, site: str, counter: str) -> Ticket | None:
         """The ticket a counter is dealing with (called or being served), if any."""
@@ -304,6 +337,22 @@ class TicketRepository:
             )
         return len(rows)
 
+    async def take_sequences(self, *, site: str, day: str, prefix: str, count: int) -> int:
+        """Take ``count`` consecutive numbers of ``prefix`` at ``site`` on ``day``: returns the last one
+        (the first is ``last - count + 1``). The row stays locked until the transaction ends."""
+        dialect = self._s.get_bind().dialect.name
+        upsert = _SEQUENCE_TAKES.get(dialect)
+        if upsert is None:
+            insert = dialect_insert(self._s, ticket_sequences).values(
+                site=bindparam("site"), day=bindparam("day"), prefix=bindparam("prefix"), last=bindparam("n")
+            )
+            upsert = _SEQUENCE_TAKES[dialect] = insert.on_conflict_do_update(
+                index_elements=[ticket_sequences.c.site, ticket_sequences.c.day, ticket_sequences.c.prefix],
+                set_={"last": ticket_sequences.c.last + insert.excluded.last},
+            ).returning(ticket_sequences.c.last)
+        params = {"site": site, "day": day, "prefix": prefix, "n": count}
+        return int((await self._s.execute(upsert, params)).scalar_one())
+
     async def next_sequence(self, *, site: str, day: str, prefix: str) -> int:
         """The next number of ``prefix`` at ``site`` on ``day``; an upsert, so concurrent issues never share one."""
         dialect = self._s.get_bind().dialect.name
@@ -325,24 +374,28 @@ class VisitRepository:
         self._s = session
 
     async def add(self, v: Visit) -> None:
-        await self._s.execute(
-            _INSERT_VISIT,
-            {
-                "id": v.id,
-                "site": v.site,
-                "channel": v.channel.value,
-                "started_at": v.started_at,
-                "ended_at": v.ended_at,
-                "tickets_total": v.tickets_total,
-                "tickets_served": v.tickets_served,
-            },
-        )
+        await self._s.execute(_INSERT_VISIT, self._row(v))
+
+    async def add_many(self, vs: Sequence[Visit]) -> None:
+        """New visits in one INSERT."""
+        if vs:
+            await self._s.execute(_INSERT_VISIT, [self._row(v) for v in vs])
+
+    @staticmethod
+    def _row(v: Visit) -> dict[str, Any]:
+        return {
+            "id": v.id,
+            "site": v.site,
+            "channel": v.channel.value,
+            "started_at": v.started_at,
+            "ended_at": v.ended_at,
+            "tickets_total": v.tickets_total,
+            "tickets_served": v.tickets_served,
+        }
 
     async def get(self, visit_id: str, *, lock: bool = False) -> Visit | None:
-        query = select(visits).where(visits.c.id == visit_id)
-        if lock:
-            query = query.with_for_update()
-        row = (await self._s.execute(query)).mappings().first()
+        query = _GET_VISIT_LOCKED if lock else _GET_VISIT
+        row = (await self._s.execute(query, {"visit_id": visit_id})).mappings().first()
         if row is None:
             return None
         started_at = _aware(row["started_at"])
@@ -391,6 +444,16 @@ class CounterRepository:
         query = _GET_COUNTER_LOCKED if lock else _GET_COUNTER
         row = (await self._s.execute(query, {"site": site, "code": code})).mappings().first()
         return None if row is None else self._counter(row)
+
+    async def lock_with_policy(self, site: str, code: str) -> tuple[Counter, dict[str, Any] | None] | None:
+        """The counter, locked, and its agency's policy document at the site, else the site's default,
+        else None; in one round trip."""
+        params = {"site": site, "code": code}
+        row = (await self._s.execute(_LOCK_COUNTER_WITH_POLICIES, params)).mappings().first()
+        if row is None:
+            return None
+        document = row["agency_policy"] if row["agency_policy"] is not None else row["site_policy"]
+        return self._counter(row), document
 
     async def set_calls_since_priority(self, c: Counter) -> None:
         params = {"c_site": c.site, "c_code": c.code, "calls": c.calls_since_priority}
@@ -496,21 +559,49 @@ class PolicyStore:
         )
 
 
+_FIND_IDEMPOTENT = select(
+    idempotency_keys.c.request_hash, idempotency_keys.c.status_code, idempotency_keys.c.response
+).where(idempotency_keys.c.principal == bindparam("principal"), idempotency_keys.c.key == bindparam("key"))
+_FIND_IDEMPOTENT_MANY = select(
+    idempotency_keys.c.principal,
+    idempotency_keys.c.key,
+    idempotency_keys.c.request_hash,
+    idempotency_keys.c.status_code,
+    idempotency_keys.c.response,
+).where(
+    idempotency_keys.c.principal.in_(bindparam("principals", expanding=True)),
+    idempotency_keys.c.key.in_(bindparam("keys", expanding=True)),
+)
+_REMEMBER_IDEMPOTENT = idempotency_keys.insert()
+
+
 class IdempotencyStore:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def find(self, principal: str, key: str) -> tuple[str, int, dict[str, Any]] | None:
-        row = (
-            await self._s.execute(
-                select(
-                    idempotency_keys.c.request_hash,
-                    idempotency_keys.c.status_code,
-                    idempotency_keys.c.response,
-                ).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
-            )
-        ).first()
+        row = (await self._s.execute(_FIND_IDEMPOTENT, {"principal": principal, "key": key})).first()
         return (row.request_hash, row.status_code, row.response) if row else None
+
+    async def find_many(
+        self, requests: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, int, dict[str, Any]]]:
+        """The stored answers of the (principal, key) pairs that have one, in one query."""
+        if not requests:
+            return {}
+        wanted = set(requests)
+        params = {"principals": sorted({p for p, _ in wanted}), "keys": sorted({k for _, k in wanted})}
+        rows = await self._s.execute(_FIND_IDEMPOTENT_MANY, params)
+        return {
+            (r.principal, r.key): (r.request_hash, r.status_code, r.response)
+            for r in rows
+            if (r.principal, r.key) in wanted
+        }
+
+    async def remember_many(self, answers: Sequence[dict[str, Any]]) -> None:
+        """Store answers (rows of principal, key, request_hash, status_code, response, created_at) at once."""
+        if answers:
+            await self._s.execute(_REMEMBER_IDEMPOTENT, list(answers))
 
     async def remember(
         self,
@@ -522,12 +613,13 @@ class IdempotencyStore:
         at: datetime,
     ) -> None:
         await self._s.execute(
-            idempotency_keys.insert().values(
-                principal=principal,
-                key=key,
-                request_hash=request_hash,
-                status_code=status_code,
-                response=response,
-                created_at=at,
-            )
+            _REMEMBER_IDEMPOTENT,
+            {
+                "principal": principal,
+                "key": key,
+                "request_hash": request_hash,
+                "status_code": status_code,
+                "response": response,
+                "created_at": at,
+            },
         )
