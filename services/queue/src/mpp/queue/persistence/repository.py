@@ -601,14 +601,6 @@ class CounterRepository:
         document = row["agency_policy"] if row["agency_policy"] is not None else row["site_policy"]
         return self._counter(row), document
 
-    async def set_calls_since_priority(self, c: Counter) -> None:
-        params = {"c_site": c.site, "c_code": c.code, "calls": c.calls_since_priority}
-        await self._s.execute(_SET_CALLS_SINCE_PRIORITY, params)
-
-    async def add_served(self, site: str, code: str) -> None:
-        """One more ticket served at the counter (an increment in place, no read)."""
-        await self._s.execute(_ADD_SERVED, {"c_site": site, "c_code": code})
-
     @staticmethod
     def _counter(row: Any) -> Counter:
         return Counter(
