@@ -8,7 +8,8 @@ reports is the work each operation costs, which a busy shared machine disturbs f
 throughput figures of ``make bench``. First kiosk visits of one ticket, one at a time and then 32 at once
 (written together by the visit batcher; figures per visit), then, with about 3,000 tickets
 waiting, call-next -> start -> complete cycles at one counter. CPU is this process's (the app and the
-client); statements are those the app sent to the database (transaction begin and commit not counted).
+client); statements are those the app sent to the database, through SQLAlchemy or straight to the driver
+(transaction begin and commit not counted).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
+from mpp.kit import db
 from mpp.kit.auth import issue_token
 from mpp.queue.app import create_app
 from mpp.queue.config import QueueSettings
@@ -59,6 +61,7 @@ async def measure(url: str) -> dict[str, dict[str, float]]:
         statements[0] += 1
 
     event.listen(engine.sync_engine, "before_cursor_execute", counted)
+    db.statement_hook.append(counted)  # the statements sent straight to the driver
     kiosk = _bearer(subject="bench-kiosk", roles=["kiosk"], site=SITE)
     officer = _bearer(subject="bench-officer", roles=["officer"], agency="disdukcapil", site=SITE)
     results: dict[str, dict[str, float]] = {}

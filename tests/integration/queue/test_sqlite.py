@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+import tests.integration.queue.test_feedback as feedback
+import tests.integration.queue.test_lifecycle as lifecycle
+import tests.integration.queue.test_transfer_and_policy as transfer_and_policy
 from mpp.kit.auth import Role
-from tests.integration.queue.harness import KK, KTP, bearer, kiosk, officer, operator, running_queue
+from tests.integration.queue.harness import KK, KTP, QueueApi, bearer, kiosk, officer, operator, running_queue
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +73,35 @@ async def test_appointments_on_sqlite_keep_the_quota_and_the_slot_time(tmp_path:
         assert checked.status_code == 201
         assert datetime.fromisoformat(checked.json()["ticket"]["queued_at"]) == datetime.fromisoformat(slot)
         assert swept.json()["count"] == 2
+
+
+# The counters' cycle (call-next, start, complete) runs hand-written statements on PostgreSQL and
+# SQLAlchemy's on SQLite: the same tests for both (the base classes run on PostgreSQL).
+
+
+class OnSqlite:
+    @pytest.fixture
+    async def queue(self, tmp_path: Path) -> AsyncIterator[QueueApi]:
+        async with running_queue(f"sqlite:///{tmp_path / 'queue.db'}") as api:
+            yield api
+
+
+class TestServeTicketOnSqlite(OnSqlite, lifecycle.TestServeTicket):
+    pass
+
+
+class TestCountersOnSqlite(OnSqlite, lifecycle.TestCounters):
+    pass
+
+
+class TestDecisionOnSqlite(OnSqlite, transfer_and_policy.TestDecision):
+    pass
+
+
+class TestPolicyOnSqlite(OnSqlite, transfer_and_policy.TestPolicy):
+    pass
+
+
+async def test_a_survey_of_a_service_completed_on_sqlite_is_answered_once(tmp_path: Path) -> None:
+    async with running_queue(f"sqlite:///{tmp_path / 'queue.db'}") as api:
+        await feedback.test_a_completed_service_hands_out_a_survey_answered_once_and_anonymously(api)

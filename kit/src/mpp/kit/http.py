@@ -418,9 +418,10 @@ def _has_nul(scope: Scope) -> bool:
 
 
 def _is_unstorable_text(error: BaseException) -> bool:
-    if not isinstance(error, DBAPIError):
-        return False
-    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if isinstance(error, DBAPIError):
+        code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    else:  # asyncpg's own error, from a statement sent straight to the driver
+        code = getattr(error, "sqlstate", None)
     return code is not None and str(code) in _UNSTORABLE_TEXT_SQLSTATES
 
 

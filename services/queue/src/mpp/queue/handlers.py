@@ -672,37 +672,28 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     if locked is None or not locked[0].open:
         raise WrongState("counter", "closed", "call_next")
     counter, document = locked
-    # A statement of its own after the lock: it sees what a call that held the lock before committed
-    # (a subquery of the locking statement would read the snapshot taken before waiting for the lock).
-    busy = await uow.tickets.at_counter(cmd.site, cmd.counter)
-    if busy is not None:
-        raise CounterBusy(busy)
     policy = _policy_of(document)
     state = CounterState(counter.calls_since_priority)
-    # The head of the queue, read without locks, only to rank and explain: tickets in it that rank ahead
-    # of the locked candidates are being called by other counters and are reported as skipped.
+    nth = policy.priority_every_nth
+    # Statements of their own after the lock: they see what a call that held the lock before committed
+    # (a subquery of the locking statement would read the snapshot taken before waiting for the lock).
+    # The head of the queue is read without locks, only to rank and explain: tickets in it that rank
+    # ahead of the locked candidates are being called by other counters and are reported as skipped.
     # A ticket whose place in the queue starts later (an appointment checked in before its slot) is
     # not callable yet.
     now = ports.clock.now()
-    head = await uow.tickets.waiting_head(cmd.site, counter.service_types, limit=PEEK, callable_at=now)
-    candidates: dict[str, Ticket] = {}
-    first = await uow.tickets.lock_first_waiting(
-        cmd.site, counter.service_types, priority_only=False, callable_at=now
+    found = await uow.tickets.call_candidates(
+        cmd.site,
+        cmd.counter,
+        counter.service_types,
+        callable_at=now,
+        head_limit=PEEK,
+        priority=nth is not None and state.calls_since_priority >= nth - 1,
     )
-    if first is not None:
-        candidates[first.id] = first
-        nth = policy.priority_every_nth
-        if (
-            first.priority_group is PriorityGroup.NONE
-            and nth is not None
-            and state.calls_since_priority >= nth - 1
-        ):
-            lane = await uow.tickets.lock_first_waiting(
-                cmd.site, counter.service_types, priority_only=True, callable_at=now
-            )
-            if lane is not None:
-                candidates[lane.id] = lane
-    pool = {t.id: t.candidate() for t in head}
+    if found.busy is not None:
+        raise CounterBusy(found.busy)
+    candidates = {t.id: t for t in (found.first, found.priority) if t is not None}
+    pool = {t.id: t.candidate() for t in found.head}
     pool.update({t.id: t.candidate() for t in candidates.values()})
     decision = choose_next(list(pool.values()), policy, now, state, available=set(candidates))
     if decision is None:
@@ -711,10 +702,9 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     explanation = {**decision.explanation, "counter": counter.code, "lock": "for_update_skip_locked"}
     ticket.call(counter=counter.code, officer=cmd.officer, at=now, decision=explanation)
     calls_since_priority = decision.next_counter_state(state).calls_since_priority
-    if calls_since_priority != counter.calls_since_priority:
-        counter.calls_since_priority = calls_since_priority
-        await uow.counters.set_calls_since_priority(counter)
-    await uow.tickets.save(ticket)
+    changed = calls_since_priority != counter.calls_since_priority
+    counter.calls_since_priority = calls_since_priority
+    await uow.tickets.save_called(ticket, counter if changed else None)
     uow.publish(*_ticket_events(ticket, cmd.correlation_id))
     return ticket
 
@@ -726,6 +716,7 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
     if cmd.authorize is not None:
         cmd.authorize(ticket)
     now = ports.clock.now()
+    invitation: SurveyInvitation | None = None
     match cmd.action:
         case "recall":
             policy = await effective_policy(uow, ticket.site, ticket.agency)
@@ -734,18 +725,14 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
             ticket.start(officer=cmd.actor, at=now)
         case "complete":
             ticket.complete(officer=cmd.actor, at=now)
-            if ticket.counter is not None:
-                await uow.counters.add_served(ticket.site, ticket.counter)
             # The citizen may now rate this service, once (SKM).
-            await uow.surveys.invite(
-                SurveyInvitation.after_completion(
-                    ticket_id=ticket.id,
-                    site=ticket.site,
-                    agency=ticket.agency,
-                    service_type=ticket.service_type,
-                    at=now,
-                    window=ports.feedback.survey_window,
-                )
+            invitation = SurveyInvitation.after_completion(
+                ticket_id=ticket.id,
+                site=ticket.site,
+                agency=ticket.agency,
+                service_type=ticket.service_type,
+                at=now,
+                window=ports.feedback.survey_window,
             )
         case "no_show":
             ticket.no_show(at=now)
@@ -753,7 +740,11 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
             ticket.cancel(by=cmd.cancelled_by.value, reason_code=cmd.reason_code, at=now)
         case _:
             raise WrongState("ticket", ticket.state.value, cmd.action)
-    await uow.tickets.save(ticket)
+    if invitation is not None:
+        # One more served at the counter and the invitation, written with the ticket.
+        await uow.tickets.save_completed(ticket, uow.surveys.invited_row(invitation))
+    else:
+        await uow.tickets.save(ticket)
     events = _ticket_events(ticket, cmd.correlation_id)
     if cmd.action == "complete" and cmd.application_id is not None:
         events = [

@@ -197,7 +197,7 @@ def parse_answers(
         options = PROFILE_LABELS.get(key)
         if options is None:
             problems.append({"field": f"respondent.{key}", "problem": "Isian profil tidak dikenal"})
-        elif value is not None and value not in options:
+        elif value is not None and (not isinstance(value, str) or value not in options):
             problems.append(
                 {"field": f"respondent.{key}", "problem": f"Pilihan '{PROFILE_TITLES[key]}' tidak dikenal"}
             )

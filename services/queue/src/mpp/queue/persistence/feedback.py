@@ -42,7 +42,6 @@ def _invitation(row: RowMapping) -> SurveyInvitation:
     )
 
 
-_INSERT_INVITATION = survey_invitations.insert()
 _INVITATION_OF_TICKET = select(survey_invitations).where(
     survey_invitations.c.ticket_id == bindparam("ticket_id")
 )
@@ -54,24 +53,23 @@ class SurveyRepository:
         self.invited: dict[str, SurveyInvitation] = {}
         """Invitations written in this unit of work, by ticket id."""
 
-    async def invite(self, inv: SurveyInvitation) -> None:
-        await self._s.execute(
-            _INSERT_INVITATION,
-            {
-                "token": inv.token,
-                "ticket_id": inv.ticket_id,
-                "site": inv.site,
-                "agency": inv.agency,
-                "service_type": inv.service_type,
-                "completed_at": _utc(inv.completed_at),
-                "closes_at": _utc(inv.closes_at),
-                "answered_at": None,
-            },
-        )
+    def invited_row(self, inv: SurveyInvitation) -> dict[str, Any]:
+        """The row of a new invitation, for the caller to insert in this unit of work (the statement that
+        saves the completed ticket does); remembered so that :meth:`of_ticket` needs no read."""
         # As a read would return it: times in UTC.
         self.invited[inv.ticket_id] = replace(
             inv, completed_at=inv.completed_at.astimezone(UTC), closes_at=inv.closes_at.astimezone(UTC)
         )
+        return {
+            "token": inv.token,
+            "ticket_id": inv.ticket_id,
+            "site": inv.site,
+            "agency": inv.agency,
+            "service_type": inv.service_type,
+            "completed_at": _utc(inv.completed_at),
+            "closes_at": _utc(inv.closes_at),
+            "answered_at": None,
+        }
 
     async def find(self, key: str) -> SurveyInvitation | None:
         """The invitation of a survey token, or of the ticket id the citizen holds."""

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.events.common import Channel, PriorityGroup
-from mpp.kit.db import dialect_insert
+from mpp.kit.db import DriverSql, dialect_insert
 from mpp.queue.domain.model import Counter, Ticket, TicketState, Visit
 from mpp.queue.domain.policy import OrderingPolicy
+from mpp.queue.persistence import pg
 from mpp.queue.persistence.tables import (
     counters,
     idempotency_keys,
     policies,
+    survey_invitations,
     ticket_sequences,
     tickets,
     visits,
@@ -34,7 +37,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def _ticket(row: RowMapping) -> Ticket:
+def _ticket(row: Any) -> Ticket:
     issued_at = _aware(row["issued_at"])
     queued_at = _aware(row["queued_at"])
     assert issued_at is not None and queued_at is not None
@@ -161,14 +164,50 @@ _ADD_SERVED = (
 _POLICIES_OF = select(policies.c.agency, policies.c.document).where(
     policies.c.site == bindparam("site"), policies.c.agency.in_(bindparam("agencies", expanding=True))
 )
+_INSERT_INVITATION = survey_invitations.insert()
 _SEQUENCE_UPSERTS: dict[str, Any] = {}
 _SEQUENCE_TAKES: dict[str, Any] = {}
 OPEN_STATES = (TicketState.WAITING.value, TicketState.CALLED.value, TicketState.SERVING.value)
 
 
+@dataclass
+class CallCandidates:
+    """What call-next reads once the counter is locked."""
+
+    busy: Ticket | None
+    """The ticket the counter is already dealing with (called or being served), if any."""
+    head: list[Ticket]
+    """The first callable waiting tickets in rank order, not locked."""
+    first: Ticket | None
+    """The first callable waiting ticket no other transaction holds, locked."""
+    priority: Ticket | None
+    """The same among priority tickets, locked, when asked for and ``first`` is not one."""
+
+
+def _sql_ticket(t: Ticket) -> tuple[Any, ...]:
+    """The ticket's id and changing columns, as :data:`pg.SAVE_TICKET` takes them."""
+    decision = None if t.decision is None else orjson.dumps(t.decision).decode()
+    return (
+        t.id,
+        t.state.value,
+        t.call_count,
+        t.first_called_at,
+        t.called_at,
+        t.counter,
+        t.officer,
+        t.started_at,
+        t.finished_at,
+        t.transferred_to,
+        t.rank,
+        decision,
+    )
+
+
 class TicketRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, sql: DriverSql | None = None) -> None:
         self._s = session
+        self._sql = sql
+        """PostgreSQL: the hot statements go straight to the driver through it."""
 
     async def add(self, t: Ticket) -> None:
         await self._s.execute(_INSERT_TICKET, self._row(t))
@@ -199,9 +238,57 @@ class TicketRepository:
         )
 
     async def save(self, t: Ticket) -> None:
+        if self._sql is not None:
+            await self._sql.execute(pg.SAVE_TICKET, *_sql_ticket(t))
+            return
+        await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
+
+    async def save_called(self, t: Ticket, counter: Counter | None) -> None:
+        """The called ticket and, if given, the counter's calls since the last priority ticket."""
+        if self._sql is not None:
+            if counter is None:
+                await self._sql.execute(pg.SAVE_TICKET, *_sql_ticket(t))
+            else:
+                await self._sql.execute(
+                    pg.SAVE_CALLED_TICKET,
+                    *_sql_ticket(t),
+                    counter.site,
+                    counter.code,
+                    counter.calls_since_priority,
+                )
+            return
+        if counter is not None:
+            params = {"c_site": counter.site, "c_code": counter.code, "calls": counter.calls_since_priority}
+            await self._s.execute(_SET_CALLS_SINCE_PRIORITY, params)
+        await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
+
+    async def save_completed(self, t: Ticket, invitation: dict[str, Any] | None) -> None:
+        """The completed ticket, one more ticket served at its counter, and the survey invitation row
+        (columns of ``survey_invitations``) if given."""
+        if self._sql is not None:
+            inv = invitation or {}
+            await self._sql.execute(
+                pg.SAVE_COMPLETED_TICKET,
+                *_sql_ticket(t),
+                t.site,
+                t.counter,
+                inv.get("token"),
+                inv.get("agency"),
+                inv.get("service_type"),
+                inv.get("completed_at"),
+                inv.get("closes_at"),
+            )
+            return
+        if t.counter is not None:
+            await self._s.execute(_ADD_SERVED, {"c_site": t.site, "c_code": t.counter})
+        if invitation is not None:
+            await self._s.execute(_INSERT_INVITATION, invitation)
         await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
 
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
+        if lock and self._sql is not None:
+            found = await self._sql.fetchrow(pg.GET_TICKET_LOCKED, ticket_id)
+            return None if found is None else _ticket(found)
         query = _GET_TICKET_LOCKED if lock else _GET_TICKET
         row = (await self._s.execute(query, {"ticket_id": ticket_id})).mappings().first()
         return None if row is None else _ticket(row)
@@ -214,6 +301,8 @@ class TicketRepository:
         return None if row is None else _ticket(row)
 
     async def of_visit(self, visit_id: str) -> list[Ticket]:
+        if self._sql is not None:
+            return [_ticket(r) for r in await self._sql.fetch(pg.TICKETS_OF_VISIT, visit_id)]
         rows = (await self._s.execute(_TICKETS_OF_VISIT, {"visit_id": visit_id})).mappings().all()
         return [_ticket(r) for r in rows]
 
@@ -221,6 +310,50 @@ class TicketRepository:
         """The ticket a counter is dealing with (called or being served), if any."""
         row = (await self._s.execute(_AT_COUNTER, {"site": site, "counter": counter})).mappings().first()
         return None if row is None else _ticket(row)
+
+    async def call_candidates(
+        self,
+        site: str,
+        counter: str,
+        service_types: Sequence[str],
+        *,
+        callable_at: datetime,
+        head_limit: int,
+        priority: bool,
+    ) -> CallCandidates:
+        """Call-next's reads after the counter's lock: the ticket the counter is busy with, the head of
+        the queue, and the candidates locked (see :meth:`lock_first_waiting`); ``priority``: also the
+        first priority ticket when the first waiting one is not one. One statement on PostgreSQL."""
+        if self._sql is not None:
+            rows = await self._sql.fetch(
+                pg.CALL_CANDIDATES, site, counter, list(service_types), callable_at, head_limit, priority
+            )
+            found: dict[str, list[Ticket]] = {"busy": [], "head": [], "first": [], "priority": []}
+            for row in rows:
+                found[row["kind"]].append(_ticket(row))
+            first = found["first"][0] if found["first"] else None
+            lane = found["priority"][0] if found["priority"] else None
+            if first is None or first.priority_group is not PriorityGroup.NONE:
+                lane = None
+            return CallCandidates(
+                busy=found["busy"][0] if found["busy"] else None,
+                head=found["head"],
+                first=first,
+                priority=lane,
+            )
+        busy = await self.at_counter(site, counter)
+        if busy is not None:
+            return CallCandidates(busy=busy, head=[], first=None, priority=None)
+        head = await self.waiting_head(site, service_types, limit=head_limit, callable_at=callable_at)
+        first = await self.lock_first_waiting(
+            site, service_types, priority_only=False, callable_at=callable_at
+        )
+        lane = None
+        if first is not None and priority and first.priority_group is PriorityGroup.NONE:
+            lane = await self.lock_first_waiting(
+                site, service_types, priority_only=True, callable_at=callable_at
+            )
+        return CallCandidates(busy=None, head=head, first=first, priority=lane)
 
     async def lock_first_waiting(
         self, site: str, service_types: Sequence[str], *, priority_only: bool, callable_at: datetime
@@ -370,8 +503,9 @@ class TicketRepository:
 
 
 class VisitRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, sql: DriverSql | None = None) -> None:
         self._s = session
+        self._sql = sql
 
     async def add(self, v: Visit) -> None:
         await self._s.execute(_INSERT_VISIT, self._row(v))
@@ -394,8 +528,12 @@ class VisitRepository:
         }
 
     async def get(self, visit_id: str, *, lock: bool = False) -> Visit | None:
-        query = _GET_VISIT_LOCKED if lock else _GET_VISIT
-        row = (await self._s.execute(query, {"visit_id": visit_id})).mappings().first()
+        row: Any
+        if lock and self._sql is not None:
+            row = await self._sql.fetchrow(pg.GET_VISIT_LOCKED, visit_id)
+        else:
+            query = _GET_VISIT_LOCKED if lock else _GET_VISIT
+            row = (await self._s.execute(query, {"visit_id": visit_id})).mappings().first()
         if row is None:
             return None
         started_at = _aware(row["started_at"])
@@ -429,6 +567,9 @@ class VisitRepository:
         return list((await self._s.execute(query)).scalars().all())
 
     async def save(self, v: Visit) -> None:
+        if self._sql is not None:
+            await self._sql.execute(pg.SAVE_VISIT, v.id, v.ended_at, v.tickets_total, v.tickets_served)
+            return
         await self._s.execute(
             update(visits)
             .where(visits.c.id == v.id)
@@ -437,8 +578,9 @@ class VisitRepository:
 
 
 class CounterRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, sql: DriverSql | None = None) -> None:
         self._s = session
+        self._sql = sql
 
     async def get(self, site: str, code: str, *, lock: bool = False) -> Counter | None:
         query = _GET_COUNTER_LOCKED if lock else _GET_COUNTER
@@ -448,23 +590,19 @@ class CounterRepository:
     async def lock_with_policy(self, site: str, code: str) -> tuple[Counter, dict[str, Any] | None] | None:
         """The counter, locked, and its agency's policy document at the site, else the site's default,
         else None; in one round trip."""
-        params = {"site": site, "code": code}
-        row = (await self._s.execute(_LOCK_COUNTER_WITH_POLICIES, params)).mappings().first()
+        row: Any
+        if self._sql is not None:
+            row = await self._sql.fetchrow(pg.LOCK_COUNTER_WITH_POLICIES, site, code)
+        else:
+            params = {"site": site, "code": code}
+            row = (await self._s.execute(_LOCK_COUNTER_WITH_POLICIES, params)).mappings().first()
         if row is None:
             return None
         document = row["agency_policy"] if row["agency_policy"] is not None else row["site_policy"]
         return self._counter(row), document
 
-    async def set_calls_since_priority(self, c: Counter) -> None:
-        params = {"c_site": c.site, "c_code": c.code, "calls": c.calls_since_priority}
-        await self._s.execute(_SET_CALLS_SINCE_PRIORITY, params)
-
-    async def add_served(self, site: str, code: str) -> None:
-        """One more ticket served at the counter (an increment in place, no read)."""
-        await self._s.execute(_ADD_SERVED, {"c_site": site, "c_code": code})
-
     @staticmethod
-    def _counter(row: RowMapping) -> Counter:
+    def _counter(row: Any) -> Counter:
         return Counter(
             code=row["code"],
             site=row["site"],

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mpp.kit.outbox import UnitOfWork
+from mpp.kit.db import DriverSql
+from mpp.kit.outbox import UnitOfWork, outbox_row
+from mpp.queue.persistence import pg
 from mpp.queue.persistence.appointments import AppointmentRepository
 from mpp.queue.persistence.feedback import ComplaintRepository, SurveyRepository
 from mpp.queue.persistence.protection import TextSealer, development_sealer
@@ -55,15 +58,36 @@ class QueueUnitOfWork(UnitOfWork):
             if self._writer_lock is not None:
                 self._writer_lock.release()
             raise
-        self.visits = VisitRepository(self.session)
-        self.tickets = TicketRepository(self.session)
-        self.counters = CounterRepository(self.session)
+        # PostgreSQL: the statements of the counters' cycle (call-next, start, complete) and the outbox
+        # rows go straight to asyncpg, in the same transaction.
+        self.sql = DriverSql(self.session) if DriverSql.available(self.session) else None
+        self.visits = VisitRepository(self.session, self.sql)
+        self.tickets = TicketRepository(self.session, self.sql)
+        self.counters = CounterRepository(self.session, self.sql)
         self.policies = PolicyStore(self.session)
         self.idempotency = IdempotencyStore(self.session)
         self.appointments = AppointmentRepository(self.session)
         self.surveys = SurveyRepository(self.session)
         self.complaints = ComplaintRepository(self.session, self._sealer)
         return self
+
+    async def commit(self) -> None:
+        if self.sql is None or not self._pending:
+            await super().commit()
+            return
+        now = datetime.now(UTC)
+        rows = [outbox_row(e, now) for e in self._pending]
+        self._pending = []
+        await self.sql.execute(
+            pg.INSERT_OUTBOX,
+            [r["event_id"] for r in rows],
+            [r["topic"] for r in rows],
+            [r["key"] for r in rows],
+            [r["value"] for r in rows],
+            [r["headers"] for r in rows],
+            now,
+        )
+        await super().commit()
 
     async def __aexit__(
         self,

@@ -1,0 +1,100 @@
+"""The hot statements of call-next, start and complete as PostgreSQL SQL, sent straight to asyncpg.
+
+Each cycle of a counter (call-next -> start -> complete) runs these and nothing else, so they skip
+SQLAlchemy's statement processing (see :class:`mpp.kit.db.DriverSql`); SQLite runs the same steps through
+the SQLAlchemy statements of :mod:`mpp.queue.persistence.repository`. Several steps that take one
+statement each there are one statement here (common table expressions).
+"""
+
+from __future__ import annotations
+
+LOCK_COUNTER_WITH_POLICIES = """
+SELECT c.*,
+       (SELECT p.document FROM policies p WHERE p.site = c.site AND p.agency = c.agency) AS agency_policy,
+       (SELECT p.document FROM policies p WHERE p.site = c.site AND p.agency = '') AS site_policy
+FROM counters c WHERE c.site = $1 AND c.code = $2
+FOR UPDATE OF c
+"""
+
+# Run after the counter's row is locked (a statement of its own, so that its snapshot sees what a call
+# that held the lock before committed). In one statement: the ticket the counter is busy with, the head
+# of the queue read without locks (to rank and explain), the first waiting ticket and, when the
+# every-Nth rule may apply ($6), the first priority ticket, each locked with SKIP LOCKED. The priority
+# candidate is the first one itself when that one is a priority ticket (a row this transaction locked
+# already is not skipped).
+CALL_CANDIDATES = """
+WITH busy AS (
+    SELECT * FROM tickets
+    WHERE site = $1 AND counter = $2 AND state IN ('called', 'serving')
+    LIMIT 1
+), head AS (
+    SELECT * FROM tickets
+    WHERE site = $1 AND state = 'waiting' AND service_type = ANY($3::text[]) AND queued_at <= $4
+    ORDER BY rank, queued_at, seq, id LIMIT $5
+), first_waiting AS (
+    SELECT * FROM tickets
+    WHERE site = $1 AND state = 'waiting' AND service_type = ANY($3::text[]) AND queued_at <= $4
+    ORDER BY rank, queued_at, seq, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), first_priority AS (
+    SELECT * FROM tickets
+    WHERE $6 AND site = $1 AND state = 'waiting' AND service_type = ANY($3::text[]) AND queued_at <= $4
+        AND priority_group <> 'none'
+    ORDER BY rank, queued_at, seq, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+SELECT 'busy' AS kind, busy.* FROM busy
+UNION ALL SELECT 'head', head.* FROM head
+UNION ALL SELECT 'first', first_waiting.* FROM first_waiting
+UNION ALL SELECT 'priority', first_priority.* FROM first_priority
+"""
+
+GET_TICKET_LOCKED = "SELECT * FROM tickets WHERE id = $1 FOR UPDATE"
+
+SAVE_TICKET = """
+UPDATE tickets SET state = $2, call_count = $3, first_called_at = $4, called_at = $5, counter = $6,
+    officer = $7, started_at = $8, finished_at = $9, transferred_to = $10, rank = $11,
+    decision = COALESCE($12::json, decision)
+WHERE id = $1
+"""
+"""$1..$12: the ticket's id and its changing columns (a NULL decision leaves the stored one)."""
+
+SAVE_CALLED_TICKET = """
+WITH counter_state AS (
+    UPDATE counters SET calls_since_priority = $15 WHERE site = $13 AND code = $14
+)
+UPDATE tickets SET state = $2, call_count = $3, first_called_at = $4, called_at = $5, counter = $6,
+    officer = $7, started_at = $8, finished_at = $9, transferred_to = $10, rank = $11,
+    decision = COALESCE($12::json, decision)
+WHERE id = $1
+"""
+"""The called ticket and the calls its counter made since the last priority ticket."""
+
+SAVE_COMPLETED_TICKET = """
+WITH served AS (
+    UPDATE counters SET tickets_served = tickets_served + 1 WHERE site = $13 AND code = $14
+), invited AS (
+    INSERT INTO survey_invitations
+        (token, ticket_id, site, agency, service_type, completed_at, closes_at, answered_at)
+    SELECT $15::text, $1, $13, $16::text, $17::text, $18::timestamptz, $19::timestamptz, NULL::timestamptz
+    WHERE $15::text IS NOT NULL
+)
+UPDATE tickets SET state = $2, call_count = $3, first_called_at = $4, called_at = $5, counter = $6,
+    officer = $7, started_at = $8, finished_at = $9, transferred_to = $10, rank = $11,
+    decision = COALESCE($12::json, decision)
+WHERE id = $1
+"""
+"""The completed ticket, one more served at its counter ($14; none when NULL) and its survey
+invitation ($15 token, none when NULL)."""
+
+GET_VISIT_LOCKED = "SELECT * FROM visits WHERE id = $1 FOR UPDATE"
+TICKETS_OF_VISIT = "SELECT * FROM tickets WHERE visit_id = $1 ORDER BY issued_at, id"
+SAVE_VISIT = "UPDATE visits SET ended_at = $2, tickets_total = $3, tickets_served = $4 WHERE id = $1"
+
+INSERT_OUTBOX = """
+INSERT INTO outbox (event_id, topic, key, value, headers, created_at)
+SELECT e, t, k, v, h, $6 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bytea[])
+    WITH ORDINALITY AS r(e, t, k, v, h, n)
+ORDER BY n
+"""
+"""Every outbox row of a transaction in one statement, numbered (``seq``) in the order given."""
