@@ -17,11 +17,14 @@ dead-lettered: the consumer pauses its partitions while it waits, keeping its gr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import gc
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,6 +92,30 @@ def dead_letter_headers(
         ("dlq_attempts", str(attempts).encode()),
         ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
     ]
+
+
+_paused_batches = 0
+_collector_was_enabled = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a batch is read and applied. A batch allocates
+    envelopes, payloads and increments by the ten thousand and frees them by reference counting; the
+    collector would otherwise scan the live ones over and over (a fifth to a third of a batch's CPU).
+    Garbage with cycles waits for the end of the batch. Nested or concurrent batches (several
+    consumers in one process) keep it off until the last one ends."""
+    global _paused_batches, _collector_was_enabled  # noqa: PLW0603 - one collector per process
+    if _paused_batches == 0:
+        _collector_was_enabled = gc.isenabled()
+        gc.disable()
+    _paused_batches += 1
+    try:
+        yield
+    finally:
+        _paused_batches -= 1
+        if _paused_batches == 0 and _collector_was_enabled:
+            gc.enable()
 
 
 _TOP_UP_FETCHES = 32
@@ -256,6 +283,10 @@ class EventConsumer:
     # -- processing ----------------------------------------------------------------------------
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        with _collector_paused():
+            await self._process(batches)
+
+    async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
         events: list[ReceivedEvent] = []
         poison: list[tuple[Any, str, str]] = []
@@ -287,8 +318,8 @@ class EventConsumer:
             self._metrics.consumer_batch_seconds.labels(group=self.group_id).observe(
                 time.perf_counter() - started
             )
-            for ev in events:
-                self._metrics.events_consumed_total.labels(group=self.group_id, topic=ev.topic).inc()
+            for topic, n in Counter(ev.topic for ev in events).items():
+                self._metrics.events_consumed_total.labels(group=self.group_id, topic=topic).inc(n)
 
     def _read(self, record: Any) -> ReceivedEvent | tuple[Any, str, str] | None:
         """The event a record holds, the reason it is poison, or none when this consumer skips it."""

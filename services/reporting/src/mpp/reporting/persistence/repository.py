@@ -237,6 +237,9 @@ def _upsert_sql(
     )
 
 
+_WORK_MEM = text("SET LOCAL work_mem = '64MB'")
+
+
 @cache
 def _family_sql(
     table: Table,
@@ -278,7 +281,9 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
     """Add one batch's fact increments to the metric read models and their roll-ups (the caller's
     transaction holds them all, so every roll-up always equals the sum of its days)."""
     if session.get_bind().dialect.name == "postgresql":
-        # Three statements per batch: the roll-ups are summed by PostgreSQL from the daily increments.
+        # Three statements per batch: the roll-ups are summed by PostgreSQL from the daily increments,
+        # with room to sort and aggregate a large batch (a rebuild's) in memory rather than in temp files.
+        await session.execute(_WORK_MEM)
         await _add_family(session, metric_facts, _FACT_KEYS, "value", facts.counts, _FACT_ROLLUPS)
         await _add_family(session, metric_hourly, _HOUR_KEYS, "value", facts.hourly)
         await _add_family(
