@@ -175,7 +175,7 @@ class EventConsumer:
         self._last_purge = time.monotonic()
         # Answers the ids already claimed (duplicates, usually none) rather than the thousands claimed now.
         self._claim_text = text(
-            "WITH ids AS (SELECT DISTINCT unnest(CAST(CAST(:ids AS text) AS varchar[])) AS event_id), "  # noqa: S608
+            "WITH ids AS (SELECT unnest(CAST(CAST(:ids AS text) AS varchar[])) AS event_id), "  # noqa: S608
             f"claimed AS (INSERT INTO {inbox.name} (consumer, event_id, processed_at) "
             "SELECT :consumer, event_id, :now FROM ids ORDER BY event_id "
             "ON CONFLICT DO NOTHING RETURNING event_id) "
