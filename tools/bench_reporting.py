@@ -100,7 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rebuild-max-records",
         type=int,
-        default=20_000,
+        default=50_000,
         help="records per batch (a rebuild's default, `python -m mpp.reporting rebuild --max-records`; the "
         "service's MPP_REPORTING_CONSUMER_MAX_RECORDS for a projector catching up)",
     )
