@@ -100,11 +100,11 @@ _collector_was_enabled = False
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch is read and applied. A batch allocates
-    envelopes, payloads and increments by the ten thousand and frees them by reference counting; the
-    collector would otherwise scan the live ones over and over (a fifth to a third of a batch's CPU).
-    Garbage with cycles waits for the end of the batch. Nested or concurrent batches (several
-    consumers in one process) keep it off until the last one ends."""
+    """Python's cyclic garbage collector off while a batch is read and while it is applied (not while
+    an outage is waited out). A batch allocates envelopes, payloads and increments by the ten thousand
+    and frees them by reference counting; the collector would otherwise scan the live ones over and over
+    (a fifth to a third of a batch's CPU). Garbage with cycles waits for the end of the step. Nested or
+    concurrent batches (several consumers in one process) keep it off until the last one ends."""
     global _paused_batches, _collector_was_enabled  # noqa: PLW0603 - one collector per process
     if _paused_batches == 0:
         _collector_was_enabled = gc.isenabled()
@@ -283,10 +283,6 @@ class EventConsumer:
     # -- processing ----------------------------------------------------------------------------
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        with _collector_paused():
-            await self._process(batches)
-
-    async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
         events: list[ReceivedEvent] = []
         poison: list[tuple[Any, str, str]] = []
@@ -295,22 +291,23 @@ class EventConsumer:
             # Records can arrive before the rebalance listener has sought to the stored offsets: read
             # them first, so nothing at or below the database's offset is applied again.
             await self._retrying(functools.partial(self._load_floors, list(batches)))
-        for tp, records in batches.items():
-            floor = self._stored.get(tp, -1)
-            for record in records:
-                last[tp] = record.offset
-                if record.offset <= floor:
-                    continue
-                read = self._read(record)
-                if isinstance(read, ReceivedEvent):
-                    events.append(read)
-                elif read is not None:
-                    poison.append(read)
+        with _collector_paused():
+            for tp, records in batches.items():
+                floor = self._stored.get(tp, -1)
+                for record in records:
+                    last[tp] = record.offset
+                    if record.offset <= floor:
+                        continue
+                    read = self._read(record)
+                    if isinstance(read, ReceivedEvent):
+                        events.append(read)
+                    elif read is not None:
+                        poison.append(read)
         for record, reason, error in poison:
             await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
         if events or last:
             with self._batch_span(events):
-                await self._retrying(lambda: self._apply(events, last))
+                await self._retrying(lambda: self._apply_paused(events, last))
         for tp, offset in last.items():
             self._stored[tp] = max(self._stored.get(tp, -1), offset)
         await self._commit(last)
@@ -364,6 +361,11 @@ class EventConsumer:
                 "messaging.batch.message_count": len(events),
             },
         )
+
+    async def _apply_paused(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
+        # Each attempt, not the backoff between attempts: an outage may last minutes.
+        with _collector_paused():
+            await self._apply(events, last)
 
     async def _apply(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
         try:
