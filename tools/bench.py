@@ -664,7 +664,7 @@ async def projection_pass(
         commit_s = seconds.get("kafka_offset_commit", 0.0)
         handler_s = seconds.get("handler", 0.0)
         upsert_s = sql_seconds.get("insert daily_counts", 0.0)
-        inbox_s = sql_seconds.get("insert inbox", 0.0)
+        inbox_s = sql_seconds.get("insert inbox", 0.0) + sql_seconds.get("with inbox", 0.0)
         offsets_s = sql_seconds.get("insert consumer_offsets", 0.0)
         out["breakdown_s"] = {
             "fetch_getmany": round(seconds.get("fetch_getmany", 0.0), 3),

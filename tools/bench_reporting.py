@@ -97,7 +97,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=200_000,
         help="events of the reporting rebuild (1000000 for the issue's figure; 200,000 is extrapolated)",
     )
-    p.add_argument("--rebuild-max-records", type=int, default=5000, help="the service's consumer_max_records")
+    p.add_argument(
+        "--rebuild-max-records",
+        type=int,
+        default=50_000,
+        help="records per batch (a rebuild's default, `python -m mpp.reporting rebuild --max-records`; the "
+        "service's MPP_REPORTING_CONSUMER_MAX_RECORDS for a projector catching up)",
+    )
     p.add_argument("--rebuild-timeout", type=float, default=900.0, help="seconds allowed for the rebuild")
     p.add_argument(
         "--pages-sites",

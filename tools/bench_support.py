@@ -112,6 +112,12 @@ class Meter:
 
 
 def _statement_kind(sql: str) -> str:
+    if sql.lstrip()[:4].upper() == "WITH":
+        # Data-modifying CTEs: named after the last table inserted into (the statement's own target).
+        tables = sql.replace("(", " ").split()
+        targets = [tables[i + 2] for i, w in enumerate(tables[:-2]) if w.upper() == "INSERT"]
+        if targets:
+            return f"with {targets[-1].strip(chr(34)).lower()}"
     words = sql[:400].replace("(", " ").split()
     if not words:
         return "?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ from sqlalchemy import exc
 from mpp.contracts.events.licensing import ApplicationSubmittedV1
 from mpp.contracts.examples import example_envelope
 from mpp.contracts.kafka import from_record, header_map
-from mpp.kit.consumer import dead_letter_headers
+from mpp.kit.consumer import _collector_paused, dead_letter_headers
 from mpp.kit.db import is_transient, normalise_url
 from mpp.kit.outbox import decode_headers, outbox_row
 
@@ -93,3 +94,31 @@ class TestDatabaseUrls:
     )
     def test_plain_urls_get_the_async_driver(self, given: str, expected: str) -> None:
         assert normalise_url(given) == expected
+
+
+class TestCollectorPausedDuringBatches:
+    def test_off_while_any_batch_runs_and_restored_after_the_last(self) -> None:
+        assert gc.isenabled()
+        try:
+            with _collector_paused():
+                assert not gc.isenabled()
+                with _collector_paused():  # a second consumer's batch in the same process
+                    assert not gc.isenabled()
+                assert not gc.isenabled()
+            assert gc.isenabled()
+        finally:
+            gc.enable()
+
+    def test_left_off_when_the_process_had_turned_it_off(self) -> None:
+        gc.disable()
+        try:
+            with _collector_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+    def test_restored_when_the_batch_fails(self) -> None:
+        with pytest.raises(RuntimeError), _collector_paused():
+            raise RuntimeError("handler error")
+        assert gc.isenabled()

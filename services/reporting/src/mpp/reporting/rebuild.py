@@ -8,10 +8,10 @@ The rebuild works in place, in the service's own database and under the projecto
 3. in one transaction it empties every read model, the group's inbox and its stored offsets (keeping a
    partition's *origin*, see below);
 4. it reads every partition from its start with large fetches and hands each fetched batch to the
-   projector's own batch processing: parse, fold in memory, one upsert per read model, the inbox of event
-   ids and the consumed offsets in one transaction per batch, so a rebuild that is interrupted (even by
-   ``kill -9``) resumes where it stopped when the service starts, and duplicates on the log are skipped
-   exactly as the service skips them;
+   projector's own batch processing: parse, fold in memory, one upsert per daily read model and its
+   roll-ups, the inbox of event ids and the consumed offsets in one transaction per batch, so a rebuild
+   that is interrupted (even by ``kill -9``) resumes where it stopped when the service starts, and
+   duplicates on the log are skipped exactly as the service skips them;
 5. it stops at the noted ends and prints a summary; the service's projector, once started, goes on from
    there.
 
@@ -227,7 +227,7 @@ async def rebuild(
     *,
     out: TextIO = sys.stderr,
     metrics: ProjectionMetrics | None = None,
-    max_records: int = 20_000,
+    max_records: int = 50_000,
     progress_every_s: float = 1.0,
 ) -> RebuildSummary:
     """Empty the read models and replay every projected topic into them; see the module's description."""
