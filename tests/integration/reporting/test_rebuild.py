@@ -25,7 +25,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.contracts.envelope import Envelope
 from mpp.contracts.masterdata import Catalogue
@@ -34,7 +35,7 @@ from mpp.kit.kafka import create_producer, ensure_topics
 from mpp.reporting.app import create_app, projector_factory
 from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
-from mpp.reporting.persistence.projector_lock import ProjectorLock
+from mpp.reporting.persistence.projector_lock import LOCK_KEY, ProjectorLock
 from mpp.reporting.persistence.tables import inbox
 from mpp.reporting.projection_metrics import ProjectionMetrics
 from mpp.reporting.rebuild import RebuildRefused, rebuild
@@ -270,6 +271,98 @@ async def test_a_projector_starting_during_a_rebuild_waits_for_it(world: World) 
         task.cancel()
         await lock.release()
         await engine.dispose()
+
+
+HOLDERS = text(
+    "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.mode = 'ShareLock' AND l.granted AND l.objsubid = 1"
+    " AND l.classid = :high AND l.objid = :low"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND a.state = 'idle'"
+)
+"""Sessions holding the projector lock shared between statements: the running projectors' own."""
+
+
+async def _lock_holders(engine: AsyncEngine) -> set[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(HOLDERS, {"high": LOCK_KEY >> 32, "low": LOCK_KEY & 0xFFFFFFFF})
+        return {int(pid) for pid in rows.scalars()}
+
+
+async def _cut(engine: AsyncEngine, pids: set[int]) -> None:
+    """End the sessions (as a database restart would): their session locks go with them."""
+    async with engine.connect() as conn:
+        for pid in pids:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+async def _claimed(engine: AsyncEngine, group: str) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(inbox).where(inbox.c.consumer == group)
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_a_projector_that_lost_its_lock_writes_nothing_during_a_rebuild(world: World) -> None:
+    """The session lock can be lost silently (a database restart): each batch fences itself too."""
+    envelopes = generate(5, world.sites, DAYS[:1], 12, world.catalogue).envelopes
+    engine = create_engine(world.url)
+    rebuild_lock = ProjectorLock(engine, exclusive=True)
+    # No check of the session lock during the test: only the per-batch fence stands in the way.
+    app = create_app(world.settings(projection_lag_interval_s=0, projector_lock_check_s=3600))
+    try:
+        async with app.router.lifespan_context(app):
+            holders: set[int] = set()
+
+            async def held() -> bool:
+                holders.update(await _lock_holders(engine))
+                return bool(holders)
+
+            await wait_for(held, timeout_s=30, what="the projector's lock")
+            await _cut(engine, holders)
+            assert await rebuild_lock.acquire()  # nothing else keeps a rebuild from starting now
+            await _publish(world, envelopes)
+            ends = await topic_ends(world.bootstrap)
+            await asyncio.sleep(4)  # the projector fetches the records and tries its batch meanwhile
+            during = await _claimed(engine, world.group)
+            await rebuild_lock.release()
+            await wait_for(
+                lambda: projected_up_to(engine, world.group, ends),
+                timeout_s=120,
+                interval_s=0.3,
+                what="events projected after the rebuild",
+            )
+            after = await _claimed(engine, world.group)
+    finally:
+        await rebuild_lock.release()
+        await engine.dispose()
+    assert during == 0
+    assert after == len({e.id for e in envelopes})
+
+
+async def test_a_projector_takes_its_lock_again_after_losing_it(world: World) -> None:
+    engine = create_engine(world.url)
+    app = create_app(world.settings(projection_lag_interval_s=0, projector_lock_check_s=0.2))
+    rebuild_lock = ProjectorLock(engine, exclusive=True)
+    try:
+        async with app.router.lifespan_context(app):
+            first: set[int] = set()
+
+            async def held() -> bool:
+                first.update(await _lock_holders(engine))
+                return bool(first)
+
+            await wait_for(held, timeout_s=30, what="the projector's lock")
+            await _cut(engine, first)
+
+            async def taken_again() -> bool:
+                return bool(await _lock_holders(engine) - first)
+
+            await wait_for(taken_again, timeout_s=30, what="the projector's lock taken again")
+            refused = not await rebuild_lock.acquire()
+    finally:
+        await rebuild_lock.release()
+        await engine.dispose()
+    assert refused
 
 
 async def test_on_sqlite_a_rebuild_refuses_beside_a_projector_then_replays(

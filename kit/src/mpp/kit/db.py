@@ -84,12 +84,19 @@ def dialect_insert(
     raise RuntimeError(f"unsupported database dialect {name}")
 
 
+class RetryLater(Exception):
+    """A condition that passes by itself (another process holds what this one needs for a while): the
+    consumer keeps the batch and retries it with backoff, as it does when the database is unavailable."""
+
+
 def is_transient(error: BaseException) -> bool:
     """Errors worth retrying: the database or the network is unavailable, a deadlock, a timeout.
 
     Anything else (a constraint violation, a bug, a bad value) is deterministic: retrying gives the
     same result, so the message goes to the dead-letter topic instead.
     """
+    if isinstance(error, RetryLater):
+        return True
     if isinstance(error, exc.DBAPIError):
         if error.connection_invalidated:
             return True

@@ -104,14 +104,17 @@ def zones_of(catalogue: Catalogue) -> Callable[[str], ZoneInfo]:
 
 
 def projector_factory(
-    catalogue: Catalogue, published: frozenset[str] = frozenset()
+    catalogue: Catalogue, published: frozenset[str] = frozenset(), *, fenced: bool = False
 ) -> Callable[[ProjectionMetrics | None], BatchHandler]:
     """The projector's batch handler (for the service and for a rebuild), given where to count. Days of
-    the ``published`` sites it changes are noted for their daily summaries (so a rebuild republishes)."""
+    the ``published`` sites it changes are noted for their daily summaries (so a rebuild republishes);
+    ``fenced`` (the service) makes its batches wait while a rebuild runs."""
     site_tz = zones_of(catalogue)
     sla = catalogue_sla(catalogue, site_tz)
     due = catalogue_due(catalogue, site_tz)
-    return lambda metrics: projector(site_tz, sla, due, published_sites=published, metrics=metrics)
+    return lambda metrics: projector(
+        site_tz, sla, due, published_sites=published, metrics=metrics, fenced=fenced
+    )
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:  # noqa: PLR0915 - the wiring in one place
@@ -132,7 +135,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:  # noqa: P
             ConsumerSpec(
                 group_id=settings.consumer_group,
                 topics=topics,
-                handler=projector_factory(catalogue, published)(projection_metrics),
+                handler=projector_factory(catalogue, published, fenced=True)(projection_metrics),
                 event_types=PROJECTED_TYPES | FACT_TYPES,
                 offsets_from_database_only=True,
             )
@@ -204,6 +207,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:  # noqa: P
             async with runtime_lifespan(app_) as state:
                 stop = asyncio.Event()
                 tasks = [asyncio.create_task(run(stop)) for run in background]
+                if lock is not None:
+                    tasks.append(asyncio.create_task(lock.keep(stop, settings.projector_lock_check_s)))
                 try:
                     yield state
                 finally:

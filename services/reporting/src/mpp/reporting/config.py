@@ -21,6 +21,9 @@ class ReportingSettings(ServiceSettings):
     consumer_max_records: int = 5000
     projection_lag_interval_s: float = 10.0
     """How often the projection's lag per partition is read from the broker (0: never)."""
+    projector_lock_check_s: float = Field(default=5.0, gt=0)
+    """How often a running projector checks that it still holds the projector lock (and takes it again
+    after a database restart), so a rebuild keeps refusing to start beside it."""
     rebuild_max_records: int = 50_000
     """Records per fetched batch (and per transaction) during a rebuild: larger batches fold more events
     into each row they write (the process holds a few hundred megabytes at 50,000)."""

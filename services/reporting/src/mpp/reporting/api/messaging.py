@@ -23,6 +23,7 @@ from mpp.reporting.domain.facts import SERVICE, WAITING, SlaCheck, SlaDue, fold_
 from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.projection import fold
 from mpp.reporting.domain.summary import national_rows
+from mpp.reporting.persistence.projector_lock import fence
 from mpp.reporting.persistence.repository import add_counts, add_facts, add_late
 from mpp.reporting.persistence.summaries import mark_changed, replace_summary, stored_revision
 from mpp.reporting.projection_metrics import ProjectionMetrics
@@ -38,9 +39,16 @@ def projector(
     due: SlaDue = no_due,
     published_sites: frozenset[str] = frozenset(),
     metrics: ProjectionMetrics | None = None,
+    *,
+    fenced: bool = False,
 ) -> BatchHandler:
+    """The projector's batch handler; ``fenced`` (a running service, not a rebuild) makes each batch
+    wait while a rebuild holds the read models (:func:`.persistence.projector_lock.fence`)."""
+
     async def project(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
         started = time.perf_counter()
+        if fenced:
+            await fence(session)
         envelopes = [e.envelope for e in events]
         await add_counts(session, fold(envelopes, site_tz))
         facts = fold_facts(envelopes, site_tz, sla, due)

@@ -5,19 +5,31 @@ connection of its own for as long as it lives, and a rebuild takes it exclusivel
 start while a projector runs and a projector starting during a rebuild waits for it to finish. On SQLite
 (one machine) the same is an ``flock`` on a file next to the database. The lock is released by the
 operating system or the database when its holder dies, so a killed process never leaves it behind.
+
+The session lock alone is not a hard guard on PostgreSQL: if the database restarts or the lock's
+connection is cut, the projector loses it without noticing, and a rebuild could then start beside it.
+So a running projector also **fences** each batch: its transaction takes the lock shared for itself
+(:func:`fence`, ``pg_try_advisory_xact_lock_shared``) and is retried later if a rebuild holds it; and
+:meth:`ProjectorLock.keep` checks the session lock now and then and takes it again when it was lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import logging
 import zlib
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from mpp.kit.db import RetryLater
+
+log = logging.getLogger(__name__)
 
 LOCK_KEY = zlib.crc32(b"mpp.reporting.read-models")
 """The advisory lock's key (one per database: the read models are shared by every consumer group)."""
@@ -63,6 +75,36 @@ class ProjectorLock:
         self._file = handle
         return True
 
+    async def held(self) -> bool:
+        """Whether the lock is still held; on PostgreSQL, whether the session holding it is alive."""
+        if self._engine.dialect.name != "postgresql":
+            return self._file is not None or self._lock_path() is None
+        if self._conn is None:
+            return False
+        try:
+            await self._conn.execute(text("SELECT 1"))
+        except Exception:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            return False
+        return True
+
+    async def keep(self, stop: asyncio.Event, every_s: float) -> None:
+        """Until ``stop``: check the lock every ``every_s`` seconds and take it again when it was lost
+        (the database restarted, the connection was cut), so a rebuild keeps refusing to start."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            if stop.is_set() or await self.held():
+                continue
+            log.warning("reporting.projector.lock_lost")
+            try:
+                if await self.acquire():
+                    log.warning("reporting.projector.lock_taken_again")
+            except Exception as exc:  # the database is still away: try again at the next check
+                log.warning("reporting.projector.lock_retry", extra={"error": type(exc).__name__})
+
     async def release(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
@@ -79,4 +121,20 @@ class ProjectorLock:
             self._file = None
 
 
-__all__ = ["LOCK_KEY", "ProjectorLock"]
+class RebuildRunning(RetryLater):
+    """A rebuild holds the read models: a running projector's batch waits and is retried."""
+
+
+async def fence(session: AsyncSession) -> None:
+    """Take the lock shared for the session's transaction (PostgreSQL), or refuse the batch while a
+    rebuild holds it exclusively; the transaction's end gives it back."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    got = (
+        await session.execute(text("SELECT pg_try_advisory_xact_lock_shared(:key)"), {"key": LOCK_KEY})
+    ).scalar()
+    if not got:
+        raise RebuildRunning("a rebuild of the read models is running: the batch waits for it")
+
+
+__all__ = ["LOCK_KEY", "ProjectorLock", "RebuildRunning", "fence"]
