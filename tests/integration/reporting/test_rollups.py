@@ -14,11 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select
 
 from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.db import create_engine
-from mpp.kit.migrations import upgrade
+from mpp.kit.migrations import downgrade, upgrade
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS
 from mpp.reporting.domain.metrics import METRICS
@@ -205,12 +205,10 @@ async def test_the_migration_fills_the_rollups_from_the_daily_rows(
         plain = create_engine(url)
         try:
             # Back to the schema before the roll-ups, keeping the daily rows.
-            async with plain.begin() as conn:
-                await conn.execute(text("DROP INDEX ix_metric_facts_monthly_site_month"))
-                await conn.execute(text("DROP INDEX ix_duration_histogram_monthly_site_month"))
+            await downgrade(plain, MIGRATIONS, "0004")
+            async with plain.connect() as conn:
                 for rollup, *_ in ROLLUPS:
-                    await conn.execute(text(f"DROP TABLE {rollup.name}"))
-                await conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+                    assert not await conn.run_sync(lambda c, name=rollup.name: inspect(c).has_table(name))
             await upgrade(plain, MIGRATIONS)
         finally:
             await plain.dispose()
