@@ -260,7 +260,19 @@ _DAILY = {
     "metric_hourly": "day, site, agency, service_type, hour, measure",
     "duration_histogram": "day, site, agency, service_type, hour, kind, bucket",
 }
-_READ_MODELS = ("metric_facts", "metric_hourly", "duration_histogram", *(r[0] for r in _ROLLUP_SQL))
+# The per-site roll-up has no agency or service type: summed from the monthly one, as its migration does.
+_SITE_ROLLUP_SQL = (
+    "INSERT INTO duration_histogram_site_monthly (site, month, kind, bucket, count) "
+    "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
+    "GROUP BY site, month, kind, bucket"
+)
+_READ_MODELS = (
+    "metric_facts",
+    "metric_hourly",
+    "duration_histogram",
+    *(r[0] for r in _ROLLUP_SQL),
+    "duration_histogram_site_monthly",
+)
 
 
 async def load_read_models(
@@ -374,6 +386,8 @@ async def load_read_models(
                     )
                 )
                 await conn.commit()
+            await conn.execute(text(_SITE_ROLLUP_SQL))
+            await conn.commit()
             stats["fill_rollups_s"] = round(time.monotonic() - t1, 1)
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -32,6 +32,7 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_monthly,
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
+    duration_histogram_site_monthly,
     metric_facts,
     metric_facts_monthly,
     metric_facts_national_daily,
@@ -85,6 +86,7 @@ ROLLUPS = (
         ("agency", "service_type", "kind", "bucket"),
         "count",
     ),
+    (duration_histogram_site_monthly, duration_histogram, "month", ("site", "kind", "bucket"), "count"),
 )
 
 
@@ -208,6 +210,8 @@ async def test_the_migration_fills_the_rollups_from_the_daily_rows(
             async with plain.begin() as conn:
                 await conn.execute(text("DROP INDEX ix_metric_facts_monthly_site_month"))
                 await conn.execute(text("DROP INDEX ix_duration_histogram_monthly_site_month"))
+                await conn.execute(text("DROP INDEX ix_metric_facts_national_daily_day_measure"))
+                await conn.execute(text("DROP INDEX ix_duration_histogram_national_daily_kind_day"))
                 for rollup, *_ in ROLLUPS:
                     await conn.execute(text(f"DROP TABLE {rollup.name}"))
                 await conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))

@@ -23,6 +23,7 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_monthly,
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
+    duration_histogram_site_monthly,
     late_applications,
     metric_facts,
     metric_facts_monthly,
@@ -235,6 +236,18 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
         "count",
         h_national_monthly,
     )
+    await add_site_histograms(session, facts)
+
+
+async def add_site_histograms(session: AsyncSession, facts: Facts) -> None:
+    """Add one batch's histogram increments to the per-site monthly roll-up
+    (``duration_histogram_site_monthly``: agencies, service types and hours summed), in the caller's
+    transaction like every other read model. Kept apart from the other upserts so that whatever writes a
+    batch's facts calls it as it is."""
+    rows: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, _agency, _st, _hour, kind, bucket), n in facts.histogram.items():
+        rows[(site, day.replace(day=1), kind, bucket)] += n
+    await _add(session, duration_histogram_site_monthly, ("site", "month", "kind", "bucket"), "count", rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,27 +458,61 @@ async def histogram_sums(
     rollups: bool = True,
     regions: Mapping[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly``,
-    ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
-    answers. A national deployment reading daily summaries too reads the daily tables; summaries carry no
-    hours, so by hour only locally projected days count."""
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (as :func:`histograms_sums`)."""
+    rows = await histograms_sums(
+        session,
+        scope,
+        dims=dims,
+        kinds=[kind],
+        monthly=monthly,
+        by_time=by_time,
+        rollups=rollups,
+        regions=regions,
+    )
+    at = 1 + len(dims)
+    return [(*r[:at], *r[at + 1 :]) for r in rows]
+
+
+async def histograms_sums(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    kinds: Sequence[str],
+    monthly: bool = False,
+    by_time: bool = True,
+    rollups: bool = True,
+    regions: Mapping[str, str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows ``(day, *dims, kind, bucket, count)`` of the duration histograms of ``kinds`` in scope
+    (``monthly``, ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by
+    hour, the daily histogram answers. Whole months of sites, without an agency or service type in the
+    query, come from the per-site roll-up. A national deployment reading daily summaries too reads the
+    daily tables; summaries carry no hours, so by hour only locally projected days count."""
+
+    def wanted(t: Table) -> Any:
+        return t.c.kind == kinds[0] if len(kinds) == 1 else t.c.kind.in_(sorted(kinds))
+
     if scope.summaries:
         rows = await _with_summaries(
             session,
             scope,
             duration_histogram,
             None if "hour" in dims else summary_histogram,
-            ["day", *dims, "bucket"],
+            ["day", *dims, "kind", "bucket"],
             "count",
-            lambda t: t.c.kind == kind,
+            wanted,
         )
         return _regional(rows, dims, regions, by_time)
+    detail = bool(set(dims) - {"site"}) or scope.agency is not None or scope.service_type is not None
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
+        if grain.monthly and not grain.national and not detail:
+            t = duration_histogram_site_monthly
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.bucket]
-        q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, t.c.bucket]
+        q = select(*group, func.sum(t.c.count)).where(wanted(t)).group_by(*group)
         parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
     return await _rows(session, parts, by_time)
 
