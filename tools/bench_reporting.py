@@ -260,11 +260,16 @@ _DAILY = {
     "metric_hourly": "day, site, agency, service_type, hour, measure",
     "duration_histogram": "day, site, agency, service_type, hour, kind, bucket",
 }
-# The per-site roll-up has no agency or service type: summed from the monthly one, as its migration does.
-_SITE_ROLLUP_SQL = (
+# The histogram roll-ups without agency or service type: summed from the others, as their migration does.
+_SUMMED_ROLLUP_SQL = (
     "INSERT INTO duration_histogram_site_monthly (site, month, kind, bucket, count) "
     "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
-    "GROUP BY site, month, kind, bucket"
+    "GROUP BY site, month, kind, bucket",
+    "INSERT INTO duration_histogram_total_daily (day, kind, bucket, count) "
+    "SELECT day, kind, bucket, sum(count) FROM duration_histogram_national_daily GROUP BY day, kind, bucket",
+    "INSERT INTO duration_histogram_total_monthly (month, kind, bucket, count) "
+    "SELECT month, kind, bucket, sum(count) FROM duration_histogram_national_monthly "
+    "GROUP BY month, kind, bucket",
 )
 _READ_MODELS = (
     "metric_facts",
@@ -272,6 +277,8 @@ _READ_MODELS = (
     "duration_histogram",
     *(r[0] for r in _ROLLUP_SQL),
     "duration_histogram_site_monthly",
+    "duration_histogram_total_daily",
+    "duration_histogram_total_monthly",
 )
 
 
@@ -386,8 +393,9 @@ async def load_read_models(
                     )
                 )
                 await conn.commit()
-            await conn.execute(text(_SITE_ROLLUP_SQL))
-            await conn.commit()
+            for sql in _SUMMED_ROLLUP_SQL:
+                await conn.execute(text(sql))
+                await conn.commit()
             stats["fill_rollups_s"] = round(time.monotonic() - t1, 1)
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")

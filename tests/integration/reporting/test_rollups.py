@@ -35,6 +35,8 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
     duration_histogram_site_monthly,
+    duration_histogram_total_daily,
+    duration_histogram_total_monthly,
     metric_facts,
     metric_facts_monthly,
     metric_facts_national_daily,
@@ -89,6 +91,8 @@ ROLLUPS = (
         "count",
     ),
     (duration_histogram_site_monthly, duration_histogram, "month", ("site", "kind", "bucket"), "count"),
+    (duration_histogram_total_daily, duration_histogram, "day", ("kind", "bucket"), "count"),
+    (duration_histogram_total_monthly, duration_histogram, "month", ("kind", "bucket"), "count"),
 )
 
 

@@ -1,9 +1,10 @@
-"""Reads of the dashboards at national scale: a per-site monthly histogram roll-up without agency or
-service type (a site's or a region's percentiles merge far fewer buckets), and covering indexes so a
-site's months and the edge days of a national range are read from an index alone.
+"""Reads of the dashboards at national scale: histogram roll-ups without agency or service type, per
+month and site and for the whole nation per day and per month (a site's, a region's or the nation's
+percentiles merge far fewer buckets), and covering indexes so a site's months and the edge days of a
+national range are read from an index alone.
 
-The projector keeps the new roll-up in the same transaction as the daily rows from now on; here it is
-filled once from the monthly histograms already held (equal to the sums of their days).
+The projector keeps the new roll-ups in the same transaction as the daily rows from now on; here they are
+filled once from the roll-ups already held (equal to the sums of their days).
 
 Revision ID: 0006
 Revises: 0005
@@ -45,6 +46,11 @@ _COVERING = (
         ["agency", "service_type", "bucket", "count"],
     ),
 )
+# (roll-up, time column, source): every site, agency and service type summed.
+_TOTALS = (
+    ("duration_histogram_total_daily", "day", "duration_histogram_national_daily"),
+    ("duration_histogram_total_monthly", "month", "duration_histogram_national_monthly"),
+)
 _REBUILT = ("ix_metric_facts_monthly_site_month", "ix_duration_histogram_monthly_site_month")
 
 
@@ -63,6 +69,18 @@ def upgrade() -> None:
         "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
         "GROUP BY site, month, kind, bucket"
     )
+    for name, time, source in _TOTALS:
+        op.create_table(
+            name,
+            sa.Column(time, sa.Date, primary_key=True),
+            sa.Column("kind", sa.String(16), primary_key=True),
+            sa.Column("bucket", sa.Integer, primary_key=True),
+            sa.Column("count", sa.BigInteger, nullable=False),
+        )
+        op.execute(
+            f"INSERT INTO {name} ({time}, kind, bucket, count) "  # noqa: S608 - this file's own names
+            f"SELECT {time}, kind, bucket, sum(count) FROM {source} GROUP BY {time}, kind, bucket"
+        )
     for name, table, keys, included in _COVERING:
         if name in _REBUILT:
             op.drop_index(name, table_name=table)
@@ -74,4 +92,6 @@ def downgrade() -> None:
         op.drop_index(name, table_name=table)
         if name in _REBUILT:
             op.create_index(name, table, keys)
+    for name, *_ in reversed(_TOTALS):
+        op.drop_table(name)
     op.drop_table("duration_histogram_site_monthly")

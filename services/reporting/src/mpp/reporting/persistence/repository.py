@@ -24,6 +24,8 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
     duration_histogram_site_monthly,
+    duration_histogram_total_daily,
+    duration_histogram_total_monthly,
     late_applications,
     metric_facts,
     metric_facts_monthly,
@@ -236,18 +238,25 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
         "count",
         h_national_monthly,
     )
-    await add_site_histograms(session, facts)
+    await add_summed_histograms(session, facts)
 
 
-async def add_site_histograms(session: AsyncSession, facts: Facts) -> None:
-    """Add one batch's histogram increments to the per-site monthly roll-up
-    (``duration_histogram_site_monthly``: agencies, service types and hours summed), in the caller's
-    transaction like every other read model. Kept apart from the other upserts so that whatever writes a
-    batch's facts calls it as it is."""
-    rows: Counter[tuple[Any, ...]] = Counter()
+async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:
+    """Add one batch's histogram increments to the histogram roll-ups without agency or service type
+    (``duration_histogram_site_monthly``, ``duration_histogram_total_daily`` and ``_total_monthly``), in
+    the caller's transaction like every other read model. Kept apart from the other upserts so that
+    whatever writes a batch's facts calls it as it is."""
+    sites: Counter[tuple[Any, ...]] = Counter()
+    days: Counter[tuple[Any, ...]] = Counter()
+    months: Counter[tuple[Any, ...]] = Counter()
     for (day, site, _agency, _st, _hour, kind, bucket), n in facts.histogram.items():
-        rows[(site, day.replace(day=1), kind, bucket)] += n
-    await _add(session, duration_histogram_site_monthly, ("site", "month", "kind", "bucket"), "count", rows)
+        month = day.replace(day=1)
+        sites[(site, month, kind, bucket)] += n
+        days[(day, kind, bucket)] += n
+        months[(month, kind, bucket)] += n
+    await _add(session, duration_histogram_site_monthly, ("site", "month", "kind", "bucket"), "count", sites)
+    await _add(session, duration_histogram_total_daily, ("day", "kind", "bucket"), "count", days)
+    await _add(session, duration_histogram_total_monthly, ("month", "kind", "bucket"), "count", months)
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,8 +495,8 @@ async def histograms_sums(
 ) -> list[tuple[Any, ...]]:
     """Rows ``(day, *dims, kind, bucket, count)`` of the duration histograms of ``kinds`` in scope
     (``monthly``, ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by
-    hour, the daily histogram answers. Whole months of sites, without an agency or service type in the
-    query, come from the per-site roll-up. A national deployment reading daily summaries too reads the
+    hour, the daily histogram answers. Without an agency or service type in the query, whole months of
+    sites come from the per-site roll-up and a national query from the nation's totals. A national deployment reading daily summaries too reads the
     daily tables; summaries carry no hours, so by hour only locally projected days count."""
 
     def wanted(t: Table) -> Any:
@@ -508,7 +517,9 @@ async def histograms_sums(
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
-        if grain.monthly and not grain.national and not detail:
+        if not detail and grain.national:
+            t = duration_histogram_total_monthly if grain.monthly else duration_histogram_total_daily
+        elif not detail and grain.monthly:
             t = duration_histogram_site_monthly
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, t.c.bucket]

@@ -185,6 +185,22 @@ duration_histogram_site_monthly = Table(
 """Per calendar month x site, every agency and service type summed: a site's or a region's percentiles
 merge a few hundred buckets per site and month instead of a few hundred per service type."""
 
+
+def _total_histogram(name: str, time: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(time, Date, primary_key=True),
+        Column("kind", String(16), primary_key=True),
+        Column("bucket", Integer, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+    )
+
+
+duration_histogram_total_daily = _total_histogram("duration_histogram_total_daily", "day")
+duration_histogram_total_monthly = _total_histogram("duration_histogram_total_monthly", "month")
+"""Every site, agency and service type summed, per day and per month: the nation's percentiles."""
+
 # --- national roll-up (migration 0004_daily_summaries) -----------------------------------------------
 
 summary_state = Table(
