@@ -199,7 +199,10 @@ async def _by_day(
         regions = {code: first.geography.region(code, by) for code in first.geography.sites}
         for m in metrics:
             cells[m.id].regions = regions
-    readers = [(m, cells[m.id]) for m in metrics]
+    # Which metrics read a measure, and the cell of each (metric, day, key): looked up once each, not
+    # once per row (a region's months come as tens of thousands of rows).
+    readers: dict[str, list[tuple[Metric, _Cells]]] = {}
+    found: dict[tuple[Any, ...], Totals] = {}
     for day, *rest in await repository.fact_sums(
         session,
         scope,
@@ -211,14 +214,18 @@ async def _by_day(
         regions=first.regions,
     ):
         *values, measure, value = rest
-        row = dict(zip(dims, values, strict=True))
         amount = int(value)
-        for metric, metric_cells in readers:
-            if not reads(metric, measure):
-                continue
-            totals = metric_cells(day, row)
+        wanted = readers.get(measure)
+        if wanted is None:
+            wanted = readers[measure] = [(m, cells[m.id]) for m in metrics if reads(m, measure)]
+        for metric, metric_cells in wanted:
+            key = (metric.id, day, *values)
+            totals = found.get(key)
+            if totals is None:
+                totals = found[key] = metric_cells(day, dict(zip(dims, values, strict=True)))
             totals.measures[measure] += amount
             if metric.activity and amount > 0:
+                row = dict(zip(dims, values, strict=True))
                 if row["agency"]:
                     totals.active_agencies.add(row["agency"])
                 if row["service_type"]:
@@ -228,6 +235,7 @@ async def _by_day(
         return
     hdims = [d for d in _union(_dims(m, by) for m in durations) if d in ("site", "agency", "service_type")]
     by_kind = {_kind(m): cells[m.id] for m in durations}
+    histograms: dict[tuple[Any, ...], Counter[int]] = {}
     for day, *rest in await repository.histograms_sums(
         session,
         scope,
@@ -239,8 +247,12 @@ async def _by_day(
         regions=first.regions,
     ):
         *values, kind, bucket, count = rest
-        totals = by_kind[kind](day, dict(zip(hdims, values, strict=True)))
-        totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
+        key = (kind, day, *values)
+        histogram = histograms.get(key)
+        if histogram is None:
+            totals = by_kind[kind](day, dict(zip(hdims, values, strict=True)))
+            histogram = histograms[key] = totals.histograms.setdefault(kind, Counter())
+        histogram[bucket] += int(count)
 
 
 async def compute(
@@ -279,6 +291,7 @@ async def compute_many(
         if unsupported is not None:
             raise Unsupported(unsupported.id)
     cells = {m.id: _Cells(geography, period, group_by, rollups=rollups) for m in metrics}
+    await repository.prepare_reads(session)
     if group_by is GroupBy.HOUR:
         for m in metrics:
             await _by_hour(session, m, scope, cells[m.id])

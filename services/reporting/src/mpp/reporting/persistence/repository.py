@@ -9,7 +9,23 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Table, case, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    Table,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
@@ -259,6 +275,17 @@ async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:
     await _add(session, duration_histogram_total_monthly, ("month", "kind", "bucket"), "count", months)
 
 
+READ_WORK_MEM = "32MB"
+
+
+async def prepare_reads(session: AsyncSession) -> None:
+    """Let the figures' aggregations of this transaction hash in memory (PostgreSQL): a region's months
+    group hundreds of thousands of histogram rows, which the default 4 MB would spill to disk. Reads
+    only; the setting ends with the transaction."""
+    if _postgres(session):
+        await session.execute(text(f"SET LOCAL work_mem = '{READ_WORK_MEM}'"))
+
+
 @dataclass(frozen=True, slots=True)
 class Grain:
     """Which read model answers a query: per day or per month, per site or every site summed."""
@@ -328,17 +355,39 @@ def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None)
     return q
 
 
-def _by_region(q: Select[Any], regions: Mapping[str, str] | None) -> Select[Any]:
+def _by_region(q: Select[Any], regions: Mapping[str, str] | None, *, joined: bool) -> Select[Any]:
     """``q`` (per site, its sum last) summed per region instead: the site column of the result holds
     the site's region (``""`` for a site ``regions`` does not know). The sites are summed first, so
-    the mapping is applied once per site and key rather than once per row read."""
+    the mapping is applied once per site and key rather than once per row read. With ``joined``
+    (PostgreSQL), the mapping is a list of (site, region) pairs joined by hash, rather than a ``CASE``
+    whose branches every row would walk (hundreds of sites times a few hundred buckets each)."""
     if regions is None:
         return q
     sub = q.subquery()
     *keys, total = sub.c
-    region = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
+    source: Any = sub
+    if not regions:
+        region: Any = literal("")
+    elif joined:
+        pairs = values(column("code", String), column("region", String), name="regions").data(
+            sorted(regions.items())
+        )
+        source = sub.outerjoin(pairs, pairs.c.code == sub.c.site)
+        region = func.coalesce(pairs.c.region, literal(""))
+    else:
+        region = case(regions, value=sub.c.site, else_=literal(""))
     columns = [region.label("site") if c.name == "site" else c for c in keys]
-    return select(*columns, func.sum(total)).group_by(*columns)
+    return select(*columns, _sum(total)).select_from(source).group_by(*columns)
+
+
+def _sum(value: Any) -> Any:
+    """A sum of counts as a 64-bit integer (PostgreSQL sums ``bigint`` as ``numeric``, which the driver
+    turns into a ``Decimal`` per row: tens of thousands of rows for a region's histograms by month)."""
+    return cast(func.sum(value), BigInteger)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _measures(column: Any, measures: Sequence[str]) -> Any:
@@ -429,8 +478,12 @@ async def fact_sums(
         t = _FACTS[grain]
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
-        q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
+        q = select(*group, _sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
+        parts.append(
+            _by_region(
+                _where(q, t, scope, days), regions if "site" in dims else None, joined=_postgres(session)
+            )
+        )
     return await _rows(session, parts, by_time)
 
 
@@ -523,8 +576,12 @@ async def histograms_sums(
             t = duration_histogram_site_monthly
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, t.c.bucket]
-        q = select(*group, func.sum(t.c.count)).where(wanted(t)).group_by(*group)
-        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
+        q = select(*group, _sum(t.c.count)).where(wanted(t)).group_by(*group)
+        parts.append(
+            _by_region(
+                _where(q, t, scope, days), regions if "site" in dims else None, joined=_postgres(session)
+            )
+        )
     return await _rows(session, parts, by_time)
 
 
