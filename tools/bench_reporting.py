@@ -6,7 +6,8 @@ models of ``--pages-sites`` MPPs x ``--pages-days`` days are generated inside Po
 projector), with a realistic density: 10-20 agency service types per MPP, every measure the metrics
 read (with a presence rate per measure: SKM answers and complaints are not daily at every service),
 visits and tickets per hour, waiting and service histograms per hour. The roll-ups are then filled from
-the daily rows with the same ``GROUP BY`` the migration uses; the projector keeps them equal to these
+the daily rows with the same ``GROUP BY`` the migrations use (those without agency or service type from
+the other roll-ups, as their migration does); the projector keeps them equal to these
 sums for projected events (tests/integration/reporting/test_rollups.py). The reporting service runs
 as a process on that database; requests go through real HTTP, one at a time (c=1), and the figures
 are p50/p99 of each page. The same national and MPP overviews are also computed in this process from

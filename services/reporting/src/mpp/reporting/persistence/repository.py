@@ -355,29 +355,44 @@ def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None)
     return q
 
 
-def _by_region(q: Select[Any], regions: Mapping[str, str] | None, *, joined: bool) -> Select[Any]:
-    """``q`` (per site, its sum last) summed per region instead: the site column of the result holds
-    the site's region (``""`` for a site ``regions`` does not know). The sites are summed first, so
-    the mapping is applied once per site and key rather than once per row read. With ``joined``
-    (PostgreSQL), the mapping is a list of (site, region) pairs joined by hash, rather than a ``CASE``
-    whose branches every row would walk (hundreds of sites times a few hundred buckets each)."""
+def _summed(
+    t: Table,
+    group: Sequence[Any],
+    value: Any,
+    condition: Any,
+    scope: Scope,
+    days: DayRange,
+    regions: Mapping[str, str] | None,
+    *,
+    joined: bool,
+) -> Select[Any]:
+    """``select(*group, sum(value))`` over ``t`` where ``condition``, in ``scope`` on ``days``; with
+    ``regions`` (site -> region code), the site column holds the site's region instead (``""`` for a
+    site ``regions`` does not know).
+
+    On PostgreSQL (``joined``) the rows are joined by hash to a list of (site, region) pairs and summed
+    once per region; elsewhere the sites are summed first and a ``CASE`` maps each site's sums (a
+    ``CASE`` per row read would walk one branch per site: hundreds of sites times a few hundred buckets
+    each)."""
+    if regions and joined:
+        pairs = values(column("code", String), column("region", String), name="regions").data(
+            sorted(regions.items())
+        )
+        region = func.coalesce(pairs.c.region, literal("")).label("site")
+        columns = [region if c is t.c.site else c for c in group]
+        source = t.outerjoin(pairs, pairs.c.code == t.c.site)
+        joined_q: Select[Any] = select(*columns, _sum(value)).select_from(source).where(condition)
+        return _where(joined_q.group_by(*columns), t, scope, days)
+    q: Select[Any] = select(*group, _sum(value)).where(condition).group_by(*group)
+    q = _where(q, t, scope, days)
     if regions is None:
         return q
     sub = q.subquery()
     *keys, total = sub.c
-    source: Any = sub
-    if not regions:
-        region: Any = literal("")
-    elif joined:
-        pairs = values(column("code", String), column("region", String), name="regions").data(
-            sorted(regions.items())
-        )
-        source = sub.outerjoin(pairs, pairs.c.code == sub.c.site)
-        region = func.coalesce(pairs.c.region, literal(""))
-    else:
-        region = case(regions, value=sub.c.site, else_=literal(""))
-    columns = [region.label("site") if c.name == "site" else c for c in keys]
-    return select(*columns, _sum(total)).select_from(source).group_by(*columns)
+    mapped = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
+    columns = [mapped.label("site") if c.name == "site" else c for c in keys]
+    summed: Select[Any] = select(*columns, _sum(total)).group_by(*columns)
+    return summed
 
 
 def _sum(value: Any) -> Any:
@@ -478,10 +493,17 @@ async def fact_sums(
         t = _FACTS[grain]
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
-        q = select(*group, _sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
+        mapping = regions if "site" in dims else None
         parts.append(
-            _by_region(
-                _where(q, t, scope, days), regions if "site" in dims else None, joined=_postgres(session)
+            _summed(
+                t,
+                group,
+                t.c.value,
+                _measures(t.c.measure, measures),
+                scope,
+                days,
+                mapping,
+                joined=_postgres(session),
             )
         )
     return await _rows(session, parts, by_time)
@@ -576,10 +598,17 @@ async def histograms_sums(
             t = duration_histogram_site_monthly
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, t.c.bucket]
-        q = select(*group, _sum(t.c.count)).where(wanted(t)).group_by(*group)
+        mapping = regions if "site" in dims else None
         parts.append(
-            _by_region(
-                _where(q, t, scope, days), regions if "site" in dims else None, joined=_postgres(session)
+            _summed(
+                t,
+                group,
+                t.c.count,
+                wanted(t),
+                scope,
+                days,
+                mapping,
+                joined=_postgres(session),
             )
         )
     return await _rows(session, parts, by_time)
