@@ -6,7 +6,8 @@ models of ``--pages-sites`` MPPs x ``--pages-days`` days are generated inside Po
 projector), with a realistic density: 10-20 agency service types per MPP, every measure the metrics
 read (with a presence rate per measure: SKM answers and complaints are not daily at every service),
 visits and tickets per hour, waiting and service histograms per hour. The roll-ups are then filled from
-the daily rows with the same ``GROUP BY`` the migration uses; the projector keeps them equal to these
+the daily rows with the same ``GROUP BY`` the migrations use (those without agency or service type from
+the other roll-ups, as their migration does); the projector keeps them equal to these
 sums for projected events (tests/integration/reporting/test_rollups.py). The reporting service runs
 as a process on that database; requests go through real HTTP, one at a time (c=1), and the figures
 are p50/p99 of each page. The same national and MPP overviews are also computed in this process from
@@ -266,7 +267,26 @@ _DAILY = {
     "metric_hourly": "day, site, agency, service_type, hour, measure",
     "duration_histogram": "day, site, agency, service_type, hour, kind, bucket",
 }
-_READ_MODELS = ("metric_facts", "metric_hourly", "duration_histogram", *(r[0] for r in _ROLLUP_SQL))
+# The histogram roll-ups without agency or service type: summed from the others, as their migration does.
+_SUMMED_ROLLUP_SQL = (
+    "INSERT INTO duration_histogram_site_monthly (site, month, kind, bucket, count) "
+    "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
+    "GROUP BY site, month, kind, bucket",
+    "INSERT INTO duration_histogram_total_daily (day, kind, bucket, count) "
+    "SELECT day, kind, bucket, sum(count) FROM duration_histogram_national_daily GROUP BY day, kind, bucket",
+    "INSERT INTO duration_histogram_total_monthly (month, kind, bucket, count) "
+    "SELECT month, kind, bucket, sum(count) FROM duration_histogram_national_monthly "
+    "GROUP BY month, kind, bucket",
+)
+_READ_MODELS = (
+    "metric_facts",
+    "metric_hourly",
+    "duration_histogram",
+    *(r[0] for r in _ROLLUP_SQL),
+    "duration_histogram_site_monthly",
+    "duration_histogram_total_daily",
+    "duration_histogram_total_monthly",
+)
 
 
 async def load_read_models(
@@ -379,6 +399,9 @@ async def load_read_models(
                         f"SELECT {keys}, sum({value}) FROM {source} GROUP BY {keys}"
                     )
                 )
+                await conn.commit()
+            for sql in _SUMMED_ROLLUP_SQL:
+                await conn.execute(text(sql))
                 await conn.commit()
             stats["fill_rollups_s"] = round(time.monotonic() - t1, 1)
         async with engine.connect() as conn:

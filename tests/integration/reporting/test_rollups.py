@@ -1,7 +1,9 @@
-"""The roll-ups (per month x site, and every site summed per day and per month) answer exactly what the
-daily read models answer: for random date ranges, periods, groupings and scopes, every metric's figures
-are identical whichever tables are read. The roll-ups themselves equal the sums of their days, both as
-the projector keeps them and as the migration fills them from existing daily rows."""
+"""The roll-ups (per month x site, per month x site without agency or service type for the histograms,
+and every site summed per day and per month) answer exactly what the daily read models answer: for
+random date ranges, periods, groupings and scopes, every metric's figures are identical whichever tables
+are read, and whether the metrics are read one by one or together. The roll-ups themselves equal the sums
+of their days, both as the projector keeps them and as the migration fills them from existing daily
+rows."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import Connection
 
 from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.db import create_engine
@@ -24,7 +27,7 @@ from mpp.reporting.app import MIGRATIONS
 from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.domain.periods import Period
 from mpp.reporting.domain.sla import catalogue_sla
-from mpp.reporting.figures import GroupBy, compute
+from mpp.reporting.figures import GroupBy, compute, compute_many
 from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.repository import Scope
 from mpp.reporting.persistence.tables import (
@@ -32,6 +35,9 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_monthly,
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
+    duration_histogram_site_monthly,
+    duration_histogram_total_daily,
+    duration_histogram_total_monthly,
     metric_facts,
     metric_facts_monthly,
     metric_facts_national_daily,
@@ -85,6 +91,9 @@ ROLLUPS = (
         ("agency", "service_type", "kind", "bucket"),
         "count",
     ),
+    (duration_histogram_site_monthly, duration_histogram, "month", ("site", "kind", "bucket"), "count"),
+    (duration_histogram_total_daily, duration_histogram, "day", ("kind", "bucket"), "count"),
+    (duration_histogram_total_monthly, duration_histogram, "month", ("kind", "bucket"), "count"),
 )
 
 
@@ -187,9 +196,27 @@ async def test_figures_are_identical_whichever_table_answers(
                     assert rolled == daily, (metric.id, scope, period, group_by)
                     compared += 1
                     nonempty += any(r["figures"] != rolled[0]["figures"] for r in rolled) or len(rolled) > 1
+            # Every metric read together (one read of the facts and one of the histograms) gives each
+            # metric's figures as read alone from the daily tables.
+            for _ in range(12):
+                scope = _random_scope(rng, sites)
+                period = rng.choice([Period.ALL, Period.MONTH, Period.WEEK])
+                group_by = rng.choice(GROUPS)
+                together = await compute_many(
+                    session, geography, METRICS, scope, period=period, group_by=group_by
+                )
+                for metric in METRICS:
+                    alone = await compute(
+                        session, geography, metric, scope, period=period, group_by=group_by, rollups=False
+                    )
+                    assert together[metric.id] == alone, (metric.id, scope, period, group_by)
         # The ranges do reach data: most comparisons hold more than one cell of figures.
         assert compared == 240
         assert nonempty > 100
+
+
+def _has_table(conn: Connection, name: str) -> bool:
+    return inspect(conn).has_table(name)
 
 
 async def test_the_migration_fills_the_rollups_from_the_daily_rows(
@@ -208,7 +235,7 @@ async def test_the_migration_fills_the_rollups_from_the_daily_rows(
             await downgrade(plain, MIGRATIONS, "0004")
             async with plain.connect() as conn:
                 for rollup, *_ in ROLLUPS:
-                    assert not await conn.run_sync(lambda c, name=rollup.name: inspect(c).has_table(name))
+                    assert not await conn.run_sync(_has_table, rollup.name)
             await upgrade(plain, MIGRATIONS)
         finally:
             await plain.dispose()

@@ -4,7 +4,7 @@ applies the metric's formula to each (period, group) cell."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -172,55 +172,87 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
         totals.measures[f"{kind}_count"] += int(count)
 
 
-async def _by_day(session: AsyncSession, metric: Metric, scope: Scope, cells: _Cells) -> None:
-    dims = _dims(metric, cells.group_by)
-    by = cells.group_by
+def _union(lists: Iterable[Sequence[str]]) -> list[str]:
+    out: list[str] = []
+    for names in lists:
+        out += [n for n in names if n not in out]
+    return out
+
+
+async def _by_day(
+    session: AsyncSession, metrics: Sequence[Metric], scope: Scope, cells: dict[str, _Cells]
+) -> None:
+    """Fill the cells of several metrics grouped alike from one read of the facts (every measure any of
+    them reads, at the finest dimensions any of them needs: coarser figures add the finer rows up) and
+    one read of the histograms (every duration kind they read)."""
+    first = cells[metrics[0].id]
+    by = first.group_by
+    dims = _union(_dims(m, by) for m in metrics)
     if (
-        cells.rollups
+        first.rollups
         and by in (GroupBy.PROVINCE, GroupBy.KABKOTA)
-        and not _hosted(metric)
+        and not any(_hosted(m) for m in metrics)
         and not scope.summaries
     ):
         # No figure needs the sites of a region: let the database sum them (a national deployment's
         # sites known only through their summaries are placed here, by the regions they state).
-        cells.regions = {code: cells.geography.region(code, by) for code in cells.geography.sites}
+        regions = {code: first.geography.region(code, by) for code in first.geography.sites}
+        for m in metrics:
+            cells[m.id].regions = regions
+    # Which metrics read a measure, and the cell of each (metric, day, key): looked up once each, not
+    # once per row (a region's months come as tens of thousands of rows).
+    readers: dict[str, list[tuple[Metric, _Cells]]] = {}
+    found: dict[tuple[Any, ...], Totals] = {}
     for day, *rest in await repository.fact_sums(
         session,
         scope,
         dims=dims,
-        measures=metric.measures,
-        monthly=cells.monthly,
-        by_time=cells.by_time,
-        rollups=cells.rollups,
-        regions=cells.regions,
+        measures=_union(m.measures for m in metrics),
+        monthly=first.monthly,
+        by_time=first.by_time,
+        rollups=first.rollups,
+        regions=first.regions,
     ):
         *values, measure, value = rest
-        if not reads(metric, measure):
-            continue
-        row = dict(zip(dims, values, strict=True))
-        totals = cells(day, row)
-        totals.measures[measure] += int(value)
-        if metric.activity and int(value) > 0:
-            if row["agency"]:
-                totals.active_agencies.add(row["agency"])
-            if row["service_type"]:
-                totals.active_service_types.add(row["service_type"])
-    if metric.hourly == "histogram":
-        kind = _kind(metric)
-        hdims = [d for d in dims if d in ("site", "agency", "service_type")]
-        for day, *rest in await repository.histogram_sums(
-            session,
-            scope,
-            dims=hdims,
-            kind=kind,
-            monthly=cells.monthly,
-            by_time=cells.by_time,
-            rollups=cells.rollups,
-            regions=cells.regions,
-        ):
-            *values, bucket, count = rest
-            totals = cells(day, dict(zip(hdims, values, strict=True)))
-            totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
+        amount = int(value)
+        wanted = readers.get(measure)
+        if wanted is None:
+            wanted = readers[measure] = [(m, cells[m.id]) for m in metrics if reads(m, measure)]
+        for metric, metric_cells in wanted:
+            key = (metric.id, day, *values)
+            totals = found.get(key)
+            if totals is None:
+                totals = found[key] = metric_cells(day, dict(zip(dims, values, strict=True)))
+            totals.measures[measure] += amount
+            if metric.activity and amount > 0:
+                row = dict(zip(dims, values, strict=True))
+                if row["agency"]:
+                    totals.active_agencies.add(row["agency"])
+                if row["service_type"]:
+                    totals.active_service_types.add(row["service_type"])
+    durations = [m for m in metrics if m.hourly == "histogram"]
+    if not durations:
+        return
+    hdims = [d for d in _union(_dims(m, by) for m in durations) if d in ("site", "agency", "service_type")]
+    by_kind = {_kind(m): cells[m.id] for m in durations}
+    histograms: dict[tuple[Any, ...], Counter[int]] = {}
+    for day, *rest in await repository.histograms_sums(
+        session,
+        scope,
+        dims=hdims,
+        kinds=sorted(by_kind),
+        monthly=first.monthly,
+        by_time=first.by_time,
+        rollups=first.rollups,
+        regions=first.regions,
+    ):
+        *values, kind, bucket, count = rest
+        key = (kind, day, *values)
+        histogram = histograms.get(key)
+        if histogram is None:
+            totals = by_kind[kind](day, dict(zip(hdims, values, strict=True)))
+            histogram = histograms[key] = totals.histograms.setdefault(kind, Counter())
+        histogram[bucket] += int(count)
 
 
 async def compute(
@@ -236,18 +268,60 @@ async def compute(
     """One row per (period, group) with data; for ``period=all`` without grouping, always one row.
 
     ``rollups=False`` reads the daily read models only (the figures are the same either way)."""
-    if group_by is GroupBy.HOUR and metric.hourly is None:
-        raise Unsupported(metric.id)
-    cells = _Cells(geography, period, group_by, rollups=rollups)
+    found = await compute_many(
+        session, geography, [metric], scope, period=period, group_by=group_by, rollups=rollups
+    )
+    return found[metric.id]
+
+
+async def compute_many(
+    session: AsyncSession,
+    geography: Geography,
+    metrics: Sequence[Metric],
+    scope: Scope,
+    *,
+    period: Period,
+    group_by: GroupBy | None,
+    rollups: bool = True,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`compute` of several metrics over the same scope, period and grouping (metric id -> rows),
+    reading the facts and the histograms once for all of them rather than once per metric."""
     if group_by is GroupBy.HOUR:
-        await _by_hour(session, metric, scope, cells)
-    else:
-        await _by_day(session, metric, scope, cells)
+        unsupported = next((m for m in metrics if m.hourly is None), None)
+        if unsupported is not None:
+            raise Unsupported(unsupported.id)
+    cells = {m.id: _Cells(geography, period, group_by, rollups=rollups) for m in metrics}
+    await repository.prepare_reads(session)
+    if group_by is GroupBy.HOUR:
+        for m in metrics:
+            await _by_hour(session, m, scope, cells[m.id])
+    elif metrics:
+        # Sites summed into regions by the database need the same regions for every metric of a read:
+        # metrics whose figures need the sites of a region are read apart.
+        parts = [list(metrics)]
+        if group_by in (GroupBy.PROVINCE, GroupBy.KABKOTA):
+            parts = [[m for m in metrics if _hosted(m)], [m for m in metrics if not _hosted(m)]]
+        for part in parts:
+            if part:
+                await _by_day(session, part, scope, cells)
+    errors: dict[str, int] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for metric in metrics:
+        kind = _kind(metric)
+        if metric.hourly == "histogram" and kind not in errors:
+            errors[kind] = await repository.summary_error(session, scope, kind)
+        out[metric.id] = _rows(geography, metric, scope, cells[metric.id], errors.get(kind))
+    return out
+
+
+def _rows(
+    geography: Geography, metric: Metric, scope: Scope, cells: _Cells, error: int | None
+) -> list[dict[str, Any]]:
+    period, group_by = cells.period, cells.group_by
     if period is Period.ALL and group_by is None:
         cells.totals.setdefault((None, None), Totals())
-    if metric.hourly == "histogram":
+    if metric.hourly == "histogram" and error is not None:
         # Summaries with buckets coarser than 10 seconds widen the stated error of their percentiles.
-        error = await repository.summary_error(session, scope, _kind(metric))
         for totals in cells.totals.values():
             totals.max_error[_kind(metric)] = error
     rows = []

@@ -27,7 +27,7 @@ from mpp.reporting.api.metrics import READERS, Filters, scope_of
 from mpp.reporting.api.page_auth import PageForbidden, require_page_roles
 from mpp.reporting.domain.metrics import METRICS, Metric, find
 from mpp.reporting.domain.periods import Period
-from mpp.reporting.figures import Geography, GroupBy, compute
+from mpp.reporting.figures import Geography, GroupBy, compute, compute_many
 from mpp.reporting.persistence.repository import Scope, late_list
 
 router = APIRouter(prefix="/dasbor", include_in_schema=False)
@@ -211,18 +211,20 @@ class Breakdown:
 async def breakdown(
     session: AsyncSession, geo: Geography, scope: Scope, group_by: GroupBy, columns: Sequence[Column]
 ) -> Breakdown:
-    """Each column's figure per group and in total: two computations per metric, whatever the rows."""
+    """Each column's figure per group and in total: two reads for all the metrics, whatever the rows."""
     out = Breakdown()
-    for metric_id in dict.fromkeys(c.metric for c in columns):
-        metric = _metric(metric_id)
-        fields = [c.field for c in columns if c.metric == metric_id]
-        for row in await compute(session, geo, metric, scope, period=Period.ALL, group_by=group_by):
+    metrics = [_metric(metric_id) for metric_id in dict.fromkeys(c.metric for c in columns)]
+    grouped = await compute_many(session, geo, metrics, scope, period=Period.ALL, group_by=group_by)
+    totals = await compute_many(session, geo, metrics, scope, period=Period.ALL, group_by=None)
+    for metric in metrics:
+        fields = [c.field for c in columns if c.metric == metric.id]
+        for row in grouped[metric.id]:
             cells = out.groups.setdefault(str(row[group_by.value]), {})
             for f in fields:
-                cells[(metric_id, f)] = row["figures"].get(f)
-        (total,) = await compute(session, geo, metric, scope, period=Period.ALL, group_by=None)
+                cells[(metric.id, f)] = row["figures"].get(f)
+        (total,) = totals[metric.id]
         for f in fields:
-            out.totals[(metric_id, f)] = total["figures"].get(f)
+            out.totals[(metric.id, f)] = total["figures"].get(f)
     return out
 
 
@@ -340,11 +342,8 @@ async def trend_section(
     series: Sequence[Column],
     query: dict[str, str | None],
 ) -> str:
-    by_metric: dict[str, list[dict[str, Any]]] = {}
-    for metric_id in dict.fromkeys(c.metric for c in series):
-        by_metric[metric_id] = await compute(
-            session, geo, _metric(metric_id), scope, period=v.period, group_by=None
-        )
+    metrics = [_metric(metric_id) for metric_id in dict.fromkeys(c.metric for c in series)]
+    by_metric = await compute_many(session, geo, metrics, scope, period=v.period, group_by=None)
     labels = sorted({r["period"] for rows in by_metric.values() for r in rows})
     values = {c: {r["period"]: r["figures"].get(c.field) for r in by_metric[c.metric]} for c in series}
     chart = h.line_chart(
@@ -480,10 +479,10 @@ async def metric_cards(
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     figures: dict[str, dict[str, Any]] = {}
     cards = []
-    for metric in METRICS:
-        if metric.id not in ids:
-            continue
-        (row,) = await compute(session, geo, metric, scope, period=Period.ALL, group_by=None)
+    metrics = [m for m in METRICS if m.id in ids]
+    computed = await compute_many(session, geo, metrics, scope, period=Period.ALL, group_by=None)
+    for metric in metrics:
+        (row,) = computed[metric.id]
         figures[metric.id] = row["figures"]
         cards.append(metric_card(metric, row["figures"], query))
     return f'<div class="kartu" id="ringkasan">{"".join(cards)}</div>', figures

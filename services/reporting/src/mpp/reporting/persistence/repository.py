@@ -10,7 +10,23 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Table, case, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    String,
+    Table,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
@@ -24,6 +40,9 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_monthly,
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
+    duration_histogram_site_monthly,
+    duration_histogram_total_daily,
+    duration_histogram_total_monthly,
     late_applications,
     metric_facts,
     metric_facts_monthly,
@@ -211,6 +230,10 @@ _HISTOGRAM_ROLLUPS = (
     (duration_histogram_monthly, ("month", "site", "agency", "service_type", "kind", "bucket")),
     (duration_histogram_national_daily, ("day", "agency", "service_type", "kind", "bucket")),
     (duration_histogram_national_monthly, ("month", "agency", "service_type", "kind", "bucket")),
+    # Without agency or service type (see add_summed_histograms).
+    (duration_histogram_site_monthly, ("site", "month", "kind", "bucket")),
+    (duration_histogram_total_daily, ("day", "kind", "bucket")),
+    (duration_histogram_total_monthly, ("month", "kind", "bucket")),
 )
 
 
@@ -326,6 +349,36 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
         "count",
         h_national_monthly,
     )
+    await add_summed_histograms(session, facts)
+
+
+async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:
+    """Add one batch's histogram increments to the histogram roll-ups without agency or service type
+    (``duration_histogram_site_monthly``, ``duration_histogram_total_daily`` and ``_total_monthly``), in
+    the caller's transaction like every other read model (SQLite; on PostgreSQL they are part of the
+    histogram family's single statement, ``_HISTOGRAM_ROLLUPS``)."""
+    sites: Counter[tuple[Any, ...]] = Counter()
+    days: Counter[tuple[Any, ...]] = Counter()
+    months: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, _agency, _st, _hour, kind, bucket), n in facts.histogram.items():
+        month = day.replace(day=1)
+        sites[(site, month, kind, bucket)] += n
+        days[(day, kind, bucket)] += n
+        months[(month, kind, bucket)] += n
+    await _add(session, duration_histogram_site_monthly, ("site", "month", "kind", "bucket"), "count", sites)
+    await _add(session, duration_histogram_total_daily, ("day", "kind", "bucket"), "count", days)
+    await _add(session, duration_histogram_total_monthly, ("month", "kind", "bucket"), "count", months)
+
+
+READ_WORK_MEM = "32MB"
+
+
+async def prepare_reads(session: AsyncSession) -> None:
+    """Let the figures' aggregations of this transaction hash in memory (PostgreSQL): a region's months
+    group hundreds of thousands of histogram rows, which the default 4 MB would spill to disk. Reads
+    only; the setting ends with the transaction."""
+    if _postgres(session):
+        await session.execute(text(f"SET LOCAL work_mem = '{READ_WORK_MEM}'"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,17 +450,54 @@ def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None)
     return q
 
 
-def _by_region(q: Select[Any], regions: Mapping[str, str] | None) -> Select[Any]:
-    """``q`` (per site, its sum last) summed per region instead: the site column of the result holds
-    the site's region (``""`` for a site ``regions`` does not know). The sites are summed first, so
-    the mapping is applied once per site and key rather than once per row read."""
+def _summed(
+    t: Table,
+    group: Sequence[Any],
+    value: Any,
+    condition: Any,
+    scope: Scope,
+    days: DayRange,
+    regions: Mapping[str, str] | None,
+    *,
+    joined: bool,
+) -> Select[Any]:
+    """``select(*group, sum(value))`` over ``t`` where ``condition``, in ``scope`` on ``days``; with
+    ``regions`` (site -> region code), the site column holds the site's region instead (``""`` for a
+    site ``regions`` does not know).
+
+    On PostgreSQL (``joined``) the rows are joined by hash to a list of (site, region) pairs and summed
+    once per region; elsewhere the sites are summed first and a ``CASE`` maps each site's sums (a
+    ``CASE`` per row read would walk one branch per site: hundreds of sites times a few hundred buckets
+    each)."""
+    if regions and joined:
+        pairs = values(column("code", String), column("region", String), name="regions").data(
+            sorted(regions.items())
+        )
+        region = func.coalesce(pairs.c.region, literal("")).label("site")
+        columns = [region if c is t.c.site else c for c in group]
+        source = t.outerjoin(pairs, pairs.c.code == t.c.site)
+        joined_q: Select[Any] = select(*columns, _sum(value)).select_from(source).where(condition)
+        return _where(joined_q.group_by(*columns), t, scope, days)
+    q: Select[Any] = select(*group, _sum(value)).where(condition).group_by(*group)
+    q = _where(q, t, scope, days)
     if regions is None:
         return q
     sub = q.subquery()
     *keys, total = sub.c
-    region = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
-    columns = [region.label("site") if c.name == "site" else c for c in keys]
-    return select(*columns, func.sum(total)).group_by(*columns)
+    mapped = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
+    columns = [mapped.label("site") if c.name == "site" else c for c in keys]
+    summed: Select[Any] = select(*columns, _sum(total)).group_by(*columns)
+    return summed
+
+
+def _sum(value: Any) -> Any:
+    """A sum of counts as a 64-bit integer (PostgreSQL sums ``bigint`` as ``numeric``, which the driver
+    turns into a ``Decimal`` per row: tens of thousands of rows for a region's histograms by month)."""
+    return cast(func.sum(value), BigInteger)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _measures(column: Any, measures: Sequence[str]) -> Any:
@@ -498,8 +588,19 @@ async def fact_sums(
         t = _FACTS[grain]
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
-        q = select(*group, func.sum(t.c.value)).where(_measures(t.c.measure, measures)).group_by(*group)
-        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
+        mapping = regions if "site" in dims else None
+        parts.append(
+            _summed(
+                t,
+                group,
+                t.c.value,
+                _measures(t.c.measure, measures),
+                scope,
+                days,
+                mapping,
+                joined=_postgres(session),
+            )
+        )
     return await _rows(session, parts, by_time)
 
 
@@ -536,29 +637,76 @@ async def histogram_sums(
     rollups: bool = True,
     regions: Mapping[str, str] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (``monthly``,
-    ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by hour, the daily histogram
-    answers. A national deployment reading daily summaries too reads the daily tables (by hour, the
-    summaries' hourly histograms: days of summaries that do not split by hour count only in other
-    groupings)."""
+    """Rows ``(day, *dims, bucket, count)`` of one duration histogram in scope (as :func:`histograms_sums`)."""
+    rows = await histograms_sums(
+        session,
+        scope,
+        dims=dims,
+        kinds=[kind],
+        monthly=monthly,
+        by_time=by_time,
+        rollups=rollups,
+        regions=regions,
+    )
+    at = 1 + len(dims)
+    return [(*r[:at], *r[at + 1 :]) for r in rows]
+
+
+async def histograms_sums(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    kinds: Sequence[str],
+    monthly: bool = False,
+    by_time: bool = True,
+    rollups: bool = True,
+    regions: Mapping[str, str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows ``(day, *dims, kind, bucket, count)`` of the duration histograms of ``kinds`` in scope
+    (``monthly``, ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by
+    hour, the daily histogram answers. Without an agency or service type in the query, whole months of
+    sites come from the per-site roll-up and a national query from the nation's totals. A national deployment reading daily summaries too reads the
+    daily tables (by hour, the summaries' hourly histograms: days of summaries that do not split by hour
+    count only in other groupings)."""
+
+    def wanted(t: Table) -> Any:
+        return t.c.kind == kinds[0] if len(kinds) == 1 else t.c.kind.in_(sorted(kinds))
+
     if scope.summaries:
         rows = await _with_summaries(
             session,
             scope,
             duration_histogram,
             summary_histogram_hourly if "hour" in dims else summary_histogram,
-            ["day", *dims, "bucket"],
+            ["day", *dims, "kind", "bucket"],
             "count",
-            lambda t: t.c.kind == kind,
+            wanted,
         )
         return _regional(rows, dims, regions, by_time)
+    detail = bool(set(dims) - {"site"}) or scope.agency is not None or scope.service_type is not None
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
+        if not detail and grain.national:
+            t = duration_histogram_total_monthly if grain.monthly else duration_histogram_total_daily
+        elif not detail and grain.monthly:
+            t = duration_histogram_site_monthly
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.bucket]
-        q = select(*group, func.sum(t.c.count)).where(t.c.kind == kind).group_by(*group)
-        parts.append(_by_region(_where(q, t, scope, days), regions if "site" in dims else None))
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, t.c.bucket]
+        mapping = regions if "site" in dims else None
+        parts.append(
+            _summed(
+                t,
+                group,
+                t.c.count,
+                wanted(t),
+                scope,
+                days,
+                mapping,
+                joined=_postgres(session),
+            )
+        )
     return await _rows(session, parts, by_time)
 
 

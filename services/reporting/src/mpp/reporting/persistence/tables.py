@@ -33,6 +33,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -141,8 +142,64 @@ duration_histogram_national_monthly = _histogram_table(
     "duration_histogram_national_monthly", "month", site=False
 )
 
-for _table in (metric_facts_monthly, duration_histogram_monthly):
-    Index(f"ix_{_table.name}_site_month", _table.c.site, _table.c.month)
+# Covering (migration 0007_page_reads): a site's months are read from the index alone.
+Index(
+    "ix_metric_facts_monthly_site_month",
+    metric_facts_monthly.c.site,
+    metric_facts_monthly.c.month,
+    postgresql_include=["agency", "service_type", "measure", "value"],
+)
+Index(
+    "ix_duration_histogram_monthly_site_month",
+    duration_histogram_monthly.c.site,
+    duration_histogram_monthly.c.month,
+    postgresql_include=["agency", "service_type", "kind", "bucket", "count"],
+)
+# The edge days of a national range that is not made of whole months, from the index alone.
+Index(
+    "ix_metric_facts_national_daily_day_measure",
+    metric_facts_national_daily.c.day,
+    metric_facts_national_daily.c.measure,
+    postgresql_include=["agency", "service_type", "value"],
+)
+Index(
+    "ix_duration_histogram_national_daily_kind_day",
+    duration_histogram_national_daily.c.kind,
+    duration_histogram_national_daily.c.day,
+    postgresql_include=["agency", "service_type", "bucket", "count"],
+)
+
+# --- per-site histogram roll-up and covering indexes (migration 0007_page_reads) ---------------------
+
+duration_histogram_site_monthly = Table(
+    "duration_histogram_site_monthly",
+    metadata,
+    Column("site", String(64)),
+    Column("month", Date),
+    Column("kind", String(16)),
+    Column("bucket", Integer),
+    Column("count", BigInteger, nullable=False),
+    # Led by the site and holding the count: one site's months are read from the index alone.
+    PrimaryKeyConstraint("site", "month", "kind", "bucket", postgresql_include=["count"]),
+)
+"""Per calendar month x site, every agency and service type summed: a site's or a region's percentiles
+merge a few hundred buckets per site and month instead of a few hundred per service type."""
+
+
+def _total_histogram(name: str, time: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(time, Date, primary_key=True),
+        Column("kind", String(16), primary_key=True),
+        Column("bucket", Integer, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+    )
+
+
+duration_histogram_total_daily = _total_histogram("duration_histogram_total_daily", "day")
+duration_histogram_total_monthly = _total_histogram("duration_histogram_total_monthly", "month")
+"""Every site, agency and service type summed, per day and per month: the nation's percentiles."""
 
 # --- national roll-up (migration 0004_daily_summaries) -----------------------------------------------
 
