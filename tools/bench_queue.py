@@ -77,7 +77,7 @@ def log(message: str) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue-counters", type=int, default=50, help="counters at the calling site")
-    p.add_argument("--queue-ticket-clients", type=int, default=32, help="kiosks of the closed loop")
+    p.add_argument("--queue-ticket-clients", type=int, default=96, help="kiosks of the closed loop")
     p.add_argument("--queue-ticket-rate", type=float, default=1000.0, help="offered tickets/s, open loop")
     p.add_argument("--queue-ticket-seconds", type=float, default=12.0, help="length of each ticket step")
     p.add_argument("--queue-call-rate", type=float, default=200.0, help="offered call-next/s, all counters")
