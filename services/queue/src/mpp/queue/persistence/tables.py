@@ -92,6 +92,21 @@ Index(
     postgresql_where=tickets.c.state == "waiting",
     sqlite_where=tickets.c.state == "waiting",
 )
+# The every-Nth rule's candidate: the first waiting priority ticket, found without walking the others.
+_waiting_priority = (tickets.c.state == "waiting") & (tickets.c.priority_group != "none")
+Index(
+    "ix_tickets_waiting_priority",
+    tickets.c.site,
+    tickets.c.rank,
+    tickets.c.queued_at,
+    tickets.c.seq,
+    tickets.c.id,
+    postgresql_where=_waiting_priority,
+    sqlite_where=_waiting_priority,
+)
+# The ticket a counter is dealing with (at most one per counter): call-next checks it on every call.
+_busy = tickets.c.state.in_(["called", "serving"])
+Index("ix_tickets_busy", tickets.c.site, tickets.c.counter, postgresql_where=_busy, sqlite_where=_busy)
 # The day close finds the days of a site's unfinished tickets; few rows are unfinished.
 Index(
     "ix_tickets_open",
