@@ -20,6 +20,16 @@ depends_on = None
 
 BATCH = 500
 
+COMPLAINTS = sa.table(
+    "complaints",
+    sa.column("id", sa.String),
+    sa.column("description", sa.Text),
+    sa.column("contact", sa.String),
+    sa.column("description_sealed", sa.LargeBinary),
+    sa.column("contact_sealed", sa.LargeBinary),
+)
+"""Both shapes of the complaint text columns, as these steps read and write them."""
+
 
 def _sealer() -> TextSealer:
     return TextSealer(decode_key(QueueSettings().data_key.get_secret_value()))
@@ -31,14 +41,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("contact_sealed", sa.LargeBinary))
     sealer = _sealer()
     conn = op.get_bind()
-    table = sa.table(
-        "complaints",
-        sa.column("id", sa.String),
-        sa.column("description", sa.Text),
-        sa.column("contact", sa.String),
-        sa.column("description_sealed", sa.LargeBinary),
-        sa.column("contact_sealed", sa.LargeBinary),
-    )
+    table = COMPLAINTS
     while True:
         rows = conn.execute(
             sa.select(table.c.id, table.c.description, table.c.contact)
@@ -71,14 +74,7 @@ def downgrade() -> None:
         batch.add_column(sa.Column("contact", sa.String(200)))
     sealer = _sealer()
     conn = op.get_bind()
-    table = sa.table(
-        "complaints",
-        sa.column("id", sa.String),
-        sa.column("description", sa.Text),
-        sa.column("contact", sa.String),
-        sa.column("description_sealed", sa.LargeBinary),
-        sa.column("contact_sealed", sa.LargeBinary),
-    )
+    table = COMPLAINTS
     for row in conn.execute(sa.select(table.c.id, table.c.description_sealed, table.c.contact_sealed)).all():
         conn.execute(
             table.update()

@@ -423,6 +423,35 @@ async def _issue(
     return ticket
 
 
+def _visit_started(visit: Visit, ports: Ports, corr: str, traceparent: str | None = None) -> Envelope:
+    return _wrap(
+        VisitStartedV1(visit_id=visit.id, channel=visit.channel, started_at=visit.started_at),
+        agency=ports.catalogue.site_manager(visit.site),
+        site=visit.site,
+        subject=visit.id,
+        corr=corr,
+        traceparent=traceparent,
+    )
+
+
+def _visit_ended(visit: Visit, ports: Ports, corr: str) -> Envelope:
+    assert visit.ended_at is not None
+    return _wrap(
+        VisitEndedV1(
+            visit_id=visit.id,
+            started_at=visit.started_at,
+            ended_at=visit.ended_at,
+            duration_seconds=max(0, int((visit.ended_at - visit.started_at).total_seconds())),
+            tickets=visit.tickets_total,
+            tickets_served=visit.tickets_served,
+        ),
+        agency=ports.catalogue.site_manager(visit.site),
+        site=visit.site,
+        subject=visit.id,
+        corr=corr,
+    )
+
+
 async def _end_visit_if_done(
     uow: QueueUnitOfWork, visit_id: str, at: datetime, corr: str, ports: Ports
 ) -> None:
@@ -432,23 +461,7 @@ async def _end_visit_if_done(
     tickets = await uow.tickets.of_visit(visit_id)
     if visit.end_if_done(tickets, at):
         await uow.visits.save(visit)
-        assert visit.ended_at is not None
-        uow.publish(
-            _wrap(
-                VisitEndedV1(
-                    visit_id=visit.id,
-                    started_at=visit.started_at,
-                    ended_at=visit.ended_at,
-                    duration_seconds=max(0, int((visit.ended_at - visit.started_at).total_seconds())),
-                    tickets=visit.tickets_total,
-                    tickets_served=visit.tickets_served,
-                ),
-                agency=ports.catalogue.site_manager(visit.site),
-                site=visit.site,
-                subject=visit.id,
-                corr=corr,
-            )
-        )
+        uow.publish(_visit_ended(visit, ports, corr))
 
 
 # --- handlers -----------------------------------------------------------------------------------
@@ -464,15 +477,7 @@ async def start_visit(cmd: StartVisit, uow: QueueUnitOfWork, ports: Ports) -> tu
     now = ports.clock.now()
     visit = Visit(id=str(uuid.uuid4()), site=cmd.site, channel=cmd.channel, started_at=now)
     await uow.visits.add(visit)
-    uow.publish(
-        _wrap(
-            VisitStartedV1(visit_id=visit.id, channel=cmd.channel, started_at=now),
-            agency=ports.catalogue.site_manager(cmd.site),
-            site=cmd.site,
-            subject=visit.id,
-            corr=cmd.correlation_id,
-        )
-    )
+    uow.publish(_visit_started(visit, ports, cmd.correlation_id))
     # Numbers are taken in prefix order, whatever order the services were asked in: each takes its
     # prefix's sequence row until commit, so two visits asking for A and B in opposite orders would
     # otherwise wait for each other (a deadlock on PostgreSQL).
@@ -532,16 +537,7 @@ async def start_visits(
     all_tickets: list[Ticket] = []
     for cmd, (visit, services) in zip(cmds, plans, strict=True):
         day = days[cmd.site]
-        uow.publish(
-            _wrap(
-                VisitStartedV1(visit_id=visit.id, channel=cmd.channel, started_at=now),
-                agency=ports.catalogue.site_manager(cmd.site),
-                site=cmd.site,
-                subject=visit.id,
-                corr=cmd.correlation_id,
-                traceparent=cmd.traceparent,
-            )
-        )
+        uow.publish(_visit_started(visit, ports, cmd.correlation_id, cmd.traceparent))
         issued: dict[str, Ticket] = {}
         for code, service in services:
             key = (cmd.site, day, service.prefix)
@@ -1062,24 +1058,6 @@ class CloseDay:
     correlation_id: str
     limit: int = 500
     """Tickets (and visits) one transaction closes at most; run it again until it reports nothing."""
-
-
-def _visit_ended(visit: Visit, ports: Ports, corr: str) -> Envelope:
-    assert visit.ended_at is not None
-    return _wrap(
-        VisitEndedV1(
-            visit_id=visit.id,
-            started_at=visit.started_at,
-            ended_at=visit.ended_at,
-            duration_seconds=max(0, int((visit.ended_at - visit.started_at).total_seconds())),
-            tickets=visit.tickets_total,
-            tickets_served=visit.tickets_served,
-        ),
-        agency=ports.catalogue.site_manager(visit.site),
-        site=visit.site,
-        subject=visit.id,
-        corr=corr,
-    )
 
 
 async def close_day(cmd: CloseDay, uow: QueueUnitOfWork, ports: Ports) -> DayCloseReport:
