@@ -68,6 +68,21 @@ PRIORITY_GROUPS = [g for g in PriorityGroup if g is not PriorityGroup.NONE]
 STATEMENT_NAMES = {text: name for name, text in vars(pg).items() if name.isupper() and isinstance(text, str)}
 
 
+def statement_name(sql: str) -> str:
+    """The name of a statement of :mod:`mpp.queue.persistence.pg` (its constant's, or CALL_CANDIDATES)."""
+    name = STATEMENT_NAMES.get(sql)
+    if name is None:
+        name = "CALL_CANDIDATES" if sql.lstrip().startswith("WITH busy") else "other"
+    return name
+
+
+def candidates_sql(types: int) -> str:
+    """Call-next's candidate statement for a counter of ``types`` service types (older versions of the
+    service have one statement for all)."""
+    build = getattr(pg, "call_candidates", None)
+    return str(build(types)) if build is not None else str(getattr(pg, "CALL_CANDIDATES"))  # noqa: B009
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of a process (None once it is gone)."""
     try:
@@ -111,7 +126,7 @@ def time_driver_statements(timings: Timings) -> None:
             try:
                 return await method(self, sql, *args)
             finally:
-                timings.add(STATEMENT_NAMES.get(sql, "other"), time.perf_counter() - t0)
+                timings.add(statement_name(sql), time.perf_counter() - t0)
 
         return run
 
@@ -133,7 +148,7 @@ class RawSql:
         try:
             return await method(sql, *args)
         finally:
-            self.timings.add(STATEMENT_NAMES.get(sql, "other"), time.perf_counter() - t0)
+            self.timings.add(statement_name(sql), time.perf_counter() - t0)
 
     async def fetch(self, sql: str, *args: Any) -> Any:
         return await self._timed(self.conn.fetch, sql, args)
@@ -194,7 +209,7 @@ async def explain_candidates(conn: Any, args: tuple[Any, ...], runs: int = 6) ->
     await tr.start()
     try:
         await conn.execute(
-            f"PREPARE {name} (text, text, text[], timestamptz, int, bool) AS {pg.CALL_CANDIDATES}"
+            f"PREPARE {name} (text, text, text[], timestamptz, int, bool) AS {candidates_sql(len(args[2]))}"
         )
         values = (
             f"'{args[0]}', '{args[1]}', ARRAY[{', '.join(repr(s) for s in args[2])}]::text[], "
@@ -234,6 +249,30 @@ async def table_stats(conn: Any) -> dict[str, Any]:
         "waiting": waiting,
         "indexes": {r["name"]: {"kb": r["bytes"] // 1024, "scans": r["idx_scan"]} for r in indexes},
     }
+
+
+async def sample_activity(url: str, stop: asyncio.Event, every: float = 0.02) -> dict[str, int]:
+    """How often each statement was seen running (or waiting) in a backend of this database: the share of
+    the server's busy time each takes, as sampling pg_stat_activity shows it."""
+    conn = await asyncpg.connect(url)
+    seen: dict[str, int] = {}
+    try:
+        while not stop.is_set():
+            rows = await conn.fetch(
+                """SELECT query, wait_event_type FROM pg_stat_activity
+                   WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"""
+            )
+            for r in rows:
+                key = statement_name(r["query"])
+                if key == "other":
+                    key = " ".join(r["query"].split())[:40]
+                if r["wait_event_type"]:
+                    key += f" (waiting: {r['wait_event_type']})"
+                seen[key] = seen.get(key, 0) + 1
+            await asyncio.sleep(every)
+    finally:
+        await conn.close()
+    return dict(sorted(seen.items(), key=lambda kv: -kv[1]))
 
 
 async def backends(conn: Any) -> dict[int, str]:
@@ -296,6 +335,11 @@ class Probe:
                 done = await handlers.start_visits(cmds, uow, svc.ports)
                 await uow.commit()
             issued += sum(len(ts) for _, ts in done)
+        if self.args.analyze:
+            # The statistics a day's queue has in service (autovacuum analyses the table within a
+            # minute); a plan made on none is not the one the service runs with.
+            async with svc.runtime.engine.connect() as conn:
+                await conn.exec_driver_sql("ANALYZE tickets")
         if self.args.every_nth:
             put = handlers.PutPolicy(
                 site=self.site,
@@ -463,6 +507,8 @@ class Probe:
                 cpu0 = {p: cpu_seconds(p) for p in served}
                 vacuum_cpu: dict[int, float] = {}
                 self.timings.recording = True
+                sampling = asyncio.Event()
+                sampler = asyncio.create_task(sample_activity(pg_url, sampling))
                 t0 = time.perf_counter()
                 explains: list[dict[str, Any]] = []
                 deadline = t0 + a.seconds
@@ -489,6 +535,8 @@ class Probe:
                 wall = time.perf_counter() - t0
                 cpu1 = {p: cpu_seconds(p) for p in served}
                 self.timings.recording = False
+                sampling.set()
+                activity = await sampler
                 self.stop.set()
                 await asyncio.gather(*tasks)
                 after_run = await table_stats(side)
@@ -508,6 +556,7 @@ class Probe:
             "pg_cpu_ms_per_cycle": round(used / max(cycles, 1) * 1000, 3),
             "pg_cpu_cores": round(used / wall, 2),
             "autovacuum_cpu_s_seen": round(sum(vacuum_cpu.values()), 2),
+            "active_samples": activity,
             "round_trips": self.timings.summary(cycles),
             "call_candidates_explain": summarize_explains(explains),
             "tickets_before": before_run,
@@ -546,6 +595,12 @@ async def main(argv: list[str]) -> None:
         action="store_true",
         help="run the cycles through the service's handlers and unit of work (SQLAlchemy sessions) "
         "instead of the repositories on bare asyncpg connections",
+    )
+    p.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="leave the filled tickets table without statistics (as before autovacuum's first analyse)",
     )
     p.add_argument("--out", type=Path, help="also write the report here (JSON)")
     args = p.parse_args(argv)
