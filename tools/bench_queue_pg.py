@@ -76,13 +76,6 @@ def statement_name(sql: str) -> str:
     return name
 
 
-def candidates_sql(types: int) -> str:
-    """Call-next's candidate statement for a counter of ``types`` service types (older versions of the
-    service have one statement for all)."""
-    build = getattr(pg, "call_candidates", None)
-    return str(build(types)) if build is not None else str(getattr(pg, "CALL_CANDIDATES"))  # noqa: B009
-
-
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of a process (None once it is gone)."""
     try:
@@ -209,7 +202,7 @@ async def explain_candidates(conn: Any, args: tuple[Any, ...], runs: int = 6) ->
     await tr.start()
     try:
         await conn.execute(
-            f"PREPARE {name} (text, text, text[], timestamptz, int, bool) AS {candidates_sql(len(args[2]))}"
+            f"PREPARE {name} (text, text, text[], timestamptz, int, bool) AS {pg.CALL_CANDIDATES}"
         )
         values = (
             f"'{args[0]}', '{args[1]}', ARRAY[{', '.join(repr(s) for s in args[2])}]::text[], "
@@ -224,6 +217,7 @@ async def explain_candidates(conn: Any, args: tuple[Any, ...], runs: int = 6) ->
     plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
     top = plan["Plan"]
     return {
+        "plan": plan,
         "execution_ms": plan["Execution Time"],
         "planning_ms": plan.get("Planning Time"),
         "shared_hit": top.get("Shared Hit Blocks"),
@@ -282,6 +276,21 @@ async def backends(conn: Any) -> dict[int, str]:
     return {r["pid"]: r["backend_type"] for r in rows}
 
 
+HISTORY = """
+INSERT INTO tickets (id, visit_id, site, agency, service_type, prefix, day, seq, number, priority_group,
+    channel, state, issued_at, queued_at, rank, call_count, first_called_at, called_at, counter, officer,
+    started_at, finished_at, decision)
+SELECT md5(i::text || 't'), md5(i::text || 'v'), $1, split_part(st, '.', 1), st, 'H',
+    to_char(date '2026-01-01' + i / 4000, 'YYYY-MM-DD'), i % 4000, 'H-' || lpad((i % 4000)::text, 4, '0'),
+    'none', 'walk_in', 'completed', at, at, (extract(epoch FROM at) * 1000)::bigint, 1, at, at,
+    'loket-b01', 'officer', at, at + interval '5 minutes', json_build_object('rule', 'highest_score', 'pad', $4)
+FROM generate_series(1, $3) AS i,
+    LATERAL (SELECT ($2::text[])[1 + i % array_length($2::text[], 1)] AS st,
+                    timestamptz '2026-01-01 01:00+00' + (i / 4000) * interval '1 day' + (i % 4000) * interval '5 s' AS at) AS x
+"""
+"""``$3`` served tickets of earlier days at site ``$1`` (service types ``$2``, explanations padded with ``$4``)."""
+
+
 class Probe:
     def __init__(self, args: argparse.Namespace, url: str, catalogue_file: Path) -> None:
         self.args = args
@@ -328,6 +337,12 @@ class Probe:
         return result
 
     async def fill(self, svc: QueueService) -> None:
+        if self.args.history:
+            # Earlier days' served tickets, as a table in service holds them: autovacuum's default
+            # thresholds are a share of the table, and indexes over every ticket grow with them.
+            types = sorted({t for c in self.counters for t in c.service_types})
+            async with svc.runtime.engine.begin() as conn:
+                await conn.exec_driver_sql(HISTORY, (self.site, types, self.args.history, "x" * 900))
         issued = 0
         while issued < self.args.waiting:
             cmds = [self.visit() for _ in range(100)]
@@ -338,7 +353,7 @@ class Probe:
         if self.args.analyze:
             # The statistics a day's queue has in service (autovacuum analyses the table within a
             # minute); a plan made on none is not the one the service runs with.
-            async with svc.runtime.engine.connect() as conn:
+            async with svc.runtime.engine.begin() as conn:
                 await conn.exec_driver_sql("ANALYZE tickets")
         if self.args.every_nth:
             put = handlers.PutPolicy(
@@ -574,6 +589,7 @@ def summarize_explains(explains: list[dict[str, Any]]) -> dict[str, Any]:
         "median_execution_ms": round(statistics.median(e["execution_ms"] for e in explains), 3),
         "median_shared_hit": statistics.median(e["shared_hit"] or 0 for e in explains),
         "last_nodes": explains[-1]["nodes"],
+        "slowest_plan": max(explains, key=lambda e: float(e["execution_ms"]))["plan"],
         "nodes_removed_by_filter": [sum(n["removed_by_filter"] or 0 for n in e["nodes"]) for e in explains],
         "nodes_heap_fetches": [sum(n["heap_fetches"] or 0 for n in e["nodes"]) for e in explains],
     }
@@ -585,6 +601,9 @@ async def main(argv: list[str]) -> None:
     p.add_argument("--counters", type=int, default=50)
     p.add_argument("--waiting", type=int, default=3000, help="tickets waiting before the counters start")
     p.add_argument("--arrivals", type=float, default=40.0, help="kiosk visits a second while calling")
+    p.add_argument(
+        "--history", type=int, default=0, help="served tickets of earlier days already in the table"
+    )
     p.add_argument("--priority-share", type=float, default=0.1, help="share of priority-group visits")
     p.add_argument("--every-nth", type=int, default=0, help="the site's priority_every_nth (0: none)")
     p.add_argument("--warmup", type=float, default=10.0, help="seconds of calling before measuring")

@@ -2,8 +2,8 @@
 reader are dropped; the tickets table is vacuumed and analysed after a fixed number of changes.
 
 - ``ix_tickets_waiting_type``: waiting tickets of a site by service type, in call order (partial, so it
-  holds only waiting tickets and shrinks as they are called). Call-next merges the ranges of its
-  counter's service types instead of walking the whole site's queue past other services' tickets.
+  holds only waiting tickets and shrinks as they are called). Call-next reads the first tickets of each
+  of its counter's service types instead of walking the site's queue past other services' tickets.
 - ``ix_tickets_waiting`` (every ticket, with its state) goes: the new index serves its readers (the
   place of a ticket in its queue, waiting lists of a service type). ``ix_tickets_counter`` goes too:
   ``ix_tickets_busy`` serves the ticket a counter is dealing with. Ticket updates change ``state``, so

@@ -8,8 +8,6 @@ statement each there are one statement here (common table expressions).
 
 from __future__ import annotations
 
-from functools import cache
-
 LOCK_COUNTER_WITH_POLICIES = """
 SELECT c.*,
        (SELECT p.document FROM policies p WHERE p.site = c.site AND p.agency = c.agency) AS agency_policy,
@@ -18,58 +16,47 @@ FROM counters c WHERE c.site = $1 AND c.code = $2
 FOR UPDATE OF c
 """
 
-NEAR = 16
+NEAR = 8
 """How many of the first callable waiting tickets call-next reads, without locks, to lock its candidate
-among them; its head (``$5``) is at most as long. A constant, so that the plan of the prepared statement
-reads the queue's first rows only (with a parameter the planner would assume a tenth of the queue)."""
+among them; its head (``$5``) is at most as long."""
 
-
-@cache
-def call_candidates(types: int) -> str:
-    """Call-next's reads after the counter's row is locked, for a counter of ``types`` service types.
-
-    A statement of its own after the lock, so that its snapshot sees what a call that held the lock
-    before committed. In one statement: the ticket the counter is busy with; the head of the queue, the
-    first ``$5`` (at most :data:`NEAR`) callable waiting tickets of the service types ``$3`` read without locks (to rank and
-    explain); the first of them in call order that no other transaction holds, locked (``FOR UPDATE
-    SKIP LOCKED``); and when the every-Nth rule may apply (``$6``) the first priority ticket, locked the
-    same way (the first one itself when that one is a priority ticket: a row this transaction locked
-    already is not skipped).
-
-    The queue is read through ``ix_tickets_waiting_type`` (waiting tickets by site and service type, in
-    call order): one index range per service type, merged in call order (a Merge Append), so that only
-    the first tickets of the counter's own service types are visited, never the site's other tickets.
-    The first :data:`NEAR` of them are read without locks; the candidate is the first of those that is
-    still waiting and not held by another counter, which is the first such ticket of the whole queue
-    because they are its first tickets in the statement's snapshot. Only when every one of them is taken
-    or held (more counters calling the same services at once than :data:`NEAR`) does the statement walk
-    the queue further (``first_rest``), as far as the first ticket it can lock.
-    """
-    if types < 1:
-        raise ValueError("a counter serves at least one service type")
-    # Only the positions 1..types are interpolated; every value is a parameter.
-    ranges = "\n        UNION ALL\n".join(
-        f"        (SELECT * FROM tickets WHERE site = $1 AND service_type = ($3::text[])[{i}]"  # noqa: S608
-        " AND state = 'waiting' AND queued_at <= $4)"
-        for i in range(1, types + 1)
-    )
-    return f"""
+# Run after the counter's row is locked (a statement of its own, so that its snapshot sees what a call
+# that held the lock before committed). In one statement: the ticket the counter is busy with; the first
+# NEAR callable waiting tickets of the counter's service types ($3), read without locks, of which the
+# first $5 are the head of the queue (to rank and explain); the first of them in call order that no other
+# transaction holds, locked (FOR UPDATE SKIP LOCKED); and when the every-Nth rule may apply ($6) the first
+# priority ticket, locked the same way (the first one itself when that one is a priority ticket: a row
+# this transaction locked already is not skipped).
+#
+# The queue is read through ix_tickets_waiting_type (waiting tickets by site and service type, in call
+# order): the first NEAR tickets of each of the counter's service types, merged, so that only the
+# counter's own services' tickets are visited, never the rest of the site's queue. The candidate is the
+# first of them still waiting and not held by another counter, which is the first such ticket of the
+# whole queue since they are its first tickets in the statement's snapshot; it is found by id, and its
+# state is written so that no partial index on waiting tickets matches it (the plan then reads those few
+# rows by primary key instead of combining the waiting tickets' indexes). Only when every one of them is
+# taken or held (more counters calling the same services at that instant than NEAR) does the statement
+# walk the queue further (first_rest), as far as the first ticket it can lock.
+CALL_CANDIDATES = f"""
 WITH busy AS (
     SELECT * FROM tickets
     WHERE site = $1 AND counter = $2 AND state IN ('called', 'serving')
     LIMIT 1
 ), near AS (
-    SELECT * FROM (
-{ranges}
-    ) AS queue
-    ORDER BY rank, queued_at, seq, id LIMIT {NEAR}
+    SELECT w.* FROM unnest($3::text[]) AS st(code)
+    CROSS JOIN LATERAL (
+        SELECT * FROM tickets
+        WHERE site = $1 AND service_type = st.code AND state = 'waiting' AND queued_at <= $4
+        ORDER BY rank, queued_at, seq, id LIMIT {NEAR}
+    ) AS w
+    ORDER BY w.rank, w.queued_at, w.seq, w.id LIMIT {NEAR}
 ), head AS (
     SELECT * FROM near ORDER BY rank, queued_at, seq, id LIMIT $5
 ), first_near AS (
-    SELECT t.* FROM near JOIN tickets t ON t.id = near.id
-    WHERE t.state = 'waiting'
-    ORDER BY near.rank, near.queued_at, near.seq, near.id LIMIT 1
-    FOR UPDATE OF t SKIP LOCKED
+    SELECT * FROM tickets
+    WHERE id = ANY(ARRAY(SELECT id FROM near)) AND state IN ('waiting', '')
+    ORDER BY rank, queued_at, seq, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
 ), first_rest AS (
     SELECT * FROM tickets
     WHERE NOT EXISTS (SELECT FROM first_near)
@@ -89,7 +76,6 @@ UNION ALL SELECT 'first', first_near.* FROM first_near
 UNION ALL SELECT 'first', first_rest.* FROM first_rest
 UNION ALL SELECT 'priority', first_priority.* FROM first_priority
 """  # noqa: S608
-
 
 GET_TICKET_LOCKED = "SELECT * FROM tickets WHERE id = $1 FOR UPDATE"
 

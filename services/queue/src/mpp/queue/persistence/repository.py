@@ -327,9 +327,9 @@ class TicketRepository:
         if self._sql is not None:
             if head_limit > pg.NEAR:
                 raise ValueError(f"the head of the queue is at most {pg.NEAR} tickets long on PostgreSQL")
-            types = list(dict.fromkeys(service_types))  # one index range per service type
+            types = list(dict.fromkeys(service_types))  # one index scan per service type
             rows = await self._sql.fetch(
-                pg.call_candidates(max(1, len(types))),
+                pg.CALL_CANDIDATES,
                 site,
                 counter,
                 types,
