@@ -12,7 +12,9 @@ reader are dropped; the tickets table is vacuumed and analysed after a fixed num
 - Autovacuum by count rather than by share of the table (which holds every day's tickets, so a share
   grows with the history): the called tickets' dead entries at the head of the waiting indexes, which
   every call steps over, are removed within a minute or so at any table size, and the planner's
-  statistics follow the day's queue.
+  statistics follow the day's queue. Without statistics (a table filled since its last analyse) the
+  planner walks the site's whole queue in call order, as call-next did before; with them it reads the
+  counter's service types only.
 
 Revision ID: 0008
 Revises: 0007
@@ -29,11 +31,11 @@ depends_on = None
 WAITING = "state = 'waiting'"
 AUTOVACUUM = {
     "autovacuum_vacuum_scale_factor": "0",
-    "autovacuum_vacuum_threshold": "2000",
+    "autovacuum_vacuum_threshold": "1000",
     "autovacuum_vacuum_insert_scale_factor": "0",
-    "autovacuum_vacuum_insert_threshold": "5000",
+    "autovacuum_vacuum_insert_threshold": "1000",
     "autovacuum_analyze_scale_factor": "0",
-    "autovacuum_analyze_threshold": "5000",
+    "autovacuum_analyze_threshold": "500",
 }
 
 

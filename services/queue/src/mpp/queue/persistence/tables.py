@@ -73,8 +73,8 @@ tickets = Table(
     UniqueConstraint("site", "day", "number", name="uq_tickets_site_day_number"),
 )
 # Waiting tickets of one service type at a site, in call order (waiting tickets only, so the index
-# shrinks as tickets are called): call-next reads the first tickets of each of its counter's service types; the place
-# of a ticket in its queue and the waiting lists of a service type read it too.
+# shrinks as tickets are called): call-next reads the first tickets of each of its counter's service
+# types; the place of a ticket in its queue and the waiting lists of a service type read it too.
 Index(
     "ix_tickets_waiting_type",
     tickets.c.site,
