@@ -12,10 +12,13 @@ from sqlalchemy import select
 
 from mpp.contracts.masterdata import Counter, load_demo_catalogue
 from mpp.queue.app import CatalogueAdapter
+from mpp.queue.persistence import pg
 from mpp.queue.persistence.tables import tickets
 from tests.integration.queue.harness import KK, KTP, NIB, SITE, QueueApi, officer, supervisor
 
 pytestmark = pytest.mark.integration
+
+IKD = "disdukcapil.ikd"  # loket-01 serves it with KTP
 
 COUNTERS = [f"loket-{n}" for n in range(20, 28)]
 GROUPS = ["none", "none", "lansia", "none", "anak", "none", "disabilitas", "none", "ibu_hamil"]
@@ -105,6 +108,41 @@ class TestConcurrentCallNext:
 
         assert response.json()["ticket"]["id"] == second["id"]
         assert response.json()["decision"]["skipped_in_use"] == [head["id"]]
+
+    async def test_when_every_first_ticket_is_held_call_next_walks_further_down_the_queue(
+        self, queue: QueueApi
+    ) -> None:
+        issued = []
+        for _ in range(pg.NEAR + 2):
+            issued.append((await queue.ticket(KTP))["id"])
+            queue.clock.advance(seconds=10)
+        await queue.open_counter("loket-01", officer())
+        held = issued[: pg.NEAR + 1]
+        async with queue.engine.connect() as conn, conn.begin():
+            # More counters than call-next reads ahead are each in the middle of taking one of them.
+            await conn.execute(select(tickets.c.id).where(tickets.c.id.in_(held)).with_for_update())
+            response = await queue.call_next("loket-01", officer())
+
+        assert response.json()["ticket"]["id"] == issued[-1]
+        assert response.json()["decision"]["skipped_in_use"] == issued[:5]
+
+    async def test_the_queues_of_a_counters_service_types_are_merged_in_call_order(
+        self, queue: QueueApi
+    ) -> None:
+        issued = []
+        for service_type in (KTP, IKD, IKD, KTP, IKD, KTP):
+            issued.append((await queue.ticket(service_type))["id"])
+            queue.clock.advance(seconds=10)
+        await queue.open_counter("loket-01", officer())
+        async with queue.engine.connect() as conn, conn.begin():
+            await conn.execute(select(tickets.c.id).where(tickets.c.id == issued[0]).with_for_update())
+            response = await queue.call_next("loket-01", officer())
+
+        decision = response.json()["decision"]
+        assert response.json()["ticket"]["id"] == issued[1]
+        assert [c["ticket_id"] for c in decision["candidates"]] == issued[:5]
+        assert decision["waiting_considered"] == 5
+        assert decision["skipped_in_use"] == [issued[0]]
 
 
 class TestConcurrentIssue:

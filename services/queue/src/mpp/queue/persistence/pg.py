@@ -16,24 +16,51 @@ FROM counters c WHERE c.site = $1 AND c.code = $2
 FOR UPDATE OF c
 """
 
+NEAR = 8
+"""How many of the first callable waiting tickets call-next reads, without locks, to lock its candidate
+among them; its head (``$5``) is at most as long."""
+
 # Run after the counter's row is locked (a statement of its own, so that its snapshot sees what a call
-# that held the lock before committed). In one statement: the ticket the counter is busy with, the head
-# of the queue read without locks (to rank and explain), the first waiting ticket and, when the
-# every-Nth rule may apply ($6), the first priority ticket, each locked with SKIP LOCKED. The priority
-# candidate is the first one itself when that one is a priority ticket (a row this transaction locked
-# already is not skipped).
-CALL_CANDIDATES = """
+# that held the lock before committed). In one statement: the ticket the counter is busy with; the first
+# NEAR callable waiting tickets of the counter's service types ($3), read without locks, of which the
+# first $5 are the head of the queue (to rank and explain); the first of them in call order that no other
+# transaction holds, locked (FOR UPDATE SKIP LOCKED); and when the every-Nth rule may apply ($6) the first
+# priority ticket, locked the same way (the first one itself when that one is a priority ticket: a row
+# this transaction locked already is not skipped).
+#
+# The queue is read through ix_tickets_waiting_type (waiting tickets by site and service type, in call
+# order): the first NEAR tickets of each of the counter's service types, merged, so that only the
+# counter's own services' tickets are visited, never the rest of the site's queue. The candidate is the
+# first of them still waiting and not held by another counter, which is the first such ticket of the
+# whole queue since they are its first tickets in the statement's snapshot; it is found by id, and its
+# state is written so that no partial index on waiting tickets matches it (the plan then reads those few
+# rows by primary key instead of combining the waiting tickets' indexes). Only when every one of them is
+# taken or held (more counters calling the same services at that instant than NEAR) does the statement
+# walk the queue further (first_rest), as far as the first ticket it can lock.
+CALL_CANDIDATES = f"""
 WITH busy AS (
     SELECT * FROM tickets
     WHERE site = $1 AND counter = $2 AND state IN ('called', 'serving')
     LIMIT 1
+), near AS (
+    SELECT w.* FROM unnest($3::text[]) AS st(code)
+    CROSS JOIN LATERAL (
+        SELECT * FROM tickets
+        WHERE site = $1 AND service_type = st.code AND state = 'waiting' AND queued_at <= $4
+        ORDER BY rank, queued_at, seq, id LIMIT {NEAR}
+    ) AS w
+    ORDER BY w.rank, w.queued_at, w.seq, w.id LIMIT {NEAR}
 ), head AS (
+    SELECT * FROM near ORDER BY rank, queued_at, seq, id LIMIT $5
+), first_near AS (
     SELECT * FROM tickets
-    WHERE site = $1 AND state = 'waiting' AND service_type = ANY($3::text[]) AND queued_at <= $4
-    ORDER BY rank, queued_at, seq, id LIMIT $5
-), first_waiting AS (
+    WHERE id = ANY(ARRAY(SELECT id FROM near)) AND state IN ('waiting', '')
+    ORDER BY rank, queued_at, seq, id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), first_rest AS (
     SELECT * FROM tickets
-    WHERE site = $1 AND state = 'waiting' AND service_type = ANY($3::text[]) AND queued_at <= $4
+    WHERE NOT EXISTS (SELECT FROM first_near)
+        AND site = $1 AND state = 'waiting' AND service_type = ANY($3::text[]) AND queued_at <= $4
     ORDER BY rank, queued_at, seq, id LIMIT 1
     FOR UPDATE SKIP LOCKED
 ), first_priority AS (
@@ -45,9 +72,10 @@ WITH busy AS (
 )
 SELECT 'busy' AS kind, busy.* FROM busy
 UNION ALL SELECT 'head', head.* FROM head
-UNION ALL SELECT 'first', first_waiting.* FROM first_waiting
+UNION ALL SELECT 'first', first_near.* FROM first_near
+UNION ALL SELECT 'first', first_rest.* FROM first_rest
 UNION ALL SELECT 'priority', first_priority.* FROM first_priority
-"""
+"""  # noqa: S608
 
 GET_TICKET_LOCKED = "SELECT * FROM tickets WHERE id = $1 FOR UPDATE"
 

@@ -325,8 +325,17 @@ class TicketRepository:
         the queue, and the candidates locked (see :meth:`lock_first_waiting`); ``priority``: also the
         first priority ticket when the first waiting one is not one. One statement on PostgreSQL."""
         if self._sql is not None:
+            if head_limit > pg.NEAR:
+                raise ValueError(f"the head of the queue is at most {pg.NEAR} tickets long on PostgreSQL")
+            types = list(dict.fromkeys(service_types))  # one index scan per service type
             rows = await self._sql.fetch(
-                pg.CALL_CANDIDATES, site, counter, list(service_types), callable_at, head_limit, priority
+                pg.CALL_CANDIDATES,
+                site,
+                counter,
+                types,
+                callable_at,
+                head_limit,
+                priority,
             )
             found: dict[str, list[Ticket]] = {"busy": [], "head": [], "first": [], "priority": []}
             for row in rows:

@@ -72,16 +72,21 @@ tickets = Table(
     Column("decision", JSON),
     UniqueConstraint("site", "day", "number", name="uq_tickets_site_day_number"),
 )
-# Call-next reads the waiting tickets of a site's service types in rank order.
+# Waiting tickets of one service type at a site, in call order (waiting tickets only, so the index
+# shrinks as tickets are called): call-next reads the first tickets of each of its counter's service
+# types; the place of a ticket in its queue and the waiting lists of a service type read it too.
 Index(
-    "ix_tickets_waiting",
+    "ix_tickets_waiting_type",
     tickets.c.site,
     tickets.c.service_type,
-    tickets.c.state,
     tickets.c.rank,
+    tickets.c.queued_at,
     tickets.c.seq,
+    tickets.c.id,
+    postgresql_where=tickets.c.state == "waiting",
+    sqlite_where=tickets.c.state == "waiting",
 )
-# The same in call order, waiting tickets only: call-next reads its first rows, whatever the service types.
+# The same for the whole site: waiting lists across service types, and call-next's fallback.
 Index(
     "ix_tickets_waiting_rank",
     tickets.c.site,
@@ -116,7 +121,6 @@ Index(
     sqlite_where=tickets.c.state.in_(["waiting", "called", "serving"]),
 )
 Index("ix_tickets_visit", tickets.c.visit_id)
-Index("ix_tickets_counter", tickets.c.site, tickets.c.counter, tickets.c.state)
 
 ticket_sequences = Table(
     "ticket_sequences",
