@@ -68,13 +68,11 @@ class QueueUnitOfWork(UnitOfWork):
             raise
         # PostgreSQL: the statements of the counters' cycle (call-next, start, complete) and the outbox
         # rows go straight to asyncpg, in the same transaction.
-        self.sql = (
-            DriverSql(self._connection)
-            if self._connection is not None
-            else DriverSql(self.session)
-            if DriverSql.available(self.session)
-            else None
-        )
+        self.sql: DriverSql | None
+        if self._connection is not None:
+            self.sql = DriverSql(self._connection)
+        else:
+            self.sql = DriverSql(self.session) if DriverSql.available(self.session) else None
         self.visits = VisitRepository(self.session, self.sql)
         self.tickets = TicketRepository(self.session, self.sql)
         self.counters = CounterRepository(self.session, self.sql)
@@ -96,11 +94,8 @@ class QueueUnitOfWork(UnitOfWork):
         self._pending = []
 
     async def commit(self) -> None:
-        if self.sql is None or not self._pending:
-            if self._connection is None:
-                await super().commit()
-                return
-        else:
+        if self.sql is not None and self._pending:
+            # Every outbox row of the transaction in one statement, straight to the driver.
             now = datetime.now(UTC)
             rows = [outbox_row(e, now) for e in self._pending]
             self._pending = []
@@ -113,13 +108,12 @@ class QueueUnitOfWork(UnitOfWork):
                 [r["headers"] for r in rows],
                 now,
             )
-            if self._connection is None:
-                await super().commit()
-                return
-        assert self.sql is not None
+        if self._connection is None or self.sql is None:
+            await super().commit()
+            return
         if self.session.in_transaction():
-            # A repository's statement began SQLAlchemy's transaction: its commit covers the driver's
-            # statements too (one transaction on one connection).
+            # A repository's statement began SQLAlchemy's transaction on this connection: its commit
+            # covers the driver's statements too (one transaction).
             await self.session.commit()
         await self.sql.commit()
         if self._wakeup is not None:
