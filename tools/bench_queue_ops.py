@@ -9,7 +9,8 @@ throughput figures of ``make bench``. First kiosk visits of one ticket, one at a
 (written together by the visit batcher; figures per visit), then, with about 3,000 tickets
 waiting, call-next -> start -> complete cycles at one counter. CPU is this process's (the app and the
 client); statements are those the app sent to the database, through SQLAlchemy or straight to the driver
-(transaction begin and commit not counted).
+(transaction begin and commit not counted). ``MPP_QUEUE_HTTP_FAST_ROUTES=false`` sends the counters'
+cycle through FastAPI's routing instead of the hot routes: run both, one after the other, to compare.
 """
 
 from __future__ import annotations

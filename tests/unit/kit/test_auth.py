@@ -19,8 +19,10 @@ from mpp.kit.auth import (
     Principal,
     Role,
     TokenVerifier,
+    ensure_roles,
     issue_token,
     main,
+    principal_from_authorization,
 )
 from mpp.kit.settings import ServiceSettings
 
@@ -217,6 +219,85 @@ class TestVerifyJwksToken:
 
         with pytest.raises(AuthError):
             verifier.verify(token)
+
+
+class TestVerifiedTokenCache:
+    def test_a_cached_token_is_checked_again_once_it_expires(
+        self, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        checked: list[str] = []
+        check = verifier._verify
+
+        def counting(token: str) -> tuple[Principal, float]:
+            checked.append(token)
+            return check(token)
+
+        monkeypatch.setattr(verifier, "_verify", counting)
+        now = time.time()
+        token = jwt.encode(_claims(exp=int(now) + 60), SECRET, algorithm="HS256")
+        verifier.verify(token)
+        verifier.verify(token)
+        assert len(checked) == 1
+
+        # Past its expiry and the leeway the cached answer is not used: the signature and claims are
+        # checked again (and refused by a clock that agrees).
+        monkeypatch.setattr(time, "time", lambda: now + 60 + 31)
+        verifier.verify(token)
+        assert len(checked) == 2
+
+    def test_a_full_cache_forgets_only_its_oldest_token(
+        self, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        checked: list[str] = []
+        check = verifier._verify
+
+        def counting(token: str) -> tuple[Principal, float]:
+            checked.append(token)
+            return check(token)
+
+        monkeypatch.setattr(verifier, "_verify", counting)
+        monkeypatch.setattr("mpp.kit.auth.TOKEN_CACHE_SIZE", 2)
+        first, second, third = (
+            jwt.encode(_claims(sub=f"s-{n}"), SECRET, algorithm="HS256") for n in range(3)
+        )
+        for token in (first, second, third, second, third):
+            verifier.verify(token)
+
+        assert checked == [first, second, third]
+        verifier.verify(first)
+        assert checked == [first, second, third, first]
+
+
+class TestAuthorizationHeader:
+    def test_a_bearer_token_gives_its_principal(self, verifier: TokenVerifier) -> None:
+        token = issue_token(SECRET, subject="officer-1", roles=[Role.OFFICER], agency="dpmptsp")
+
+        principal = principal_from_authorization(verifier, f"Bearer {token}")
+
+        assert principal.subject == "officer-1"
+        assert principal.agency == "dpmptsp"
+
+    def test_no_header_asks_for_a_token(self, verifier: TokenVerifier) -> None:
+        with pytest.raises(AuthError, match="Token akses diperlukan"):
+            principal_from_authorization(verifier, None)
+
+    @pytest.mark.parametrize("header", ["Basic b2ZmaWNlcg==", "Bearer", "Bearer   ", "token-only"])
+    def test_another_scheme_or_an_empty_token_is_refused(self, verifier: TokenVerifier, header: str) -> None:
+        with pytest.raises(AuthError, match="Token tidak valid"):
+            principal_from_authorization(verifier, header)
+
+    def test_without_a_verifier_every_header_is_refused(self) -> None:
+        token = issue_token(SECRET, subject="officer-1", roles=[Role.OFFICER])
+
+        with pytest.raises(AuthError):
+            principal_from_authorization(None, f"Bearer {token}")
+
+    def test_roles_are_checked_against_the_allowed_ones(self) -> None:
+        officer = Principal(subject="s", agency="dpmptsp", site="mpp-demo", roles=frozenset({Role.OFFICER}))
+
+        assert ensure_roles(officer, frozenset({Role.OFFICER, Role.SUPERVISOR})) is officer
+        with pytest.raises(ForbiddenError):
+            ensure_roles(officer, frozenset({Role.OPERATOR}))
 
 
 class TestUnconfiguredVerifier:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 
 from mpp.kit.auth import Principal, Role, bearer_principal, issue_token, require_roles
-from mpp.kit.http import DomainError, create_http_app
+from mpp.kit.http import DomainError, add_inner_middleware, create_http_app, error_response
 from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
 from mpp.kit.settings import ServiceSettings
 
@@ -437,3 +437,60 @@ async def _get(app: FastAPI, path: str) -> httpx.Response:
         transport=httpx.ASGITransport(app=app), base_url="http://mpp.test"
     ) as client:
         return await client.get(path)
+
+
+class _Teapot:
+    """A layer that answers one path itself (by raising a domain error or failing) and hands on the rest."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/teapot":
+            await error_response(ApplicationConflictError(details={"state": "brewing"}))(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == "/teapot-breaks":
+            raise RuntimeError("no tea")
+        await self.app(scope, receive, send)
+
+
+class TestInnerMiddleware:
+    @pytest.fixture
+    async def inner(self) -> AsyncIterator[httpx.AsyncClient]:
+        app = _build_app()
+        add_inner_middleware(app, _Teapot)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mpp.test") as c:
+            yield c
+
+    async def test_its_answers_pass_the_edge(self, inner: httpx.AsyncClient) -> None:
+        response = await inner.get("/teapot", headers={"X-Correlation-Id": "corr-inner-0001"})
+
+        assert response.status_code == 409
+        assert response.json() == {
+            "error": {
+                "code": "application_conflict",
+                "message": "Permohonan tidak dapat diproses pada status saat ini",
+                "details": {"state": "brewing"},
+            }
+        }
+        assert response.headers["x-correlation-id"] == "corr-inner-0001"
+
+    async def test_its_failures_get_the_edge_500(self, inner: httpx.AsyncClient) -> None:
+        response = await inner.get("/teapot-breaks")
+
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "internal_error"
+
+    async def test_other_requests_reach_the_routes(self, inner: httpx.AsyncClient) -> None:
+        response = await inner.get("/me", headers=_bearer(["officer"]))
+
+        assert response.status_code == 200
+        assert response.json() == {"subject": "user-1"}
+
+    async def test_cannot_be_added_once_the_app_runs(self) -> None:
+        app = _build_app()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mpp.test") as c:
+            await c.get("/healthz")
+
+        with pytest.raises(RuntimeError):
+            add_inner_middleware(app, _Teapot)

@@ -33,7 +33,9 @@ __all__ = [
     "Role",
     "TokenVerifier",
     "bearer_principal",
+    "ensure_roles",
     "issue_token",
+    "principal_from_authorization",
     "require_roles",
 ]
 
@@ -178,7 +180,9 @@ class TokenVerifier:
             del self._cache[token]
         principal, expires = self._verify(token)
         if len(self._cache) >= TOKEN_CACHE_SIZE:
-            self._cache.clear()
+            # Drop the entry stored first (dicts keep insertion order), not the whole cache: a full cache
+            # then costs one more signature check per new token instead of one per client at once.
+            del self._cache[next(iter(self._cache))]
         self._cache[token] = (principal, expires)
         return principal
 
@@ -267,20 +271,34 @@ def issue_token(
 # --------------------------------------------------------------------------------------------------
 
 
-async def bearer_principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller of ``Authorization: Bearer <token>``, or :class:`AuthError`."""
-    verifier = getattr(request.app.state, "token_verifier", None)
+def principal_from_authorization(verifier: object, header: str | None) -> Principal:
+    """The caller named by an ``Authorization`` header's value (``Bearer <token>``), or :class:`AuthError`.
+
+    The one reading of the header, shared by the FastAPI dependency and by routes served outside FastAPI.
+    """
     if not isinstance(verifier, TokenVerifier):
         _logger.error("auth.verifier.missing")
         raise AuthError
-    header = request.headers.get("authorization")
     if not header:
         raise AuthError(_MESSAGE_NO_CREDENTIALS)
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthError
-    principal = verifier.verify(token)
+    return verifier.verify(token)
+
+
+def ensure_roles(principal: Principal, allowed: frozenset[Role]) -> Principal:
+    """``principal`` if it holds at least one of ``allowed``, else :class:`ForbiddenError`."""
+    if principal.roles.isdisjoint(allowed):
+        raise ForbiddenError
+    return principal
+
+
+async def bearer_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller of ``Authorization: Bearer <token>``, or :class:`AuthError`."""
+    verifier = getattr(request.app.state, "token_verifier", None)
+    principal = principal_from_authorization(verifier, request.headers.get("authorization"))
     request.state.principal = principal
     return principal
 
@@ -290,9 +308,7 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     allowed = frozenset(roles)
 
     async def dependency(principal: Annotated[Principal, Depends(bearer_principal)]) -> Principal:
-        if principal.roles.isdisjoint(allowed):
-            raise ForbiddenError
-        return principal
+        return ensure_roles(principal, allowed)
 
     return dependency
 

@@ -26,7 +26,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -195,11 +201,16 @@ class DriverSql:
     ran yet, the adapter begins its transaction, so the session's commit or rollback covers these
     statements too. asyncpg prepares each distinct SQL text once per connection and caches it. JSON columns
     use the codec SQLAlchemy installs on the connection: parameters are JSON text, values come back decoded.
+
+    Given an :class:`AsyncConnection` instead of a session, the statements run in the adapter's transaction
+    on that connection without SQLAlchemy's transaction bookkeeping: :meth:`commit` commits it when nothing
+    else began a SQLAlchemy transaction there, and closing the connection rolls back what was not committed.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, source: AsyncSession | AsyncConnection) -> None:
+        self._source = source
         self._connection: Any = None
+        self._adapted: Any = None
 
     @staticmethod
     def available(session: AsyncSession) -> bool:
@@ -207,13 +218,21 @@ class DriverSql:
 
     async def _driver(self) -> Any:
         if self._connection is None:
-            connection = await self._session.connection()
+            source = self._source
+            connection = await source.connection() if isinstance(source, AsyncSession) else source
             pooled = await connection.get_raw_connection()
             adapted: Any = pooled.dbapi_connection
             if adapted._transaction is None:
                 await adapted._start_transaction()
+            self._adapted = adapted
             self._connection = pooled.driver_connection
         return self._connection
+
+    async def commit(self) -> None:
+        """Commit the adapter's transaction these statements run in, if one is open."""
+        adapted = self._adapted
+        if adapted is not None and adapted._transaction is not None:
+            await adapted._call_and_discard(adapted._transaction.commit)
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         for hook in statement_hook:

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from mpp.kit.auth import AuthError, ForbiddenError, TokenVerifier
@@ -28,7 +29,14 @@ from mpp.kit.db import is_transient
 from mpp.kit.observability import ServiceMetrics, context_from_traceparent, correlation_id, redact
 from mpp.kit.settings import ServiceSettings
 
-__all__ = ["DomainError", "FastJSONResponse", "create_http_app", "error_body"]
+__all__ = [
+    "DomainError",
+    "FastJSONResponse",
+    "add_inner_middleware",
+    "create_http_app",
+    "error_body",
+    "error_response",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -190,19 +198,29 @@ async def _handle_validation_error(request: Request, exc: Exception) -> Response
     return _error_response(422, "validation_error", _MESSAGE_INVALID_INPUT, {"problems": problems})
 
 
+def error_response(exc: AuthError | ForbiddenError | DomainError) -> JSONResponse:
+    """The answer to an error a route raises on purpose: 401 with a Bearer challenge, 403, or the domain
+    error's own status. The exception handlers and routes served outside FastAPI both answer with it."""
+    if isinstance(exc, AuthError):
+        return _error_response(401, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, ForbiddenError):
+        return _error_response(403, exc.code, exc.message)
+    return _error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
 async def _handle_auth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthError)
-    return _error_response(401, exc.code, exc.message, headers={"WWW-Authenticate": "Bearer"})
+    return error_response(exc)
 
 
 async def _handle_forbidden(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ForbiddenError)
-    return _error_response(403, exc.code, exc.message)
+    return error_response(exc)
 
 
 async def _handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    return _error_response(exc.status_code, exc.code, exc.message, exc.details)
+    return error_response(exc)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -429,6 +447,15 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else _UNMATCHED_ROUTE
+
+
+def add_inner_middleware(app: FastAPI, middleware: Callable[..., ASGIApp], **options: Any) -> None:
+    """Wrap the application's router (and its exception handling) in ``middleware``, inside the edge
+    middleware: requests it answers itself still get the edge's correlation id, span, metrics, body limit
+    and error fallback. ``app.add_middleware`` would place it outside the edge instead."""
+    if app.middleware_stack is not None:
+        raise RuntimeError("add_inner_middleware: the application has started already")
+    app.user_middleware.append(Middleware(middleware, **options))
 
 
 # --------------------------------------------------------------------------------------------------

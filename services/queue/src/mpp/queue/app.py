@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from mpp.contracts.masterdata import Calendar, Catalogue, load_catalogue, load_demo_catalogue
+from mpp.kit.http import add_inner_middleware
 from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
 from mpp.queue.api import appointments as appointments_api
 from mpp.queue.api import feedback as feedback_api
 from mpp.queue.api.board import install_board
+from mpp.queue.api.hot_routes import CounterCycleRoutes
 from mpp.queue.api.http import one_visit, public, router, visit_body
 from mpp.queue.api.visit_batch import VisitBatcher
 from mpp.queue.config import QueueSettings
@@ -159,6 +161,8 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
     app.include_router(feedback_api.router)
     app.include_router(feedback_api.public)
     app.include_router(feedback_api.pages)
+    if settings.http_fast_routes:
+        add_inner_middleware(app, CounterCycleRoutes, routes=router.routes)
     runtime_lifespan = app.router.lifespan_context
     sweep_every = settings.appointment_sweep_seconds
 

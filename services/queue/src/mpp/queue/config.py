@@ -78,6 +78,11 @@ class QueueSettings(ServiceSettings):
         le=500,
         description="Most visits written in one transaction (1: each visit in its own transaction).",
     )
+    http_fast_routes: bool = Field(
+        default=True,
+        description="Answer the counters' cycle (call-next, start, complete, recall, no-show) without "
+        "FastAPI's routing and dependency solving: the same answers for less CPU (false: through FastAPI).",
+    )
     complaint_first_response_days: int = Field(
         default=3,
         ge=1,

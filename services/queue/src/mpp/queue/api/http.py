@@ -622,14 +622,16 @@ async def close_counter(
 async def call_next(
     code: Code, request: Request, principal: Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
 ) -> FastJSONResponse:
-    svc = _svc(request)
+    return FastJSONResponse(await call_next_answer(_svc(request), principal, code))
+
+
+async def call_next_answer(svc: Any, principal: Principal, code: str) -> dict[str, Any]:
+    """call-next for an officer (role checked already): the answer's JSON-ready body."""
     site = _counter_scope(svc, principal, code)
     ticket: Ticket | None = await _run(svc, CallNext(site, code, principal.subject, _corr()))
     if ticket is None:
-        return FastJSONResponse(
-            {"ticket": None, "message": "Tidak ada antrean yang menunggu untuk loket ini"}
-        )
-    return FastJSONResponse({"ticket": ticket_view(ticket), "decision": ticket.decision})
+        return {"ticket": None, "message": "Tidak ada antrean yang menunggu untuk loket ini"}
+    return {"ticket": ticket_view(ticket), "decision": ticket.decision}
 
 
 # --- tickets ------------------------------------------------------------------------------------
@@ -655,15 +657,15 @@ async def get_decision(
     return {"ticket_id": ticket.id, "number": ticket.number, "decision": ticket.decision}
 
 
-async def _act(
-    request: Request,
+async def act_answer(
+    svc: Any,
     principal: Principal,
     ticket_id: str,
     action: str,
     after: Callable[[Any, Any], Awaitable[Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    svc = _svc(request)
+    """An officer's action on a ticket (role checked already): the ticket's view after it."""
     cmd = ActOnTicket(
         ticket_id,
         action,
@@ -684,7 +686,7 @@ OfficerDep = Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
     response_model=dict[str, Any],
 )
 async def recall(ticket_id: str, request: Request, principal: OfficerDep) -> FastJSONResponse:
-    return FastJSONResponse(await _act(request, principal, ticket_id, "recall"))
+    return FastJSONResponse(await act_answer(_svc(request), principal, ticket_id, "recall"))
 
 
 @router.post(
@@ -693,7 +695,7 @@ async def recall(ticket_id: str, request: Request, principal: OfficerDep) -> Fas
     response_model=dict[str, Any],
 )
 async def start(ticket_id: str, request: Request, principal: OfficerDep) -> FastJSONResponse:
-    return FastJSONResponse(await _act(request, principal, ticket_id, "start"))
+    return FastJSONResponse(await act_answer(_svc(request), principal, ticket_id, "start"))
 
 
 @router.post("/tickets/{ticket_id}/complete", response_model=dict[str, Any], summary="Service finished")
@@ -701,24 +703,28 @@ async def complete(
     ticket_id: str, request: Request, principal: OfficerDep, body: Annotated[CompleteIn | None, Body()] = None
 ) -> FastJSONResponse:
     body = body or CompleteIn()
-    svc = _svc(request)
+    return FastJSONResponse(await complete_answer(_svc(request), principal, ticket_id, body.application_id))
+
+
+async def complete_answer(
+    svc: Any, principal: Principal, ticket_id: str, application_id: str | None
+) -> dict[str, Any]:
+    """An officer completes a ticket (role checked already): its view and its SKM survey link."""
     survey: dict[str, Any] = {}
 
     async def link(uow: Any, ticket: Ticket) -> None:
         # Read in the completing transaction: no second transaction for the link.
         survey["link"] = _link_view(svc, await uow.surveys.of_ticket(ticket.id))
 
-    view = await _act(
-        request, principal, ticket_id, "complete", after=link, application_id=body.application_id
-    )
-    return FastJSONResponse({**view, "survey": survey.get("link")})
+    view = await act_answer(svc, principal, ticket_id, "complete", after=link, application_id=application_id)
+    return {**view, "survey": survey.get("link")}
 
 
 @router.post(
     "/tickets/{ticket_id}/no-show", summary="The called citizen did not come", response_model=dict[str, Any]
 )
 async def no_show(ticket_id: str, request: Request, principal: OfficerDep) -> FastJSONResponse:
-    return FastJSONResponse(await _act(request, principal, ticket_id, "no_show"))
+    return FastJSONResponse(await act_answer(_svc(request), principal, ticket_id, "no_show"))
 
 
 @router.post("/tickets/{ticket_id}/cancel", summary="Cancel a waiting or called ticket")
@@ -726,7 +732,7 @@ async def cancel(
     ticket_id: str, request: Request, principal: OfficerDep, body: Annotated[CancelIn | None, Body()] = None
 ) -> dict[str, Any]:
     body = body or CancelIn()
-    return await _act(request, principal, ticket_id, "cancel", reason_code=body.reason_code)
+    return await act_answer(_svc(request), principal, ticket_id, "cancel", reason_code=body.reason_code)
 
 
 @router.post("/tickets/{ticket_id}/transfer", summary="Refer the citizen to another service (any agency)")
