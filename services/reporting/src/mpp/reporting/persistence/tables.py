@@ -186,6 +186,10 @@ duration_histogram_national_daily = _histogram_table(
 duration_histogram_national_monthly = _histogram_table(
     "duration_histogram_national_monthly", "month", site=False
 )
+# Every site's rows of a few months (a region's or each site's figures over a short period), without
+# reading every month held: a block-range index, next to nothing to keep up as months arrive in order.
+for _table in (metric_facts_monthly, duration_histogram_monthly):
+    Index(f"ix_{_table.name}_month", _table.c.month, postgresql_using="brin")
 
 # --- per-site histogram roll-up and covering indexes (migration 0007_page_reads) ---------------------
 
