@@ -3,6 +3,7 @@ SQLite."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,11 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from mpp.kit.db import create_engine
-from mpp.kit.migrations import upgrade
+from mpp.kit.migrations import downgrade, upgrade
 from mpp.reporting.app import MIGRATIONS
 from mpp.reporting.persistence.tables import (
     consumer_offsets,
@@ -133,3 +134,87 @@ async def test_the_late_applications_migration_replays_the_log_into_every_read_m
         assert counts == [0, 0, 0]
     finally:
         await engine.dispose()
+
+
+async def _write_layout(url: str) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """The collation of each code column of the metric read models (PostgreSQL), and each roll-up's
+    index definitions."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            columns = await conn.execute(
+                text(
+                    "SELECT table_name, coalesce(collation_name, 'default') FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND data_type = 'character varying' "
+                    "AND (table_name LIKE 'metric_%' OR table_name LIKE 'duration_histogram%')"
+                )
+            )
+            collations: dict[str, set[str]] = {}
+            for table, collation in columns.all():
+                collations.setdefault(table, set()).add(collation)
+            indexes: dict[str, list[str]] = {}
+            for table in _REKEYED:
+                found = await conn.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE tablename = :t ORDER BY indexname"),
+                    {"t": table},
+                )
+                indexes[table] = [str(r[0]).split(" USING ", 1)[1] for r in found.all()]
+    finally:
+        await engine.dispose()
+    return collations, indexes
+
+
+_REKEYED = (
+    "metric_facts_monthly",
+    "metric_facts_national_daily",
+    "duration_histogram_monthly",
+    "duration_histogram_national_daily",
+)
+
+
+async def test_the_write_costs_migration_collates_codes_bytewise_and_drops_the_covering_indexes(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """After 0008 every code column of the metric read models compares bytewise, and the roll-ups that
+    pages read by site or by day keep one B-tree, their key led that way and holding the value (the
+    monthly ones a block-range index on the month too); going
+    back to 0007 restores the locale's collation and the covering indexes."""
+    url = await fresh_database()
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, MIGRATIONS)
+    finally:
+        await engine.dispose()
+    collations, indexes = await _write_layout(url)
+    assert len(collations) == 12
+    assert all(found == {"C"} for found in collations.values()), collations
+    assert {t: set(found) for t, found in indexes.items()} == {
+        "metric_facts_monthly": {
+            "btree (site, month, agency, service_type, measure) INCLUDE (value)",
+            "brin (month)",
+        },
+        "metric_facts_national_daily": {"btree (day, measure, agency, service_type) INCLUDE (value)"},
+        "duration_histogram_monthly": {
+            "btree (site, month, agency, service_type, kind, bucket) INCLUDE (count)",
+            "brin (month)",
+        },
+        "duration_histogram_national_daily": {
+            "btree (kind, day, agency, service_type, bucket) INCLUDE (count)"
+        },
+    }
+
+    engine = create_engine(url)
+    try:
+        await downgrade(engine, MIGRATIONS, "0007")
+    finally:
+        await engine.dispose()
+    collations, indexes = await _write_layout(url)
+    assert all(found == {"default"} for found in collations.values()), collations
+    assert set(indexes["metric_facts_monthly"]) == {
+        "btree (site, month) INCLUDE (agency, service_type, measure, value)",
+        "btree (month, site, agency, service_type, measure)",
+    }
+    assert set(indexes["duration_histogram_national_daily"]) == {
+        "btree (kind, day) INCLUDE (agency, service_type, bucket, count)",
+        "btree (day, agency, service_type, kind, bucket)",
+    }

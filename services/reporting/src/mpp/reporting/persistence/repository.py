@@ -72,8 +72,14 @@ def _array(values: Sequence[Any]) -> str:
 
 
 def _unnest(columns: Sequence[tuple[str, str]]) -> str:
-    """``unnest`` over text parameters holding array literals, each cast to its element type."""
-    return ", ".join(f"CAST(CAST(:{name} AS text) AS {kind}[])" for name, kind in columns)
+    """``unnest`` over text parameters holding array literals, each cast to its element type; codes
+    (``varchar``) compare bytewise, as the read models' code columns do (see ``tables._code``), so a
+    batch's rows are sorted and summed without the database locale's string comparison."""
+    bytewise = ' COLLATE "C"'
+    return ", ".join(
+        f"CAST(CAST(:{name} AS text) AS {kind}[]){bytewise if kind == 'varchar' else ''}"
+        for name, kind in columns
+    )
 
 
 async def add_counts(session: AsyncSession, counts: Counter[CountKey]) -> None:
@@ -221,14 +227,16 @@ async def _add(
 _FACT_KEYS = ("day", "site", "agency", "service_type", "measure")
 _HOUR_KEYS = ("day", "site", "agency", "service_type", "hour", "measure")
 _HISTOGRAM_KEYS = ("day", "site", "agency", "service_type", "hour", "kind", "bucket")
+# Each roll-up's key columns in the order of its primary key (tables.py): its rows are written in that
+# order.
 _FACT_ROLLUPS = (
-    (metric_facts_monthly, ("month", "site", "agency", "service_type", "measure")),
-    (metric_facts_national_daily, ("day", "agency", "service_type", "measure")),
+    (metric_facts_monthly, ("site", "month", "agency", "service_type", "measure")),
+    (metric_facts_national_daily, ("day", "measure", "agency", "service_type")),
     (metric_facts_national_monthly, ("month", "agency", "service_type", "measure")),
 )
 _HISTOGRAM_ROLLUPS = (
-    (duration_histogram_monthly, ("month", "site", "agency", "service_type", "kind", "bucket")),
-    (duration_histogram_national_daily, ("day", "agency", "service_type", "kind", "bucket")),
+    (duration_histogram_monthly, ("site", "month", "agency", "service_type", "kind", "bucket")),
+    (duration_histogram_national_daily, ("kind", "day", "agency", "service_type", "bucket")),
     (duration_histogram_national_monthly, ("month", "agency", "service_type", "kind", "bucket")),
     # Without agency or service type (see add_summed_histograms).
     (duration_histogram_site_monthly, ("site", "month", "kind", "bucket")),
