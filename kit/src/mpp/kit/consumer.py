@@ -352,7 +352,7 @@ class EventConsumer:
                     await self.purge_inbox()
             await self.drain()
         except BaseException:
-            self._abandon()
+            self.abandon()
             raise
 
     async def _fetch_more(self, room: int, wait: bool) -> dict[TopicPartition, list[Any]]:
@@ -567,9 +567,9 @@ class EventConsumer:
                 flight.span.end()
         await self._done(flight.batch)
 
-    def _abandon(self) -> None:
-        """The consumer stops without finishing (cancelled, or a fatal error): a batch still in the
-        database is rolled back; its records are read again from the stored offsets next time."""
+    def abandon(self) -> None:
+        """Stop without finishing (cancelled, or a fatal error): a pipelined batch still in the database
+        is rolled back; its records are read again from the stored offsets next time."""
         flight, self._inflight = self._inflight, None
         if flight is not None:
             flight.task.cancel()

@@ -203,26 +203,30 @@ async def _replay(
         # While the previous batch is written, what arrives meanwhile joins the next one.
         return upto_ends(await kafka.getmany(timeout_ms=10 if wait else 0, max_records=room))
 
-    while any(n > 0 for n in remaining.values()):
-        batches = upto_ends(await kafka.getmany(timeout_ms=500, max_records=max_records))
-        if batches:
-            # Read and folded while the previous batch is written; written once that one has committed.
-            await consumer.submit(batches, more=more)
-        for tp in [tp for tp, n in remaining.items() if n > 0]:
-            remaining[tp] = max(0, ends[tp] - await kafka.position(tp))
-            if remaining[tp] == 0:
-                kafka.pause(tp)
-        if metrics is not None and summary.records_total:
-            done = summary.records_total - sum(remaining.values())
-            metrics.rebuild_records_read.set(done)
-            metrics.rebuild_progress.set(done / summary.records_total)
-        progress.show(
-            read=summary.records_read,
-            total=summary.records_total,
-            applied=consumer.processed,
-            remaining=remaining,
-        )
-    await consumer.drain()
+    try:
+        while any(n > 0 for n in remaining.values()):
+            batches = upto_ends(await kafka.getmany(timeout_ms=500, max_records=max_records))
+            if batches:
+                # Read and folded while the previous batch is written; written once that one has committed.
+                await consumer.submit(batches, more=more)
+            for tp in [tp for tp, n in remaining.items() if n > 0]:
+                remaining[tp] = max(0, ends[tp] - await kafka.position(tp))
+                if remaining[tp] == 0:
+                    kafka.pause(tp)
+            if metrics is not None and summary.records_total:
+                done = summary.records_total - sum(remaining.values())
+                metrics.rebuild_records_read.set(done)
+                metrics.rebuild_progress.set(done / summary.records_total)
+            progress.show(
+                read=summary.records_read,
+                total=summary.records_total,
+                applied=consumer.processed,
+                remaining=remaining,
+            )
+        await consumer.drain()
+    except BaseException:
+        consumer.abandon()  # the batch in the database, if any, is rolled back
+        raise
     progress.show(
         read=summary.records_read,
         total=summary.records_total,
