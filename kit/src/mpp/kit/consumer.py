@@ -341,7 +341,8 @@ class EventConsumer:
                     await asyncio.sleep(0.5)
                     continue
                 if batches:
-                    await self.submit(batches, more=self._fetch_more)
+                    # Pipelined, the batch also takes what arrives while the previous one is written.
+                    await self.submit(batches, more=self._fetch_more if self._pipelined else None)
                 else:
                     await self.drain()
                 if self._metrics is not None and time.monotonic() - last_lag > 2:
