@@ -21,6 +21,8 @@ from mpp.contracts.envelope import Envelope
 from mpp.contracts.kafka import to_record
 from mpp.kit.consumer import EventConsumer, ReceivedEvent, TwoPhaseHandler
 from mpp.kit.db import RetryLater, create_engine, dialect_insert, session_factory
+from mpp.kit.kafka import create_producer
+from tests.conftest import unique_topic
 from tests.support.events import (
     Exploded,
     SequencedV1,
@@ -31,6 +33,7 @@ from tests.support.events import (
     metadata,
     sequenced,
 )
+from tests.support.kafka_tools import make_topics, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -333,3 +336,72 @@ async def test_a_stopped_consumer_finishes_the_batch_in_flight(world: World) -> 
     assert len(await world.applied()) == 5
     assert await world.stored() == {A: 4}
     assert kafka.commits == [{A: 5}]
+
+
+async def test_members_joining_and_leaving_a_pipelined_group_apply_every_event_once(
+    world: World, kafka_bootstrap: str
+) -> None:
+    """On the real broker: a second member joins while events flow, then the first one stops; every
+    rebalance revokes partitions with a batch in the database and one being read."""
+    topic = unique_topic("pipeline")
+    group = f"{topic}.group"
+    await make_topics(kafka_bootstrap, topic, f"{group}.dlq", partitions=3)
+    producer = create_producer(kafka_bootstrap, client_id="test-pipeline")
+    await producer.start()
+
+    def member() -> EventConsumer:
+        return EventConsumer(
+            group_id=group,
+            topics=[topic],
+            bootstrap=kafka_bootstrap,
+            sessions=session_factory(world.engine),
+            inbox=inbox,
+            offsets=consumer_offsets,
+            handler=world.handler.handler(),
+            producer=producer,
+            max_records=150,
+            pipelined=True,
+        )
+
+    total = 3000
+    sent: list[str] = []
+
+    async def produce() -> None:
+        for i in range(total):
+            env = sequenced(f"m{i % 30}", i)
+            key, value, headers = to_record(env)
+            sent.append(str(env.id))
+            await (await producer.send(topic, value=value, key=key, headers=headers))
+            if i % 50 == 0:
+                await asyncio.sleep(0.02)
+
+    async def applied_at_least(n: int) -> bool:
+        return len(await world.applied()) >= n
+
+    first, second = member(), member()
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    await first.start()
+    running = [asyncio.create_task(first.run(stop_first))]
+    producing = asyncio.create_task(produce())
+    try:
+        await wait_for(lambda: applied_at_least(400), timeout_s=60, what="progress with one member")
+        await second.start()
+        running.append(asyncio.create_task(second.run(stop_second)))
+        await wait_for(lambda: applied_at_least(1500), timeout_s=90, what="progress with two members")
+        stop_first.set()
+        await asyncio.wait_for(running[0], timeout=60)
+        await first.stop()
+        await producing
+        await wait_for(lambda: applied_at_least(total), timeout_s=120, what="every event applied")
+    finally:
+        stop_first.set()
+        stop_second.set()
+        await asyncio.wait_for(asyncio.gather(*running, return_exceptions=True), timeout=60)
+        await first.stop()
+        await second.stop()
+        await producer.stop()
+    applied = await world.applied()
+    assert set(applied) == set(sent)
+    assert set(applied.values()) == {1}
+    assert second.processed > 0
+    assert first.processed + second.processed == total
