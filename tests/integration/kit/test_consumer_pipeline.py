@@ -216,6 +216,8 @@ async def test_the_next_batch_is_prepared_while_the_previous_one_is_in_the_datab
 
     log = world.handler.log
     assert log.index("prepare [3, 4, 5]") < log.index("applied [0, 1, 2]") < log.index("apply [3, 4, 5]")
+    # What was prepared is what was written: no event prepared twice.
+    assert world.handler.prepared_seqs == [0, 1, 2, 3, 4, 5]
     assert set((await world.applied()).values()) == {1}
     assert len(await world.applied()) == 6
     assert consumer.processed == 6
