@@ -196,7 +196,7 @@ async def services(
     fresh_database: Callable[[], Awaitable[str]],
 ) -> AsyncIterator[tuple[QueueApi, QueueApi]]:
     async with (
-        running_queue(await fresh_database()) as hot,
+        running_queue(await fresh_database(), http_fast_routes=True) as hot,
         running_queue(await fresh_database(), http_fast_routes=False) as plain,
     ):
         yield hot, plain

@@ -37,25 +37,31 @@ class TestQueueUnitOfWorkOnPostgres:
             await upgrade(engine, MIGRATIONS)
             sessions = session_factory(engine)
 
-            async with QueueUnitOfWork(sessions) as uow:  # the driver alone, committed
+            async with QueueUnitOfWork(sessions, lean=True) as uow:  # the driver alone, committed
                 assert uow.sql is not None
                 await uow.sql.execute(DRIVER_INSERT, "driver-only")
                 await uow.commit()
-            async with QueueUnitOfWork(sessions) as uow:  # the driver alone, left without a commit
+            async with QueueUnitOfWork(sessions, lean=True) as uow:  # the driver alone, left without a commit
                 assert uow.sql is not None
                 await uow.sql.execute(DRIVER_INSERT, "driver-abandoned")
             with pytest.raises(RuntimeError):
-                async with QueueUnitOfWork(sessions) as uow:  # driver first, then the session; fails
+                async with QueueUnitOfWork(
+                    sessions, lean=True
+                ) as uow:  # driver first, then the session; fails
                     assert uow.sql is not None
                     await uow.sql.execute(DRIVER_INSERT, "driver-then-session-failed")
                     await uow.session.execute(insert(policies).values(**_policy("failed")))
                     raise RuntimeError
-            async with QueueUnitOfWork(sessions) as uow:  # session first, then the driver, committed
+            async with QueueUnitOfWork(
+                sessions, lean=True
+            ) as uow:  # session first, then the driver, committed
                 assert uow.sql is not None
                 await uow.session.execute(insert(policies).values(**_policy("committed")))
                 await uow.sql.execute(DRIVER_INSERT, "session-then-driver")
                 await uow.commit()
-            async with QueueUnitOfWork(sessions) as uow:  # driver first, then the session, committed
+            async with QueueUnitOfWork(
+                sessions, lean=True
+            ) as uow:  # driver first, then the session, committed
                 assert uow.sql is not None
                 await uow.sql.execute(DRIVER_INSERT, "driver-then-session")
                 await uow.session.execute(insert(policies).values(**_policy("second")))

@@ -92,9 +92,10 @@ class QueueService:
         self.visit_batcher: VisitBatcher | None = None
         """Group commit of concurrent kiosk visits (None: each visit in its own transaction)."""
 
-    def uow(self) -> QueueUnitOfWork:
+    def uow(self, *, lean: bool = False) -> QueueUnitOfWork:
+        """A unit of work; ``lean`` for the counters' cycle (see :class:`QueueUnitOfWork`)."""
         return QueueUnitOfWork(
-            self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock, self.sealer
+            self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock, self.sealer, lean=lean
         )
 
 

@@ -79,9 +79,10 @@ class QueueSettings(ServiceSettings):
         description="Most visits written in one transaction (1: each visit in its own transaction).",
     )
     http_fast_routes: bool = Field(
-        default=True,
+        default=False,
         description="Answer the counters' cycle (call-next, start, complete, recall, no-show) without "
-        "FastAPI's routing and dependency solving: the same answers for less CPU (false: through FastAPI).",
+        "FastAPI's routing and dependency solving: the same answers for less CPU per cycle. Off by default: "
+        "with it on, `make bench` issued 25% fewer kiosk tickets per second, for a reason not found yet.",
     )
     complaint_first_response_days: int = Field(
         default=3,

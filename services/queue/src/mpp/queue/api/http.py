@@ -159,10 +159,13 @@ def _translate(exc: Exception) -> DomainError:
     return TicketNotFound()
 
 
-async def _run(svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None) -> Any:
-    """Run one command in its own transaction; ``after(uow, result)`` runs in it before the commit."""
+async def _run(
+    svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None, *, lean: bool = False
+) -> Any:
+    """Run one command in its own transaction; ``after(uow, result)`` runs in it before the commit;
+    ``lean`` for the counters' cycle (:class:`QueueUnitOfWork`)."""
     try:
-        async with svc.uow() as uow:
+        async with svc.uow(lean=lean) as uow:
             result = await HANDLERS[type(cmd)](cmd, uow, svc.ports)
             if after is not None:
                 await after(uow, result)
@@ -628,7 +631,7 @@ async def call_next(
 async def call_next_answer(svc: Any, principal: Principal, code: str) -> dict[str, Any]:
     """call-next for an officer (role checked already): the answer's JSON-ready body."""
     site = _counter_scope(svc, principal, code)
-    ticket: Ticket | None = await _run(svc, CallNext(site, code, principal.subject, _corr()))
+    ticket: Ticket | None = await _run(svc, CallNext(site, code, principal.subject, _corr()), lean=True)
     if ticket is None:
         return {"ticket": None, "message": "Tidak ada antrean yang menunggu untuk loket ini"}
     return {"ticket": ticket_view(ticket), "decision": ticket.decision}
@@ -674,7 +677,7 @@ async def act_answer(
         authorize=_officer_scope(principal),
         **extra,
     )
-    return ticket_view(await _run(svc, cmd, after))
+    return ticket_view(await _run(svc, cmd, after, lean=True))
 
 
 OfficerDep = Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]

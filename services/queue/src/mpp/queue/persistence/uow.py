@@ -41,6 +41,8 @@ class QueueUnitOfWork(UnitOfWork):
         wakeup: asyncio.Event | None = None,
         writer_lock: asyncio.Lock | None = None,
         sealer: TextSealer | None = None,
+        *,
+        lean: bool = False,
     ) -> None:
         super().__init__(sessions, outbox, wakeup)
         # The service passes the sealer of its configured key; the development key otherwise.
@@ -48,9 +50,13 @@ class QueueUnitOfWork(UnitOfWork):
         # SQLite (one process) has no row locks: its transactions take this lock so that two requests
         # never decide on the same rows at once. PostgreSQL passes None and relies on row locks.
         self._writer_lock = writer_lock
+        # ``lean`` (the counters' cycle, whose statements go to the driver): on PostgreSQL the unit runs on a
+        # pooled connection without SQLAlchemy's transaction bookkeeping (see _open_on_connection). Work
+        # done through the repositories' session (kiosk visits) keeps the plain session, which costs less
+        # for it than a session joined to a connection.
         bind = sessions.kw.get("bind")
         self._engine: AsyncEngine | None = (
-            bind if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else None
+            bind if lean and isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else None
         )
         self._connection: AsyncConnection | None = None
 
