@@ -54,35 +54,30 @@ def header_map(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
     return {k: (v or b"").decode("utf-8", "replace") for k, v in headers}
 
 
-def _text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", "replace")
-
-
 def from_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> Envelope:
     """Read a binary-mode record back into an envelope.
 
     Raises :class:`UnknownEventType` for a type/version this catalogue does not know and
     :class:`MalformedEvent` for anything else that is not a valid event.
     """
-    # The last value of a header wins; only the attributes read are decoded.
-    h = dict(headers)
+    h = header_map(headers)
     try:
-        event_type = _text(h["ce_type"])
-        version = int(_text(h["ce_eventversion"]))
-        event_id = uuid.UUID(_text(h["ce_id"]))
-        occurred_at = datetime.fromisoformat(_text(h["ce_time"]))
-        producer = _text(h["ce_source"])
-        agency = _text(h["ce_agency"])
-        site = _text(h["ce_site"])
-        subject = _text(h["ce_subject"])
-        correlation_id = _text(h["ce_correlationid"])
+        event_type = h["ce_type"]
+        version = int(h["ce_eventversion"])
+        event_id = uuid.UUID(h["ce_id"])
+        occurred_at = datetime.fromisoformat(h["ce_time"])
+        attrs = {
+            "producer": h["ce_source"],
+            "agency": h["ce_agency"],
+            "site": h["ce_site"],
+            "subject": h["ce_subject"],
+            "correlation_id": h["ce_correlationid"],
+        }
     except (KeyError, ValueError) as exc:
         raise MalformedEvent(f"missing or invalid CloudEvents header: {exc}") from exc
     klass = payload_class(event_type, version)
     if value is None:
         raise MalformedEvent("record has no value")
-    causation = h.get("ce_causationid")
-    traceparent = h.get("traceparent")
     try:
         payload = klass.model_validate_json(value)
         return Envelope(
@@ -90,14 +85,10 @@ def from_record(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
             type=event_type,
             version=version,
             occurred_at=occurred_at,
-            producer=producer,
-            agency=agency,
-            site=site,
-            subject=subject,
-            correlation_id=correlation_id,
-            causation_id=None if causation is None else _text(causation),
-            traceparent=None if traceparent is None else _text(traceparent),
+            causation_id=h.get("ce_causationid"),
+            traceparent=h.get("traceparent"),
             payload=payload,
+            **attrs,
         )
     except ValidationError as exc:
         raise MalformedEvent(_summarise(exc)) from exc

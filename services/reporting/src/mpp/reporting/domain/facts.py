@@ -358,13 +358,9 @@ def fold_facts(
     site_tz: Callable[[str], ZoneInfo],
     sla: SlaCheck = no_sla,
     due: SlaDue = no_due,
-    into: Facts | None = None,
 ) -> Facts:
-    """Sum a batch of events into fact increments (added to ``into`` when given: a batch folded a chunk
-    at a time)."""
+    """Sum a batch of events into fact increments."""
     folder = _Folder(site_tz, sla, due)
-    if into is not None:
-        folder.facts = into
     for env in envelopes:
         folder.fold(env)
     return folder.facts

@@ -36,14 +36,9 @@ def local_day(at: datetime, tz: ZoneInfo) -> date:
     return at.astimezone(tz).date()
 
 
-def fold(
-    envelopes: Iterable[Envelope],
-    site_tz: Callable[[str], ZoneInfo],
-    into: Counter[CountKey] | None = None,
-) -> Counter[CountKey]:
-    """Sum a batch of events into count increments (added to ``into`` when given: a batch folded a chunk
-    at a time)."""
-    counts: Counter[CountKey] = Counter() if into is None else into
+def fold(envelopes: Iterable[Envelope], site_tz: Callable[[str], ZoneInfo]) -> Counter[CountKey]:
+    """Sum a batch of events into count increments."""
+    counts: Counter[CountKey] = Counter()
     for env in envelopes:
         p = env.payload
         if isinstance(p, ApplicationSubmittedV1):
