@@ -651,6 +651,8 @@ async def run_section(bench: Bench) -> None:
                 "MPP_QUEUE_SITE": calling,
                 "MPP_QUEUE_RELAY_ENABLED": "true",
                 "MPP_QUEUE_APPOINTMENT_SWEEP_SECONDS": "0",
+                # The bench may run after the calling site's closing time: no day close under it.
+                "MPP_QUEUE_DAY_CLOSE_SECONDS": "0",
             },
             cfg,
             True,

@@ -117,6 +117,23 @@ class UnitOfWork:
         """Stage events; they are written to the outbox by :meth:`commit`, in this order."""
         self._pending.extend(envelopes)
 
+    def staged(self) -> int:
+        """How many events are staged (a mark for :meth:`trace_staged`)."""
+        return len(self._pending)
+
+    def trace_staged(self, since: int) -> None:
+        """Give the events staged after ``since`` the trace context current now, unless they carry one.
+
+        :meth:`commit` stamps events with the trace current when it runs; a unit of work that commits the
+        work of several requests together (group commit) calls this in each request's own context."""
+        tp = inject_traceparent()
+        if tp is None:
+            return
+        for i in range(since, len(self._pending)):
+            envelope = self._pending[i]
+            if envelope.traceparent is None:
+                self._pending[i] = envelope.model_copy(update={"traceparent": tp})
+
     async def commit(self) -> None:
         session = self.session
         await write_outbox(session, self._outbox, self._pending)

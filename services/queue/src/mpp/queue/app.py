@@ -19,8 +19,9 @@ from mpp.kit.runtime import ServiceRuntime, build_runtime, service_app
 from mpp.queue.api import appointments as appointments_api
 from mpp.queue.api import feedback as feedback_api
 from mpp.queue.api.board import install_board
+from mpp.queue.api.cycle_batch import CycleBatcher
 from mpp.queue.api.hot_routes import CounterCycleRoutes
-from mpp.queue.api.http import one_visit, public, router, visit_body
+from mpp.queue.api.http import one_visit, public, router, run_alone, visit_body
 from mpp.queue.api.visit_batch import VisitBatcher
 from mpp.queue.config import QueueSettings
 from mpp.queue.domain.appointments import AppointmentRules, Rulebook
@@ -91,6 +92,8 @@ class QueueService:
         self._writer_lock = asyncio.Lock() if runtime.engine.dialect.name == "sqlite" else None
         self.visit_batcher: VisitBatcher | None = None
         """Group commit of concurrent kiosk visits (None: each visit in its own transaction)."""
+        self.cycle_batcher: CycleBatcher | None = None
+        """Group commit of the counters' cycle (None: each request in its own transaction)."""
 
     def uow(self, *, lean: bool = False) -> QueueUnitOfWork:
         """A unit of work; ``lean`` for the counters' cycle (see :class:`QueueUnitOfWork`)."""
@@ -152,6 +155,13 @@ def create_app(settings: QueueSettings | None = None) -> FastAPI:
             partial(one_visit, app.state.queue),
             wait_seconds=settings.visit_batch_wait_ms / 1000,
             max_batch=settings.visit_batch_max,
+        )
+    if settings.cycle_batch_max > 1 and runtime.engine.dialect.name == "postgresql":
+        app.state.queue.cycle_batcher = CycleBatcher(
+            app.state.queue,
+            partial(run_alone, app.state.queue, lean=True),
+            max_batch=settings.cycle_batch_max,
+            writers=settings.cycle_batch_writers,
         )
     app.state.queue_catalogue = catalogue
     app.include_router(router)

@@ -78,6 +78,19 @@ class QueueSettings(ServiceSettings):
         le=500,
         description="Most visits written in one transaction (1: each visit in its own transaction).",
     )
+    cycle_batch_max: int = Field(
+        default=16,
+        ge=1,
+        le=200,
+        description="Group commit of the counters' cycle on PostgreSQL: most call-next, start, complete, "
+        "recall and no-show requests run together in one transaction (1: each in its own transaction).",
+    )
+    cycle_batch_writers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="How many such batches are written at once, each on its own connection.",
+    )
     http_fast_routes: bool = Field(
         default=False,
         description="Answer the counters' cycle (call-next, start, complete, recall, no-show) without "

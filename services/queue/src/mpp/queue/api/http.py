@@ -20,6 +20,7 @@ from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
 from mpp.kit.http import DomainError, FastJSONResponse
 from mpp.kit.idempotency import replayed
 from mpp.kit.observability import correlation_id, inject_traceparent
+from mpp.queue.api.cycle_batch import CycleBatcher
 from mpp.queue.api.visit_batch import VisitAnswer, VisitBatcher, VisitRequest
 from mpp.queue.domain.model import (
     Counter,
@@ -162,8 +163,19 @@ def _translate(exc: Exception) -> DomainError:
 async def _run(
     svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None, *, lean: bool = False
 ) -> Any:
-    """Run one command in its own transaction; ``after(uow, result)`` runs in it before the commit;
-    ``lean`` for the counters' cycle (:class:`QueueUnitOfWork`)."""
+    """Run one command; ``after(uow, result)`` runs in its transaction before the commit. ``lean`` for the
+    counters' cycle (:class:`QueueUnitOfWork`), which the service may commit in groups
+    (:mod:`mpp.queue.api.cycle_batch`)."""
+    batcher: CycleBatcher | None = getattr(svc, "cycle_batcher", None)
+    if lean and batcher is not None:
+        return await batcher.submit(cmd, after)
+    return await run_alone(svc, cmd, after, lean=lean)
+
+
+async def run_alone(
+    svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None, *, lean: bool = False
+) -> Any:
+    """Run one command in its own transaction, its domain errors translated into HTTP answers."""
     try:
         async with svc.uow(lean=lean) as uow:
             result = await HANDLERS[type(cmd)](cmd, uow, svc.ports)
