@@ -403,6 +403,7 @@ class Run:
     queue: Service
     http: HttpPool
     pids: dict[str, int]
+    url: str
     steps: dict[str, Any] = field(default_factory=dict)
     idle_cpu: dict[str, float] = field(default_factory=dict)
 
@@ -453,13 +454,20 @@ async def _call_step(
         + f", {seconds:g} s"
     )
     await run.http.close()
+    await asyncio.sleep(1.0)  # the statistics of what ran before settle
+    c0 = await _commits(run.url)
     w0 = run.runq()
     meter = run.meter()
     arriving = asyncio.create_task(open_loop(run.http, arrivals, a.queue_arrival_rate, seconds))
     log_, wall = await run_counters(run.http, counters, rate, seconds)
     arrived = await arriving
     meter.stop()
+    await asyncio.sleep(1.5)
+    c1 = await _commits(run.url)
     out = call_summary(log_, wall, label)
+    if c0 is not None and c1 is not None and log_.called:
+        # Visits included (about 40 a second, batched): what the cycle costs in transactions.
+        out["db_commits_per_call"] = round((c1 - c0) / len(log_.called), 2)
     out["offered_calls_per_s"] = rate
     out["arrivals"] = ticket_summary(arrived, meter.started, "arrivals")
     out["cpu_pct"] = cpu_of(meter, run.idle_cpu)
@@ -470,7 +478,7 @@ async def _call_step(
     log(
         f"queue calls {label}: {out['calls_per_s']} calls/s ({out['empty_calls']} empty, {out['late_calls']} late), "
         f"call-next p50 {out['call_next'].get('p50_ms')} ms p99 {out['call_next'].get('p99_ms')} ms, "
-        f"errors {out['errors']}, CPU {out['cpu_pct']}"
+        f"errors {out['errors']}, commits per call {out.get('db_commits_per_call')}, CPU {out['cpu_pct']}"
     )
     return out
 
@@ -503,6 +511,23 @@ async def _analyze(url: str) -> None:
             await conn.commit()
     finally:
         await engine.dispose()
+
+
+async def _commits(url: str) -> int | None:
+    """Transactions committed in the queue's database so far (PostgreSQL's statistics, which backends
+    report within about a second)."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+                )
+            ).scalar_one_or_none()
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    return None if value is None else int(value)
 
 
 async def _outbox_drained(url: str, limit_s: float) -> float:
@@ -665,7 +690,9 @@ async def run_section(bench: Bench) -> None:
             await queue.wait_ready()
             assert queue.proc is not None
             log(f"queue: pid {queue.proc.pid} on port {queue.port}, {len(counters)} counters at {calling}")
-            run = Run(bench=bench, queue=queue, http=http, pids={**WATCHED_PIDS, "queue": queue.proc.pid})
+            run = Run(
+                bench=bench, queue=queue, http=http, pids={**WATCHED_PIDS, "queue": queue.proc.pid}, url=url
+            )
             await _measure(run, url, kiosks, calling_kiosk, counters, calling)
         finally:
             await http.close()
