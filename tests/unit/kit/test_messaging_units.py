@@ -13,7 +13,7 @@ from sqlalchemy import exc
 from mpp.contracts.events.licensing import ApplicationSubmittedV1
 from mpp.contracts.examples import example_envelope
 from mpp.contracts.kafka import from_record, header_map
-from mpp.kit.consumer import _collector_paused, dead_letter_headers
+from mpp.kit.consumer import _collector_paused, _collector_running, dead_letter_headers
 from mpp.kit.db import is_transient, normalise_url
 from mpp.kit.outbox import decode_headers, outbox_row
 
@@ -122,3 +122,25 @@ class TestCollectorPausedDuringBatches:
         with pytest.raises(RuntimeError), _collector_paused():
             raise RuntimeError("handler error")
         assert gc.isenabled()
+
+    def test_on_while_an_outage_is_waited_out_and_off_again_after(self) -> None:
+        try:
+            with _collector_paused():
+                with _collector_running():
+                    assert gc.isenabled()
+                assert not gc.isenabled()
+            assert gc.isenabled()
+        finally:
+            gc.enable()
+
+    def test_a_wait_outside_any_batch_leaves_it_as_it_is(self) -> None:
+        with _collector_running():
+            assert gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            with _collector_paused(), _collector_running():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
