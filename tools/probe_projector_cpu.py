@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     micros = [round(s * 1e6, 2) for s in per_event]
     print(
         f"{args.batches} batches of {args.batch:,} records, {args.visits_per_day} visits a day per site: "
-        f"process CPU per event {min(micros)} us (least), {statistics.median(micros)} us (median); "
+        f"process CPU per event {min(micros)} us (least), {round(statistics.median(micros), 2)} us (median); "
         f"each batch {micros}"
     )
     return 0
