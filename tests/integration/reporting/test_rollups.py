@@ -24,6 +24,7 @@ from mpp.kit.db import create_engine
 from mpp.kit.migrations import downgrade, upgrade
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS
+from mpp.reporting.domain.facts import LateApplication
 from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.domain.periods import Period
 from mpp.reporting.domain.sla import catalogue_sla
@@ -38,6 +39,7 @@ from mpp.reporting.persistence.tables import (
     duration_histogram_site_monthly,
     duration_histogram_total_daily,
     duration_histogram_total_monthly,
+    late_applications,
     metric_facts,
     metric_facts_monthly,
     metric_facts_national_daily,
@@ -266,3 +268,31 @@ async def test_upserts_keep_codes_with_quotes_commas_and_braces_exactly(
                 for r in await session.execute(select(metric_facts))
             }
     assert stored == {key: 2 * n for key, n in rows.items()}
+
+
+async def test_late_applications_keep_odd_references_unknown_due_days_and_their_first_row(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """Late applications go in as column arrays too: references keep every character, an unknown due
+    day and days late stay unknown, and an application already recorded keeps its first row."""
+    odd = ['lic-"1"', "lic\\2", "lic,3", "{lic-4}", "NULL", "lic 6"]
+    first = [
+        LateApplication(
+            "mpp-uji",
+            ref,
+            "dpmptsp",
+            "dpmptsp.nib",
+            date(2026, 3, 5),
+            None if i % 2 else date(2026, 3, 2),
+            None if i % 2 else i,
+        )
+        for i, ref in enumerate(odd)
+    ]
+    again = [row._replace(finished_day=date(2026, 3, 9), days_late=99) for row in first]
+    async with running_reporting(await fresh_database()) as api:
+        for batch in (first, again, []):
+            async with api.sessions() as session, session.begin():
+                await repository.add_late(session, batch)
+        async with api.sessions() as session:
+            stored = sorted(LateApplication(*r) for r in await session.execute(select(late_applications)))
+    assert stored == sorted(first)

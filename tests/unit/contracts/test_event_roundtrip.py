@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from mpp.contracts import (
     MalformedEvent,
     UnknownEventType,
     from_record,
+    kafka,
     registered_events,
     to_record,
 )
@@ -180,3 +182,127 @@ class TestKafkaBinding:
         _key, value, headers = to_record(envelope)
 
         assert isinstance(from_record(value, headers).id, uuid.UUID)
+
+
+def _read_both(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> tuple[object, object]:
+    """What the direct reading and the model-validated one make of a record: an envelope, or the type
+    and text of the error."""
+    outcomes: list[object] = []
+    for read in (kafka._direct, kafka._validated):
+        try:
+            outcomes.append(read(value, headers))
+        except (MalformedEvent, UnknownEventType) as exc:
+            outcomes.append((type(exc), str(exc)))
+    return outcomes[0], outcomes[1]
+
+
+class TestDirectReading:
+    """A valid record is read without validating the envelope twice; the result is the envelope the
+    model's validation gives, and every other record is read (and rejected) as before."""
+
+    @pytest.mark.parametrize("cls", EVENTS, ids=_id)
+    def test_a_valid_record_reads_directly_into_the_validated_envelope(self, cls: type[EventPayload]) -> None:
+        envelope = example_envelope(cls)  # with a causation id and a traceparent
+        _key, value, headers = to_record(envelope)
+
+        direct, validated = _read_both(value, headers)
+
+        assert isinstance(direct, Envelope)
+        assert isinstance(validated, Envelope)
+        assert direct == validated == envelope
+        assert direct.model_dump() == validated.model_dump()
+        assert direct.model_fields_set == validated.model_fields_set
+        assert direct.model_dump_json() == validated.model_dump_json()
+        assert direct.model_copy(update={"site": "mpp-lain"}).site == "mpp-lain"
+        with pytest.raises(ValidationError):
+            direct.site = "mpp-lain"  # type: ignore[misc]  # frozen
+
+    def test_an_offset_time_is_turned_to_utc(self) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        headers = [(k, b"2026-03-02T08:00:00+07:00" if k == "ce_time" else v) for k, v in headers]
+
+        direct, validated = _read_both(value, headers)
+
+        assert isinstance(direct, Envelope)
+        assert direct.occurred_at.tzinfo is UTC
+        assert direct.occurred_at == datetime(2026, 3, 2, 1, 0, tzinfo=UTC) == validated.occurred_at  # type: ignore[attr-defined]
+
+    def test_optional_headers_absent_or_empty_read_as_before(self) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        without = [(k, v) for k, v in headers if k != "ce_causationid"]
+        empty = [(k, None if k == "ce_causationid" else v) for k, v in headers]
+
+        for record in (without, empty):
+            direct, validated = _read_both(value, record)
+            assert isinstance(direct, Envelope)
+            assert direct == validated
+        assert from_record(value, without).causation_id is None
+        assert from_record(value, empty).causation_id == ""
+
+    def test_the_last_of_repeated_headers_wins(self) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+
+        direct, validated = _read_both(value, [*headers, ("ce_site", b"mpp-lain")])
+
+        assert isinstance(direct, Envelope)
+        assert direct == validated
+        assert direct.site == "mpp-lain"
+
+    def test_a_header_that_is_not_utf8_reads_as_before(self) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        headers = [(k, b"mpp-\xff" if k == "ce_site" else v) for k, v in headers]
+
+        direct, validated = _read_both(value, headers)
+
+        assert direct is None
+        assert isinstance(validated, Envelope)
+        assert from_record(value, headers).site == "mpp-\ufffd"
+
+    @pytest.mark.parametrize(
+        ("header", "bad"),
+        [
+            ("ce_id", b"not-a-uuid"),
+            ("ce_id", None),
+            ("ce_time", b"2026-03-02T08:00:00"),
+            ("ce_time", b"kemarin"),
+            ("ce_eventversion", b"satu"),
+            ("ce_eventversion", b"0"),
+            ("ce_eventversion", b"99"),
+            ("ce_type", b"SomethingNobodyPublishes"),
+            ("ce_site", b""),
+            ("ce_site", None),
+            ("ce_agency", b""),
+            ("ce_source", b""),
+            ("ce_subject", b""),
+            ("ce_correlationid", b""),
+        ],
+    )
+    def test_a_bad_header_is_rejected_with_the_same_error(self, header: str, bad: bytes | None) -> None:
+        _key, value, headers = to_record(example_envelope(EVENTS[0]))
+        changed = [(k, bad if k == header else v) for k, v in headers]
+
+        direct, validated = _read_both(value, changed)
+
+        assert direct is None
+        assert isinstance(validated, tuple)
+        with pytest.raises(validated[0]) as raised:
+            from_record(value, changed)
+        assert str(raised.value) == validated[1]
+
+    @pytest.mark.parametrize("value", [None, b"{not json", b"{}", b"[1, 2]"])
+    def test_a_bad_value_is_rejected_with_the_same_error(self, value: bytes | None) -> None:
+        _key, _value, headers = to_record(example_envelope(EVENTS[0]))
+
+        direct, validated = _read_both(value, headers)
+
+        assert direct is None
+        assert isinstance(validated, tuple)
+        with pytest.raises(MalformedEvent) as raised:
+            from_record(value, headers)
+        assert str(raised.value) == validated[1]
+
+    def test_headers_given_as_an_iterator_are_read_once(self) -> None:
+        envelope = example_envelope(EVENTS[0])
+        _key, value, headers = to_record(envelope)
+
+        assert from_record(value, iter(headers)) == envelope  # type: ignore[arg-type]

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.events.licensing import ApplicationSubmittedV1
 from mpp.contracts.examples import example_envelope
-from mpp.contracts.kafka import from_record, header_map
-from mpp.kit.consumer import _collector_paused, dead_letter_headers
+from mpp.contracts.kafka import from_record, header_map, to_record
+from mpp.kit.consumer import (
+    EventConsumer,
+    ReceivedEvent,
+    _collector_paused,
+    _collector_running,
+    dead_letter_headers,
+)
 from mpp.kit.db import is_transient, normalise_url
 from mpp.kit.outbox import decode_headers, outbox_row
+from tests.support.events import consumer_offsets, inbox
+from tools.probe_projector_cpu import Record, StandInSession
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +135,70 @@ class TestCollectorPausedDuringBatches:
         with pytest.raises(RuntimeError), _collector_paused():
             raise RuntimeError("handler error")
         assert gc.isenabled()
+
+    def test_on_while_an_outage_is_waited_out_and_off_again_after(self) -> None:
+        try:
+            with _collector_paused():
+                with _collector_running():
+                    assert gc.isenabled()
+                assert not gc.isenabled()
+            assert gc.isenabled()
+        finally:
+            gc.enable()
+
+    def test_a_wait_outside_any_batch_leaves_it_as_it_is(self) -> None:
+        with _collector_running():
+            assert gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            with _collector_paused(), _collector_running():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
+class TestCollectorAcrossABatch:
+    """``EventConsumer.process`` keeps the collector off from the parse to the end of the apply, and
+    turns it back on once the batch is done."""
+
+    async def test_off_through_parse_and_apply_and_on_after(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        seen: list[bool] = []
+        enabled: list[bool] = []
+        enable = gc.enable
+
+        def counted_enable() -> None:
+            enabled.append(True)
+            enable()
+
+        monkeypatch.setattr(gc, "enable", counted_enable)
+
+        async def handler(_session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+            seen.append(gc.isenabled())
+            seen.append(len(events) == 3)
+
+        envelope = example_envelope(ApplicationSubmittedV1)
+        records: list[Any] = []
+        for offset in range(3):
+            key, value, headers = to_record(envelope.model_copy(update={"id": uuid.uuid4()}))
+            records.append(Record("t", 0, offset, key, value, headers))
+        consumer = EventConsumer(
+            group_id="g",
+            topics=["t"],
+            bootstrap="unused",
+            sessions=StandInSession,  # type: ignore[arg-type]
+            inbox=inbox,
+            offsets=consumer_offsets,
+            handler=handler,
+            producer=None,
+            offsets_from_database_only=True,
+        )
+        assert gc.isenabled()
+
+        await consumer.process({TopicPartition("t", 0): records})
+
+        assert seen == [False, True]
+        assert consumer.processed == 3
+        assert gc.isenabled()
+        assert len(enabled) == 1  # once, after the batch: not between its parse and its apply

@@ -100,11 +100,13 @@ _collector_was_enabled = False
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch is read and while it is applied (not while
-    an outage is waited out). A batch allocates envelopes, payloads and increments by the ten thousand
-    and frees them by reference counting; the collector would otherwise scan the live ones over and over
-    (a fifth to a third of a batch's CPU). Garbage with cycles waits for the end of the step. Nested or
-    concurrent batches (several consumers in one process) keep it off until the last one ends."""
+    """Python's cyclic garbage collector off while a batch is read and applied (not while an outage is
+    waited out, see :func:`_collector_running`). A batch allocates envelopes, payloads and increments by
+    the ten thousand and frees them by reference counting; the collector would otherwise scan the live
+    ones over and over (a fifth to a third of a batch's CPU), and turning it back on while they are still
+    alive makes it scan them all once more (a few microseconds per event): the batch's objects are
+    dropped before it ends. Garbage with cycles waits for the end of the batch. Nested or concurrent
+    batches (several consumers in one process) keep it off until the last one ends."""
     global _paused_batches, _collector_was_enabled  # noqa: PLW0603 - one collector per process
     if _paused_batches == 0:
         _collector_was_enabled = gc.isenabled()
@@ -116,6 +118,20 @@ def _collector_paused() -> Iterator[None]:
         _paused_batches -= 1
         if _paused_batches == 0 and _collector_was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def _collector_running() -> Iterator[None]:
+    """The collector on while an outage is waited out in the middle of a batch (it may last minutes, and
+    the rest of the process goes on allocating), and off again after if a batch still runs."""
+    resume = _paused_batches > 0 and _collector_was_enabled
+    if resume:
+        gc.enable()
+    try:
+        yield
+    finally:
+        if resume and _paused_batches > 0:
+            gc.disable()
 
 
 _TOP_UP_FETCHES = 32
@@ -284,30 +300,12 @@ class EventConsumer:
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
-        events: list[ReceivedEvent] = []
-        poison: list[tuple[Any, str, str]] = []
-        last: dict[TopicPartition, int] = {}
         if any(tp not in self._floors_loaded for tp in batches):
             # Records can arrive before the rebalance listener has sought to the stored offsets: read
             # them first, so nothing at or below the database's offset is applied again.
             await self._retrying(functools.partial(self._load_floors, list(batches)))
         with _collector_paused():
-            for tp, records in batches.items():
-                floor = self._stored.get(tp, -1)
-                for record in records:
-                    last[tp] = record.offset
-                    if record.offset <= floor:
-                        continue
-                    read = self._read(record)
-                    if isinstance(read, ReceivedEvent):
-                        events.append(read)
-                    elif read is not None:
-                        poison.append(read)
-        for record, reason, error in poison:
-            await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
-        if events or last:
-            with self._batch_span(events):
-                await self._retrying(lambda: self._apply_paused(events, last))
+            last, topics = await self._read_and_apply(batches)
         for tp, offset in last.items():
             self._stored[tp] = max(self._stored.get(tp, -1), offset)
         await self._commit(last)
@@ -315,8 +313,35 @@ class EventConsumer:
             self._metrics.consumer_batch_seconds.labels(group=self.group_id).observe(
                 time.perf_counter() - started
             )
-            for topic, n in Counter(ev.topic for ev in events).items():
+            for topic, n in topics.items():
                 self._metrics.events_consumed_total.labels(group=self.group_id, topic=topic).inc(n)
+
+    async def _read_and_apply(
+        self, batches: dict[TopicPartition, list[Any]]
+    ) -> tuple[dict[TopicPartition, int], Counter[str]]:
+        """Parse the batch, dead-letter its poison records and apply its events; answers the last offset
+        read per partition and the events per topic. The batch's envelopes are dropped when it returns."""
+        events: list[ReceivedEvent] = []
+        poison: list[tuple[Any, str, str]] = []
+        last: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            floor = self._stored.get(tp, -1)
+            for record in records:
+                last[tp] = record.offset
+                if record.offset <= floor:
+                    continue
+                read = self._read(record)
+                if isinstance(read, ReceivedEvent):
+                    events.append(read)
+                elif read is not None:
+                    poison.append(read)
+        for record, reason, error in poison:
+            await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
+        if events or last:
+            with self._batch_span(events):
+                await self._retrying(lambda: self._apply(events, last))
+        topics = Counter(ev.topic for ev in events) if self._metrics is not None else Counter[str]()
+        return last, topics
 
     def _read(self, record: Any) -> ReceivedEvent | tuple[Any, str, str] | None:
         """The event a record holds, the reason it is poison, or none when this consumer skips it."""
@@ -361,11 +386,6 @@ class EventConsumer:
                 "messaging.batch.message_count": len(events),
             },
         )
-
-    async def _apply_paused(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
-        # Each attempt, not the backoff between attempts: an outage may last minutes.
-        with _collector_paused():
-            await self._apply(events, last)
 
     async def _apply(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
         try:
@@ -559,10 +579,11 @@ class EventConsumer:
                     },
                 )
                 # Polling with every partition paused returns nothing but keeps the group membership alive.
-                try:
-                    await self.consumer.getmany(timeout_ms=int(backoff * 1000))
-                except KafkaError:
-                    await asyncio.sleep(backoff)
+                with _collector_running():
+                    try:
+                        await self.consumer.getmany(timeout_ms=int(backoff * 1000))
+                    except KafkaError:
+                        await asyncio.sleep(backoff)
                 backoff = min(self._max_backoff, backoff * 2) * random.uniform(0.8, 1.2)
         self._resume()
 

@@ -55,7 +55,8 @@ def projector(
         await add_facts(session, facts)
         await add_late(session, facts.late.values())
         if published_sites:
-            await mark_changed(session, ((k.site, k.day) for k in facts.counts if k.site in published_sites))
+            # Keys are (day, site, agency, service type, measure).
+            await mark_changed(session, ((k[1], k[0]) for k in facts.counts if k[1] in published_sites))
         if metrics is not None:
             # Counted when the batch's statements ran; a batch rolled back later is retried and counted
             # again, so the counter may run slightly ahead of the read models after an outage.

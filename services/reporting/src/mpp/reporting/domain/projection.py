@@ -37,14 +37,19 @@ def local_day(at: datetime, tz: ZoneInfo) -> date:
 
 
 def fold(envelopes: Iterable[Envelope], site_tz: Callable[[str], ZoneInfo]) -> Counter[CountKey]:
-    """Sum a batch of events into count increments."""
-    counts: Counter[CountKey] = Counter()
+    """Sum a batch of events into count increments (summed per plain tuple first: a batch has far fewer
+    distinct keys than events)."""
+    summed: dict[tuple[date, str, str, str, str], int] = {}
     for env in envelopes:
         p = env.payload
         if isinstance(p, ApplicationSubmittedV1):
-            day = local_day(p.submitted_at, site_tz(env.site))
-            counts[CountKey(day, env.site, env.agency, p.service_type, APPLICATIONS_SUBMITTED)] += 1
+            key = (local_day(p.submitted_at, site_tz(env.site)), env.site, env.agency, p.service_type)
+            metric = APPLICATIONS_SUBMITTED
         elif isinstance(p, PermitIssuedV1):
-            day = local_day(p.issued_at, site_tz(env.site))
-            counts[CountKey(day, env.site, env.agency, p.service_type, PERMITS_ISSUED)] += 1
-    return counts
+            key = (local_day(p.issued_at, site_tz(env.site)), env.site, env.agency, p.service_type)
+            metric = PERMITS_ISSUED
+        else:
+            continue
+        k = (*key, metric)
+        summed[k] = summed.get(k, 0) + 1
+    return Counter({CountKey(*k): n for k, n in summed.items()})

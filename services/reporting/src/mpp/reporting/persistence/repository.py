@@ -58,17 +58,20 @@ from mpp.reporting.persistence.tables import (
 
 
 def _array(values: Sequence[Any]) -> str:
-    """A PostgreSQL array literal of codes, dates or integers, sent as one text parameter: asyncpg
-    would otherwise check every element of an array parameter against several ABCs, which costs more
-    than the rest of a batch's projection.
+    """A PostgreSQL array literal of codes, dates or integers (none: ``NULL``), sent as one text
+    parameter: asyncpg would otherwise check every element of an array parameter against several ABCs,
+    which costs more than the rest of a batch's projection.
 
     A JSON array without backslashes is an array literal once its brackets become braces (strings and
-    dates quoted, integers bare); anything JSON escapes is escaped the array literal's way instead."""
+    dates quoted, integers bare, ``null`` unquoted); anything JSON escapes is escaped the array
+    literal's way instead."""
     encoded = orjson.dumps(values).decode()
     if "\\" not in encoded:
         return "{" + encoded[1:-1] + "}"
-    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+    quoted = (
+        "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    )
+    return "{" + ",".join(quoted) + "}"
 
 
 def _unnest(columns: Sequence[tuple[str, str]]) -> str:
@@ -721,9 +724,36 @@ async def histograms_sums(
 # --- late applications --------------------------------------------------------------------------
 
 
+_LATE_COLUMNS = (
+    ("site", "varchar"),
+    ("application_ref", "varchar"),
+    ("agency", "varchar"),
+    ("service_type", "varchar"),
+    ("finished_day", "date"),
+    ("due_day", "date"),
+    ("days_late", "integer"),
+)
+_LATE_SQL = text(
+    f"INSERT INTO {late_applications.name} ({', '.join(c for c, _ in _LATE_COLUMNS)}) "  # noqa: S608
+    f"SELECT * FROM unnest({_unnest(_LATE_COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+
+
 async def add_late(session: AsyncSession, late: Iterable[LateApplication]) -> None:
     """Record applications finished late; an application already recorded keeps its first row."""
-    rows = [r._asdict() for r in sorted(late)]
+    ordered = sorted(late)
+    if not ordered:
+        return
+    if _postgres(session):
+        # Column arrays as parameters, like the other read models: one statement that compiles once,
+        # rather than a multi-row VALUES list compiled anew for every batch.
+        columns = zip(*ordered, strict=True)
+        await session.execute(
+            _LATE_SQL,
+            {name: _array(values) for (name, _), values in zip(_LATE_COLUMNS, columns, strict=True)},
+        )
+        return
+    rows = [r._asdict() for r in ordered]
     for row in rows:
         row["due_day"] = row.pop("due")
     for first in range(0, len(rows), _SQLITE_ROWS):
