@@ -888,6 +888,7 @@ async def _project_all(
             max_records=max_records,
             event_types=PROJECTED_TYPES | FACT_TYPES,
             offsets_from_database_only=True,
+            pipelined=True,
         )
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None

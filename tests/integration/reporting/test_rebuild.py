@@ -293,7 +293,8 @@ async def _cut(engine: AsyncEngine, pids: set[int]) -> None:
     """End the sessions (as a database restart would): their session locks go with them."""
     async with engine.connect() as conn:
         for pid in pids:
-            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            # With a timeout it waits for the session to end (and its locks to go), not only signals it.
+            await conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
 
 
 async def _claimed(engine: AsyncEngine, group: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sqlite3
 import uuid
@@ -18,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mpp.contracts.events.licensing import ApplicationSubmittedV1
 from mpp.contracts.examples import example_envelope
 from mpp.contracts.kafka import from_record, header_map, to_record
+from mpp.kit import consumer as consumer_module
 from mpp.kit.consumer import (
     EventConsumer,
     ReceivedEvent,
+    TwoPhaseHandler,
     _collector_paused,
     _collector_running,
     dead_letter_headers,
@@ -136,6 +139,35 @@ class TestCollectorPausedDuringBatches:
             raise RuntimeError("handler error")
         assert gc.isenabled()
 
+    def test_overlapping_batches_run_one_collection_once_it_has_been_off_long_enough(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        collections: list[bool] = []
+        collect = gc.collect
+
+        def counted_collect(generation: int = 2) -> int:
+            collections.append(gc.isenabled())
+            return collect(generation)
+
+        monkeypatch.setattr(gc, "collect", counted_collect)
+        try:
+            monkeypatch.setattr(consumer_module, "_COLLECTOR_OFF_MAX_S", 3600.0)
+            with _collector_paused():
+                with _collector_paused():
+                    pass
+                assert collections == []  # off for less than the limit: nothing runs
+            monkeypatch.setattr(consumer_module, "_COLLECTOR_OFF_MAX_S", 0.0)
+            with _collector_paused():
+                with _collector_paused():
+                    pass
+                # The other batch still runs: one collection, and the collector stays off.
+                assert collections == [False]
+                assert not gc.isenabled()
+            assert collections == [False]
+            assert gc.isenabled()
+        finally:
+            gc.enable()
+
     def test_on_while_an_outage_is_waited_out_and_off_again_after(self) -> None:
         try:
             with _collector_paused():
@@ -202,3 +234,65 @@ class TestCollectorAcrossABatch:
         assert consumer.processed == 3
         assert gc.isenabled()
         assert len(enabled) == 1  # once, after the batch: not between its parse and its apply
+
+    async def test_pipelined_off_from_the_next_batch_parse_to_the_end_of_its_apply(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A pipelined batch is read and prepared while the previous one is in the database; the collector
+        stays off through both, and comes back once, when the last of them is applied."""
+        enabled: list[bool] = []
+        enable = gc.enable
+
+        def counted_enable() -> None:
+            enabled.append(True)
+            enable()
+
+        monkeypatch.setattr(gc, "enable", counted_enable)
+        gate = asyncio.Event()
+        seen: list[tuple[str, int, bool]] = []
+
+        def prepare(events: Sequence[ReceivedEvent], into: list[int] | None) -> list[int]:
+            offsets = [ev.offset for ev in events]
+            seen.append(("prepare", offsets[0], gc.isenabled()))
+            if offsets[0] == 3:
+                gate.set()  # the first batch's transaction goes on once the second one is prepared
+            return [*(into or []), *offsets]
+
+        async def apply(_session: AsyncSession, prepared: list[int]) -> None:
+            if prepared[0] == 0:
+                await asyncio.wait_for(gate.wait(), timeout=10)
+            seen.append(("apply", prepared[0], gc.isenabled()))
+
+        envelope = example_envelope(ApplicationSubmittedV1)
+        records: list[Any] = []
+        for offset in range(6):
+            key, value, headers = to_record(envelope.model_copy(update={"id": uuid.uuid4()}))
+            records.append(Record("t", 0, offset, key, value, headers))
+        consumer = EventConsumer(
+            group_id="g",
+            topics=["t"],
+            bootstrap="unused",
+            sessions=StandInSession,  # type: ignore[arg-type]
+            inbox=inbox,
+            offsets=consumer_offsets,
+            handler=TwoPhaseHandler(prepare, apply),
+            producer=None,
+            offsets_from_database_only=True,
+            pipelined=True,
+        )
+        assert gc.isenabled()
+
+        await consumer.submit({TopicPartition("t", 0): records[:3]})
+        await consumer.submit({TopicPartition("t", 0): records[3:]})
+        await consumer.drain()
+
+        # The second batch was prepared while the first one waited in the database.
+        assert seen == [
+            ("prepare", 0, False),
+            ("prepare", 3, False),
+            ("apply", 0, False),
+            ("apply", 3, False),
+        ]
+        assert consumer.processed == 6
+        assert gc.isenabled()
+        assert len(enabled) == 1  # once, after the second batch: not between the two

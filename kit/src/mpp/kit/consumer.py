@@ -12,6 +12,13 @@ A handler error that is deterministic (a bug, a bad value) is isolated by replay
 event at a time; the failing event goes to the dead-letter topic and the others are applied.
 Transient errors (the database or the broker unavailable) are retried with backoff and never
 dead-lettered: the consumer pauses its partitions while it waits, keeping its group membership.
+
+A consumer built with ``pipelined=True`` overlaps a batch's Python work with the previous batch's
+database work (pipeline depth 1): while batch N's transaction runs in the database, batch N+1 is fetched
+(up to ``max_records``), parsed and, with a :class:`TwoPhaseHandler`, prepared; N+1's transaction starts
+once N's has committed, so its inbox claim sees N's event ids. Partitions revoked meanwhile are dropped
+from the batch not yet started (their next owner reads them again from the stored offsets), and the
+batch in the database is finished before the revocation completes.
 """
 
 from __future__ import annotations
@@ -23,11 +30,11 @@ import gc
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -64,13 +71,38 @@ class ReceivedEvent:
 BatchHandler = Callable[[AsyncSession, Sequence[ReceivedEvent]], Awaitable[None]]
 """Applies the effects of a batch of new events inside the consumer's transaction. Never commits."""
 
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class TwoPhaseHandler(Generic[P]):
+    """A batch handler in two steps, so that a pipelined consumer prepares a batch while the previous
+    one is being written:
+
+    * ``prepare(events, into)`` folds events into a prepared value and returns it: pure computation, no
+      database and no I/O. ``into`` is none for a batch's first events, then what the previous call
+      returned: a batch is prepared a chunk at a time, in order.
+    * ``apply(session, prepared)`` writes a prepared batch inside the consumer's transaction. It must not
+      change ``prepared``: an attempt that is rolled back (a transient error) is applied again.
+
+    The consumer applies what it prepared only when every prepared event is new; otherwise (duplicates,
+    a batch replayed event by event) it prepares the new events again. Called like a :data:`BatchHandler`,
+    it does both steps at once.
+    """
+
+    prepare: Callable[[Sequence[ReceivedEvent], P | None], P]
+    apply: Callable[[AsyncSession, P], Awaitable[None]]
+
+    async def __call__(self, session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+        await self.apply(session, self.prepare(events, None))
+
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: EventConsumer) -> None:
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self._owner._forget(list(revoked))
+        await self._owner._on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self._owner._on_assigned(list(assigned))
@@ -96,6 +128,39 @@ def dead_letter_headers(
 
 _paused_batches = 0
 _collector_was_enabled = False
+_collector_off_since = 0.0
+"""When the batches last turned the collector off (monotonic seconds)."""
+
+_COLLECTOR_OFF_MAX_S = 60.0
+"""Batches that overlap (a pipelined consumer under steady load, several consumers in one process) may keep
+the collector off with no pause between them: once it has been off this long, the end of a batch runs one
+collection (:func:`_release_collector`). A full collection with a batch of 50,000 events alive costs about
+half a second of CPU, so not much more often than this."""
+
+
+def _hold_collector() -> None:
+    """A batch starts: the collector goes off (see :func:`_collector_paused`)."""
+    global _paused_batches, _collector_was_enabled, _collector_off_since  # noqa: PLW0603 - one collector per process
+    if _paused_batches == 0:
+        _collector_was_enabled = gc.isenabled()
+        gc.disable()
+        _collector_off_since = time.monotonic()
+    _paused_batches += 1
+
+
+def _release_collector() -> None:
+    """A batch has ended (its objects dropped): the collector comes back once no batch holds it. If other
+    batches still hold it and it has been off for :data:`_COLLECTOR_OFF_MAX_S`, one full collection runs
+    now, so that garbage with cycles does not pile up while batches follow each other without a pause."""
+    global _paused_batches, _collector_off_since  # noqa: PLW0603 - one collector per process
+    _paused_batches -= 1
+    if not _collector_was_enabled:
+        return
+    if _paused_batches == 0:
+        gc.enable()
+    elif time.monotonic() - _collector_off_since >= _COLLECTOR_OFF_MAX_S:
+        gc.collect()
+        _collector_off_since = time.monotonic()
 
 
 @contextlib.contextmanager
@@ -106,24 +171,21 @@ def _collector_paused() -> Iterator[None]:
     ones over and over (a fifth to a third of a batch's CPU), and turning it back on while they are still
     alive makes it scan them all once more (a few microseconds per event): the batch's objects are
     dropped before it ends. Garbage with cycles waits for the end of the batch. Nested or concurrent
-    batches (several consumers in one process) keep it off until the last one ends."""
-    global _paused_batches, _collector_was_enabled  # noqa: PLW0603 - one collector per process
-    if _paused_batches == 0:
-        _collector_was_enabled = gc.isenabled()
-        gc.disable()
-    _paused_batches += 1
+    batches (several consumers in one process, or a pipelined consumer's batch read while the previous
+    one is written) keep it off until the last one ends. A pipelined batch holds it from its parse to
+    the end of its apply without this context (:meth:`_Batch.hold`)."""
+    _hold_collector()
     try:
         yield
     finally:
-        _paused_batches -= 1
-        if _paused_batches == 0 and _collector_was_enabled:
-            gc.enable()
+        _release_collector()
 
 
 @contextlib.contextmanager
 def _collector_running() -> Iterator[None]:
     """The collector on while an outage is waited out in the middle of a batch (it may last minutes, and
     the rest of the process goes on allocating), and off again after if a batch still runs."""
+    global _collector_off_since  # noqa: PLW0603 - one collector per process
     resume = _paused_batches > 0 and _collector_was_enabled
     if resume:
         gc.enable()
@@ -132,10 +194,88 @@ def _collector_running() -> Iterator[None]:
     finally:
         if resume and _paused_batches > 0:
             gc.disable()
+            _collector_off_since = time.monotonic()
 
 
 _TOP_UP_FETCHES = 32
 """At most this many extra fetches of already buffered records per batch."""
+
+_YIELD_EVERY = 1000
+"""A pipelined consumer lets the event loop run after this many records read (and prepared), so the
+transaction of the batch in the database sends its next statement promptly."""
+
+_WAIT_MS = 10
+"""How long one fetch waits for more records while the previous batch is still in the database."""
+
+_REVOCATIONS_KEPT = 64
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch being read (and prepared), then applied."""
+
+    started: float
+    events: list[ReceivedEvent] = field(default_factory=list)
+    poison: list[tuple[Any, str, str]] = field(default_factory=list)
+    last: dict[TopicPartition, int] = field(default_factory=dict)
+    records: int = 0
+    prepare: bool = False
+    """Whether the handler's ``prepare`` runs as the batch is read (a pipelined two-phase handler)."""
+    prepared: Any = None
+    ids: set[str] = field(default_factory=set)
+    """The distinct event ids ``prepared`` holds."""
+    stale: bool = False
+    """Events were dropped after being prepared: the new events are prepared again when applied."""
+    topics: Counter[str] = field(default_factory=Counter)
+    """Events per topic, counted when the batch is applied (for the metrics)."""
+    held: bool = False
+    """Whether the batch keeps the collector off (from its parse to the end of its apply)."""
+
+    def hold(self) -> None:
+        if not self.held:
+            self.held = True
+            _hold_collector()
+
+    def release(self) -> None:
+        """Give the collector back (once per batch, whatever happened to it)."""
+        if self.held:
+            self.held = False
+            _release_collector()
+
+    def applied(self, count_topics: bool) -> None:
+        """The batch is in the database: its events and what was prepared from them are dropped (what is
+        left, the offsets, is committed after), then it gives the collector back."""
+        if count_topics:
+            self.topics = Counter(ev.topic for ev in self.events)
+        self.events = []
+        self.poison = []
+        self.prepared = None
+        self.ids = set()
+        self.release()
+
+    def drop(self, partitions: set[TopicPartition]) -> None:
+        """Leave out everything read from ``partitions`` (revoked before the batch was applied)."""
+        kept = [ev for ev in self.events if TopicPartition(ev.topic, ev.partition) not in partitions]
+        if len(kept) != len(self.events):
+            self.events = kept
+            self.stale = True
+            self.prepared = None
+        self.poison = [p for p in self.poison if TopicPartition(p[0].topic, p[0].partition) not in partitions]
+        for tp in partitions:
+            self.last.pop(tp, None)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.events or self.poison or self.last)
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A batch whose transaction is running, and the span it runs in."""
+
+    batch: _Batch
+    task: asyncio.Task[None]
+    span: Any
 
 
 class EventConsumer:
@@ -162,6 +302,8 @@ class EventConsumer:
         offsets_from_database_only: bool = False,
         inbox_retention: timedelta = timedelta(days=30),
         security: KafkaSecurity = PLAINTEXT,
+        pipelined: bool = False,
+        revoke_wait_s: float = 30.0,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -170,6 +312,9 @@ class EventConsumer:
         self._inbox = inbox
         self._offsets = offsets
         self._handler = handler
+        self._two_phase: TwoPhaseHandler[Any] | None = (
+            handler if isinstance(handler, TwoPhaseHandler) else None
+        )
         self._producer = producer
         self._metrics = metrics
         self._max_records = max_records
@@ -202,6 +347,15 @@ class EventConsumer:
         self._stored: dict[TopicPartition, int] = {}
         # Partitions whose stored offset has been read from the database since they were assigned.
         self._floors_loaded: set[TopicPartition] = set()
+        self._pipelined = pipelined
+        # How long a revocation waits for the batch in the database to commit (its effects and offsets
+        # are then there for the partitions' next owner).
+        self._revoke_wait_s = revoke_wait_s
+        # Incremented by every revocation; the partitions each one took, newest last.
+        self._epoch = 0
+        self._revocations: deque[tuple[int, frozenset[TopicPartition]]] = deque(maxlen=_REVOCATIONS_KEPT)
+        self._reading: _Batch | None = None
+        self._inflight: _Flight | None = None
         self.paused = False
         self.processed = 0
         self.dead_lettered = 0
@@ -247,23 +401,43 @@ class EventConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in flight is finished and committed first."""
         last_lag = 0.0
-        while not stop.is_set():
-            try:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=self._max_records)
+        try:
+            while not stop.is_set():
+                try:
+                    batches = await self.consumer.getmany(timeout_ms=200, max_records=self._max_records)
+                    if batches and not self._pipelined:
+                        batches = await self._top_up(batches)
+                except KafkaError as exc:
+                    log.warning(
+                        "kit.consumer.fetch_failed", extra={"group": self.group_id, "error": repr(exc)}
+                    )
+                    await asyncio.sleep(0.5)
+                    continue
                 if batches:
-                    batches = await self._top_up(batches)
-            except KafkaError as exc:
-                log.warning("kit.consumer.fetch_failed", extra={"group": self.group_id, "error": repr(exc)})
-                await asyncio.sleep(0.5)
-                continue
-            if batches:
-                await self.process(batches)
-            if self._metrics is not None and time.monotonic() - last_lag > 2:
-                last_lag = time.monotonic()
-                self._export_lag()
-            if time.monotonic() - self._last_purge > INBOX_PURGE_INTERVAL_S:
-                self._last_purge = time.monotonic()
-                await self.purge_inbox()
+                    # Pipelined, the batch also takes what arrives while the previous one is written.
+                    await self.submit(batches, more=self._fetch_more if self._pipelined else None)
+                else:
+                    await self.drain()
+                if self._metrics is not None and time.monotonic() - last_lag > 2:
+                    last_lag = time.monotonic()
+                    self._export_lag()
+                if time.monotonic() - self._last_purge > INBOX_PURGE_INTERVAL_S:
+                    self._last_purge = time.monotonic()
+                    await self.purge_inbox()
+            await self.drain()
+        except BaseException:
+            self.abandon()
+            raise
+
+    async def _fetch_more(self, room: int, wait: bool) -> dict[TopicPartition, list[Any]]:
+        try:
+            fetched: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
+                timeout_ms=_WAIT_MS if wait else 0, max_records=room
+            )
+        except KafkaError as exc:
+            log.warning("kit.consumer.fetch_failed", extra={"group": self.group_id, "error": repr(exc)})
+            return {}
+        return fetched
 
     async def _top_up(self, batches: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
         """Add the records already fetched, up to ``max_records``. One fetch returns what one broker
@@ -299,49 +473,209 @@ class EventConsumer:
     # -- processing ----------------------------------------------------------------------------
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        started = time.perf_counter()
-        if any(tp not in self._floors_loaded for tp in batches):
+        """Apply one fetched batch and commit its offsets (waiting for any batch still in flight)."""
+        await self.submit(batches)
+        await self.drain()
+
+    async def submit(
+        self,
+        batches: dict[TopicPartition, list[Any]],
+        more: Callable[[int, bool], Awaitable[dict[TopicPartition, list[Any]]]] | None = None,
+    ) -> None:
+        """Read a fetched batch and apply it. Without the pipeline it is applied and committed before
+        this returns. With it, this reads the batch (and prepares it) while the previous one is still in
+        the database, then waits for that one to commit, starts this one's transaction and returns:
+        :meth:`drain` waits for it. ``more(room, wait)`` fetches records to add to the batch, up to
+        ``room``; ``wait`` says the previous batch is still running (a short wait for records is free).
+
+        The collector stays off from the batch's parse to the end of its apply (:func:`_collector_paused`)."""
+        batch = _Batch(time.perf_counter(), prepare=self._pipelined and self._two_phase is not None)
+        batch.hold()
+        self._reading = batch
+        try:
+            await self._extend(batch, batches, self._epoch)
+            if more is not None:
+                await self._grow(batch, more)
+            if self._pipelined:
+                # Batches apply one after the other: this one's inbox claim must see the previous one's ids.
+                await self._settle()
+                await self._send_dead_letters(batch)
+        except BaseException:
+            batch.release()
+            raise
+        finally:
+            self._reading = None
+        if not self._pipelined:
+            await self._finish(batch)
+        elif batch.empty:
+            batch.release()
+        else:
+            self._start(batch)
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight (pipelined) to commit, retrying it through transient errors."""
+        await self._settle()
+
+    async def _grow(
+        self,
+        batch: _Batch,
+        more: Callable[[int, bool], Awaitable[dict[TopicPartition, list[Any]]]],
+    ) -> None:
+        """Add records to the batch: those already fetched (a few fetches, never waiting) and, while the
+        previous batch is still in the database, whatever arrives meanwhile, up to ``max_records``."""
+        extra = 0
+        while batch.records < self._max_records:
+            waiting = self._inflight is not None and not self._inflight.task.done()
+            if not waiting and extra >= _TOP_UP_FETCHES:
+                break
+            fetched = await more(self._max_records - batch.records, waiting)
+            if fetched:
+                # Records a fetch returns belong to the assignment of its return (the Kafka client
+                # drops what it had fetched for partitions since revoked).
+                await self._extend(batch, fetched, self._epoch)
+            elif not waiting:
+                break
+            if not waiting:
+                extra += 1
+
+    def _revoked_since(self, epoch: int) -> set[TopicPartition] | None:
+        """The partitions revoked after ``epoch``; none when that is too long ago to know (all of them)."""
+        if self._epoch == epoch:
+            return set()
+        if not self._revocations or self._revocations[0][0] > epoch + 1:
+            return None
+        return {tp for n, tps in self._revocations if n > epoch for tp in tps}
+
+    async def _extend(self, batch: _Batch, fetched: dict[TopicPartition, list[Any]], epoch: int) -> None:
+        """Parse fetched records into the batch (and prepare them); ``epoch`` is the revocation count when
+        they were fetched: records of partitions revoked since are left out."""
+        if any(tp not in self._floors_loaded for tp in fetched):
             # Records can arrive before the rebalance listener has sought to the stored offsets: read
             # them first, so nothing at or below the database's offset is applied again.
-            await self._retrying(functools.partial(self._load_floors, list(batches)))
-        with _collector_paused():
-            last, topics = await self._read_and_apply(batches)
-        for tp, offset in last.items():
-            self._stored[tp] = max(self._stored.get(tp, -1), offset)
-        await self._commit(last)
-        if self._metrics is not None:
-            self._metrics.consumer_batch_seconds.labels(group=self.group_id).observe(
-                time.perf_counter() - started
-            )
-            for topic, n in topics.items():
-                self._metrics.events_consumed_total.labels(group=self.group_id, topic=topic).inc(n)
-
-    async def _read_and_apply(
-        self, batches: dict[TopicPartition, list[Any]]
-    ) -> tuple[dict[TopicPartition, int], Counter[str]]:
-        """Parse the batch, dead-letter its poison records and apply its events; answers the last offset
-        read per partition and the events per topic. The batch's envelopes are dropped when it returns."""
-        events: list[ReceivedEvent] = []
-        poison: list[tuple[Any, str, str]] = []
-        last: dict[TopicPartition, int] = {}
-        for tp, records in batches.items():
+            await self._retrying(functools.partial(self._load_floors, list(fetched)))
+        pipelined = self._pipelined
+        chunk: list[ReceivedEvent] = []
+        read = 0
+        for tp, records in fetched.items():
+            gone = self._revoked_since(epoch)
+            if gone is None or tp in gone:
+                continue
             floor = self._stored.get(tp, -1)
             for record in records:
-                last[tp] = record.offset
+                if pipelined and read >= _YIELD_EVERY:
+                    read = 0
+                    self._prepare_chunk(batch, chunk)
+                    chunk = []
+                    await asyncio.sleep(0)
+                    gone = self._revoked_since(epoch)
+                    if gone is None or tp in gone:
+                        break
+                read += 1
+                batch.records += 1
+                batch.last[tp] = record.offset
                 if record.offset <= floor:
                     continue
-                read = self._read(record)
-                if isinstance(read, ReceivedEvent):
-                    events.append(read)
-                elif read is not None:
-                    poison.append(read)
-        for record, reason, error in poison:
+                parsed = self._read(record)
+                if isinstance(parsed, ReceivedEvent):
+                    batch.events.append(parsed)
+                    chunk.append(parsed)
+                elif parsed is not None:
+                    batch.poison.append(parsed)
+        self._prepare_chunk(batch, chunk)
+
+    def _prepare_chunk(self, batch: _Batch, chunk: list[ReceivedEvent]) -> None:
+        if not chunk or not batch.prepare or batch.stale or self._two_phase is None:
+            return
+        new = []
+        for ev in chunk:
+            eid = str(ev.envelope.id)
+            if eid not in batch.ids:  # a second copy in the same batch: the first one counts
+                batch.ids.add(eid)
+                new.append(ev)
+        if not new:
+            return
+        try:
+            batch.prepared = self._two_phase.prepare(new, batch.prepared)
+        except Exception as exc:
+            # Prepared again with the batch's transaction, where a handler error is isolated to its event.
+            log.warning(
+                "kit.consumer.prepare_failed", extra={"group": self.group_id, "error": type(exc).__name__}
+            )
+            batch.stale = True
+            batch.prepared = None
+
+    async def _send_dead_letters(self, batch: _Batch) -> None:
+        for record, reason, error in batch.poison:
             await self._retrying(functools.partial(self._dead_letter, record, reason, error, 1))
-        if events or last:
-            with self._batch_span(events):
-                await self._retrying(lambda: self._apply(events, last))
-        topics = Counter(ev.topic for ev in events) if self._metrics is not None else Counter[str]()
-        return last, topics
+        batch.poison = []
+
+    async def _finish(self, batch: _Batch) -> None:
+        """Apply a batch now: dead letters, the transaction (retried), the offsets."""
+        try:
+            await self._send_dead_letters(batch)
+            if batch.events or batch.last:
+                with self._batch_span(batch.events):
+                    await self._retrying(lambda: self._apply(batch))
+            batch.applied(self._metrics is not None)
+        finally:
+            batch.release()
+        await self._done(batch)
+
+    def _start(self, batch: _Batch) -> None:
+        """Start a batch's transaction in the background; :meth:`_settle` waits for it."""
+        span = self._start_span(batch.events)
+        count_topics = self._metrics is not None
+
+        async def attempt() -> None:
+            with trace.use_span(span, end_on_exit=False):
+                await self._apply(batch)
+            # Committed: the collector comes back (once no other batch holds it) without its events.
+            batch.applied(count_topics)
+
+        task = asyncio.create_task(attempt(), name=f"{self.group_id} batch")
+        self._inflight = _Flight(batch, task, span)
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight to commit (retrying transient errors with the partitions
+        paused, as :meth:`_finish` does), then commit its offsets to Kafka."""
+        flight = self._inflight
+        if flight is None:
+            return
+        try:
+            try:
+                await asyncio.shield(flight.task)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                with trace.use_span(flight.span, end_on_exit=False):
+                    await self._retrying(lambda: self._apply(flight.batch), failed=exc)
+                flight.batch.applied(self._metrics is not None)
+        finally:
+            if flight.task.done():
+                self._inflight = None
+                flight.span.end()
+                flight.batch.release()
+        await self._done(flight.batch)
+
+    def abandon(self) -> None:
+        """Stop without finishing (cancelled, or a fatal error): a pipelined batch still in the database
+        is rolled back; its records are read again from the stored offsets next time."""
+        flight, self._inflight = self._inflight, None
+        if flight is not None:
+            flight.task.cancel()
+            flight.span.end()
+            flight.batch.release()
+
+    async def _done(self, batch: _Batch) -> None:
+        for tp, offset in batch.last.items():
+            self._stored[tp] = max(self._stored.get(tp, -1), offset)
+        await self._commit(batch.last)
+        if self._metrics is not None:
+            self._metrics.consumer_batch_seconds.labels(group=self.group_id).observe(
+                time.perf_counter() - batch.started
+            )
+            for topic, n in batch.topics.items():
+                self._metrics.events_consumed_total.labels(group=self.group_id, topic=topic).inc(n)
 
     def _read(self, record: Any) -> ReceivedEvent | tuple[Any, str, str] | None:
         """The event a record holds, the reason it is poison, or none when this consumer skips it."""
@@ -369,6 +703,9 @@ class EventConsumer:
 
     def _batch_span(self, events: Sequence[ReceivedEvent]) -> Any:
         """One span per batch, linked to the producing span of (up to 128 of) its events."""
+        return trace.use_span(self._start_span(events), end_on_exit=True)
+
+    def _start_span(self, events: Sequence[ReceivedEvent]) -> Any:
         links = []
         for ev in events[:MAX_SPAN_LINKS]:
             span_context = trace.get_current_span(
@@ -376,7 +713,7 @@ class EventConsumer:
             ).get_span_context()
             if span_context.is_valid:
                 links.append(trace.Link(span_context))
-        return _tracer.start_as_current_span(
+        return _tracer.start_span(
             f"{self.group_id} process",
             kind=trace.SpanKind.CONSUMER,
             links=links,
@@ -387,12 +724,21 @@ class EventConsumer:
             },
         )
 
-    async def _apply(self, events: Sequence[ReceivedEvent], last: dict[TopicPartition, int]) -> None:
+    async def _apply(self, batch: _Batch) -> None:
+        events, last = batch.events, batch.last
         try:
             async with self._sessions() as session, session.begin():
                 fresh = await self._claim(session, events)
                 if fresh:
-                    await self._handler(session, fresh)
+                    if (
+                        self._two_phase is not None
+                        and batch.prepared is not None
+                        and len(fresh) == len(batch.ids)
+                    ):
+                        # Every prepared event is new (the claimed ones are among them).
+                        await self._two_phase.apply(session, batch.prepared)
+                    else:
+                        await self._handler(session, fresh)
                 await self._store_offsets(session, last)
             self.processed += len(fresh)
         except Exception as exc:
@@ -487,6 +833,20 @@ class EventConsumer:
             )
         return stmt
 
+    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._forget(revoked)
+        if not revoked:
+            return
+        self._epoch += 1
+        self._revocations.append((self._epoch, frozenset(revoked)))
+        if self._reading is not None:
+            # Not applied yet: the partitions' next owner reads these records again from the stored offsets.
+            self._reading.drop(set(revoked))
+        flight = self._inflight
+        if flight is not None and not flight.task.done():
+            # Already in the database: let it commit, so its offsets are stored for the next owner.
+            await asyncio.wait({flight.task}, timeout=self._revoke_wait_s)
+
     def _forget(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             self._floors_loaded.discard(tp)
@@ -559,32 +919,37 @@ class EventConsumer:
                 group=self.group_id, topic=record.topic, reason=reason
             ).inc()
 
-    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
-        """Run ``action`` until it succeeds; transient failures pause the partitions meanwhile."""
+    async def _retrying(self, action: Callable[[], Awaitable[None]], failed: Exception | None = None) -> None:
+        """Run ``action`` until it succeeds; transient failures pause the partitions meanwhile.
+        ``failed``: a first attempt already failed with it (a pipelined batch), so this starts with the
+        backoff."""
         backoff = 0.1
         while True:
-            try:
-                await action()
-                break
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self._pause()
-                log.warning(
-                    "kit.consumer.transient_error",
-                    extra={
-                        "group": self.group_id,
-                        "error": type(exc).__name__,
-                        "backoff_s": round(backoff, 2),
-                    },
-                )
-                # Polling with every partition paused returns nothing but keeps the group membership alive.
-                with _collector_running():
-                    try:
-                        await self.consumer.getmany(timeout_ms=int(backoff * 1000))
-                    except KafkaError:
-                        await asyncio.sleep(backoff)
-                backoff = min(self._max_backoff, backoff * 2) * random.uniform(0.8, 1.2)
+            error, failed = failed, None
+            if error is None:
+                try:
+                    await action()
+                    break
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    error = exc
+            self._pause()
+            log.warning(
+                "kit.consumer.transient_error",
+                extra={
+                    "group": self.group_id,
+                    "error": type(error).__name__,
+                    "backoff_s": round(backoff, 2),
+                },
+            )
+            # Polling with every partition paused returns nothing but keeps the group membership alive.
+            with _collector_running():
+                try:
+                    await self.consumer.getmany(timeout_ms=int(backoff * 1000))
+                except KafkaError:
+                    await asyncio.sleep(backoff)
+            backoff = min(self._max_backoff, backoff * 2) * random.uniform(0.8, 1.2)
         self._resume()
 
     def _pause(self) -> None:

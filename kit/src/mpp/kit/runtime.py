@@ -45,6 +45,8 @@ class ConsumerSpec:
     handler: BatchHandler
     event_types: frozenset[str] | None = None
     offsets_from_database_only: bool = False
+    pipelined: bool = False
+    """Read and prepare the next batch while the previous one is written (see :mod:`mpp.kit.consumer`)."""
 
 
 async def retry_startup(what: str, action: Callable[[], Awaitable[T]], timeout_s: float = 120.0) -> T:
@@ -152,6 +154,7 @@ class ServiceRuntime:
                     event_types=spec.event_types,
                     offsets_from_database_only=spec.offsets_from_database_only,
                     security=security,
+                    pipelined=spec.pipelined,
                 )
                 await retry_startup(f"consumer {spec.group_id}", consumer.start)
                 self.consumers.append(consumer)

@@ -138,6 +138,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:  # noqa: P
                 handler=projector_factory(catalogue, published, fenced=True)(projection_metrics),
                 event_types=PROJECTED_TYPES | FACT_TYPES,
                 offsets_from_database_only=True,
+                pipelined=True,
             )
         )
     if settings.national_mode:

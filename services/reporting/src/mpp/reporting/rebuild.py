@@ -9,7 +9,8 @@ The rebuild works in place, in the service's own database and under the projecto
    partition's *origin*, see below);
 4. it reads every partition from its start with large fetches and hands each fetched batch to the
    projector's own batch processing: parse, fold in memory, one upsert per daily read model and its
-   roll-ups, the inbox of event ids and the consumed offsets in one transaction per batch, so a rebuild
+   roll-ups, the inbox of event ids and the consumed offsets in one transaction per batch (pipelined: a
+   batch is read and folded while the previous one is written), so a rebuild
    that is interrupted (even by ``kill -9``) resumes where it stopped when the service starts, and
    duplicates on the log are skipped exactly as the service skips them;
 5. it stops at the noted ends and prints a summary; the service's projector, once started, goes on from
@@ -26,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import delete, func, insert, select, text
@@ -190,28 +191,42 @@ async def _replay(
         for tp, start in todo.items():
             kafka.seek(tp, start)
     remaining = {tp: ends[tp] - start for tp, start in todo.items()}
-    while any(n > 0 for n in remaining.values()):
-        fetched = await kafka.getmany(timeout_ms=500, max_records=max_records)
+
+    def upto_ends(fetched: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
         # Records after the noted end are the service's to apply.
         batches = {tp: [r for r in records if r.offset < ends[tp]] for tp, records in fetched.items()}
         batches = {tp: records for tp, records in batches.items() if records}
-        if batches:
-            await consumer.process(batches)
-            summary.records_read += sum(len(records) for records in batches.values())
-        for tp in [tp for tp, n in remaining.items() if n > 0]:
-            remaining[tp] = max(0, ends[tp] - await kafka.position(tp))
-            if remaining[tp] == 0:
-                kafka.pause(tp)
-        if metrics is not None and summary.records_total:
-            done = summary.records_total - sum(remaining.values())
-            metrics.rebuild_records_read.set(done)
-            metrics.rebuild_progress.set(done / summary.records_total)
-        progress.show(
-            read=summary.records_read,
-            total=summary.records_total,
-            applied=consumer.processed,
-            remaining=remaining,
-        )
+        summary.records_read += sum(len(records) for records in batches.values())
+        return batches
+
+    async def more(room: int, wait: bool) -> dict[TopicPartition, list[Any]]:
+        # While the previous batch is written, what arrives meanwhile joins the next one.
+        return upto_ends(await kafka.getmany(timeout_ms=10 if wait else 0, max_records=room))
+
+    try:
+        while any(n > 0 for n in remaining.values()):
+            batches = upto_ends(await kafka.getmany(timeout_ms=500, max_records=max_records))
+            if batches:
+                # Read and folded while the previous batch is written; written once that one has committed.
+                await consumer.submit(batches, more=more)
+            for tp in [tp for tp, n in remaining.items() if n > 0]:
+                remaining[tp] = max(0, ends[tp] - await kafka.position(tp))
+                if remaining[tp] == 0:
+                    kafka.pause(tp)
+            if metrics is not None and summary.records_total:
+                done = summary.records_total - sum(remaining.values())
+                metrics.rebuild_records_read.set(done)
+                metrics.rebuild_progress.set(done / summary.records_total)
+            progress.show(
+                read=summary.records_read,
+                total=summary.records_total,
+                applied=consumer.processed,
+                remaining=remaining,
+            )
+        await consumer.drain()
+    except BaseException:
+        consumer.abandon()  # the batch in the database, if any, is rolled back
+        raise
     progress.show(
         read=summary.records_read,
         total=summary.records_total,
@@ -287,6 +302,7 @@ async def rebuild(
                 event_types=PROJECTED_TYPES | FACT_TYPES,
                 offsets_from_database_only=True,
                 security=security,
+                pipelined=True,
             )
             consumer.attach(kafka)
             progress = Progress(out, progress_every_s)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -18,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.contracts.envelope import Envelope
 from mpp.contracts.events.reporting import DailySummaryPublishedV1, summary_key
-from mpp.kit.consumer import BatchHandler, ReceivedEvent
-from mpp.reporting.domain.facts import SERVICE, WAITING, SlaCheck, SlaDue, fold_facts, no_due, no_sla
+from mpp.kit.consumer import BatchHandler, ReceivedEvent, TwoPhaseHandler
+from mpp.reporting.domain.facts import SERVICE, WAITING, Facts, SlaCheck, SlaDue, fold_facts, no_due, no_sla
 from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
-from mpp.reporting.domain.projection import fold
+from mpp.reporting.domain.projection import CountKey, fold
 from mpp.reporting.domain.summary import national_rows
 from mpp.reporting.persistence.projector_lock import fence
 from mpp.reporting.persistence.repository import add_counts, add_facts, add_late
@@ -33,6 +35,16 @@ log = logging.getLogger(__name__)
 SUMMARY_TYPES = frozenset({"DailySummaryPublished"})
 
 
+@dataclass(slots=True)
+class Folded:
+    """A batch of events summed in memory, ready to be added to the read models."""
+
+    counts: Counter[CountKey] = field(default_factory=Counter)
+    facts: Facts = field(default_factory=Facts)
+    types: Counter[str] = field(default_factory=Counter)
+    """Events by type (for the projection's metrics)."""
+
+
 def projector(
     site_tz: Callable[[str], ZoneInfo],
     sla: SlaCheck = no_sla,
@@ -41,28 +53,38 @@ def projector(
     metrics: ProjectionMetrics | None = None,
     *,
     fenced: bool = False,
-) -> BatchHandler:
-    """The projector's batch handler; ``fenced`` (a running service, not a rebuild) makes each batch
-    wait while a rebuild holds the read models (:func:`.persistence.projector_lock.fence`)."""
+) -> TwoPhaseHandler[Folded]:
+    """The projector's batch handler, in two steps: the events are folded into increments in memory
+    (``prepare``: a pipelined consumer does it while the previous batch is written), then added to the
+    read models in a few statements (``apply``). ``fenced`` (a running service, not a rebuild) makes each
+    batch wait while a rebuild holds the read models (:func:`.persistence.projector_lock.fence`)."""
 
-    async def project(session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
+    def prepare(events: Sequence[ReceivedEvent], into: Folded | None) -> Folded:
+        folded = Folded() if into is None else into
+        envelopes = [e.envelope for e in events]
+        fold(envelopes, site_tz, folded.counts)
+        fold_facts(envelopes, site_tz, sla, due, folded.facts)
+        folded.types.update(env.type for env in envelopes)
+        return folded
+
+    async def apply(session: AsyncSession, folded: Folded) -> None:
         started = time.perf_counter()
         if fenced:
             await fence(session)
-        envelopes = [e.envelope for e in events]
-        await add_counts(session, fold(envelopes, site_tz))
-        facts = fold_facts(envelopes, site_tz, sla, due)
+        facts = folded.facts
+        await add_counts(session, folded.counts)
         await add_facts(session, facts)
         await add_late(session, facts.late.values())
         if published_sites:
             # Keys are (day, site, agency, service type, measure).
             await mark_changed(session, ((k[1], k[0]) for k in facts.counts if k[1] in published_sites))
         if metrics is not None:
-            # Counted when the batch's statements ran; a batch rolled back later is retried and counted
-            # again, so the counter may run slightly ahead of the read models after an outage.
-            metrics.applied((env.type for env in envelopes), time.perf_counter() - started)
+            # Counted when the batch's statements ran (the time is theirs, not the fold's); a batch rolled
+            # back later is retried and counted again, so the counter may run slightly ahead of the read
+            # models after an outage.
+            metrics.applied(folded.types.elements(), time.perf_counter() - started)
 
-    return project
+    return TwoPhaseHandler(prepare, apply)
 
 
 class InvalidSummary(ValueError):

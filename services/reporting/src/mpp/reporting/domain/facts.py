@@ -197,11 +197,17 @@ class _Folder:
 
     __slots__ = ("_counts", "_histogram", "_hourly", "_zones", "due", "facts", "site_tz", "sla")
 
-    def __init__(self, site_tz: Callable[[str], ZoneInfo], sla: SlaCheck, due: SlaDue = no_due) -> None:
+    def __init__(
+        self,
+        site_tz: Callable[[str], ZoneInfo],
+        sla: SlaCheck,
+        due: SlaDue = no_due,
+        into: Facts | None = None,
+    ) -> None:
         self.site_tz = site_tz
         self.sla = sla
         self.due = due
-        self.facts = Facts()
+        self.facts = Facts() if into is None else into
         self._counts = self.facts.counts
         self._hourly = self.facts.hourly
         self._histogram = self.facts.histogram
@@ -478,9 +484,11 @@ def fold_facts(
     site_tz: Callable[[str], ZoneInfo],
     sla: SlaCheck = no_sla,
     due: SlaDue = no_due,
+    into: Facts | None = None,
 ) -> Facts:
-    """Sum a batch of events into fact increments."""
-    folder = _Folder(site_tz, sla, due)
+    """Sum a batch of events into fact increments (added to ``into`` when given: a batch folded a chunk
+    at a time)."""
+    folder = _Folder(site_tz, sla, due, into)
     methods = _METHODS
     for env in envelopes:
         p = env.payload

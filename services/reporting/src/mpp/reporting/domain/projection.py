@@ -36,9 +36,13 @@ def local_day(at: datetime, tz: ZoneInfo) -> date:
     return at.astimezone(tz).date()
 
 
-def fold(envelopes: Iterable[Envelope], site_tz: Callable[[str], ZoneInfo]) -> Counter[CountKey]:
-    """Sum a batch of events into count increments (summed per plain tuple first: a batch has far fewer
-    distinct keys than events)."""
+def fold(
+    envelopes: Iterable[Envelope],
+    site_tz: Callable[[str], ZoneInfo],
+    into: Counter[CountKey] | None = None,
+) -> Counter[CountKey]:
+    """Sum a batch of events into count increments, added to ``into`` when given (a batch folded a chunk
+    at a time). Summed per plain tuple first: a batch has far fewer distinct keys than events."""
     summed: dict[tuple[date, str, str, str, str], int] = {}
     for env in envelopes:
         p = env.payload
@@ -52,4 +56,7 @@ def fold(envelopes: Iterable[Envelope], site_tz: Callable[[str], ZoneInfo]) -> C
             continue
         k = (*key, metric)
         summed[k] = summed.get(k, 0) + 1
-    return Counter({CountKey(*k): n for k, n in summed.items()})
+    counts: Counter[CountKey] = Counter() if into is None else into
+    for k, n in summed.items():
+        counts[CountKey(*k)] += n
+    return counts
