@@ -34,6 +34,9 @@ class ServiceProcess:
             "PYTHONPATH": str(ROOT),
             f"{prefix}HTTP_PORT": str(self.port),
             f"{prefix}LOG_LEVEL": "WARNING",
+            # The queue's day close depends on the time of day: run after a site's closing time, it would
+            # cancel a test's waiting tickets and close its counters (tests of the day close drive it).
+            **({"MPP_QUEUE_DAY_CLOSE_SECONDS": "0"} if name == "queue" else {}),
             **env,
         }
         self.log_path = log_dir / f"{name}.log"
