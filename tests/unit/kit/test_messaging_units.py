@@ -191,41 +191,57 @@ class TestCollectorPausedDuringBatches:
             gc.enable()
 
 
+def _records(n: int) -> list[Any]:
+    envelope = example_envelope(ApplicationSubmittedV1)
+    records: list[Any] = []
+    for offset in range(n):
+        key, value, headers = to_record(envelope.model_copy(update={"id": uuid.uuid4()}))
+        records.append(Record("t", 0, offset, key, value, headers))
+    return records
+
+
+def _consumer(handler: Any, **options: Any) -> EventConsumer:
+    return EventConsumer(
+        group_id="g",
+        topics=["t"],
+        bootstrap="unused",
+        sessions=StandInSession,  # type: ignore[arg-type]
+        inbox=inbox,
+        offsets=consumer_offsets,
+        handler=handler,
+        producer=None,
+        offsets_from_database_only=True,
+        **options,
+    )
+
+
+@pytest.fixture
+def enabled(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """One entry each time the collector is turned back on."""
+    calls: list[bool] = []
+    enable = gc.enable
+
+    def counted_enable() -> None:
+        calls.append(True)
+        enable()
+
+    monkeypatch.setattr(gc, "enable", counted_enable)
+    return calls
+
+
 class TestCollectorAcrossABatch:
     """``EventConsumer.process`` keeps the collector off from the parse to the end of the apply, and
     turns it back on once the batch is done."""
 
-    async def test_off_through_parse_and_apply_and_on_after(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def test_off_through_parse_and_apply_and_on_after(self, enabled: list[bool]) -> None:
         seen: list[bool] = []
-        enabled: list[bool] = []
-        enable = gc.enable
-
-        def counted_enable() -> None:
-            enabled.append(True)
-            enable()
-
-        monkeypatch.setattr(gc, "enable", counted_enable)
 
         async def handler(_session: AsyncSession, events: Sequence[ReceivedEvent]) -> None:
             seen.append(gc.isenabled())
             seen.append(len(events) == 3)
 
-        envelope = example_envelope(ApplicationSubmittedV1)
-        records: list[Any] = []
-        for offset in range(3):
-            key, value, headers = to_record(envelope.model_copy(update={"id": uuid.uuid4()}))
-            records.append(Record("t", 0, offset, key, value, headers))
-        consumer = EventConsumer(
-            group_id="g",
-            topics=["t"],
-            bootstrap="unused",
-            sessions=StandInSession,  # type: ignore[arg-type]
-            inbox=inbox,
-            offsets=consumer_offsets,
-            handler=handler,
-            producer=None,
-            offsets_from_database_only=True,
-        )
+        records = _records(3)
+        consumer = _consumer(handler)
         assert gc.isenabled()
 
         await consumer.process({TopicPartition("t", 0): records})
@@ -236,18 +252,10 @@ class TestCollectorAcrossABatch:
         assert len(enabled) == 1  # once, after the batch: not between its parse and its apply
 
     async def test_pipelined_off_from_the_next_batch_parse_to_the_end_of_its_apply(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, enabled: list[bool]
     ) -> None:
         """A pipelined batch is read and prepared while the previous one is in the database; the collector
         stays off through both, and comes back once, when the last of them is applied."""
-        enabled: list[bool] = []
-        enable = gc.enable
-
-        def counted_enable() -> None:
-            enabled.append(True)
-            enable()
-
-        monkeypatch.setattr(gc, "enable", counted_enable)
         gate = asyncio.Event()
         seen: list[tuple[str, int, bool]] = []
 
@@ -263,23 +271,8 @@ class TestCollectorAcrossABatch:
                 await asyncio.wait_for(gate.wait(), timeout=10)
             seen.append(("apply", prepared[0], gc.isenabled()))
 
-        envelope = example_envelope(ApplicationSubmittedV1)
-        records: list[Any] = []
-        for offset in range(6):
-            key, value, headers = to_record(envelope.model_copy(update={"id": uuid.uuid4()}))
-            records.append(Record("t", 0, offset, key, value, headers))
-        consumer = EventConsumer(
-            group_id="g",
-            topics=["t"],
-            bootstrap="unused",
-            sessions=StandInSession,  # type: ignore[arg-type]
-            inbox=inbox,
-            offsets=consumer_offsets,
-            handler=TwoPhaseHandler(prepare, apply),
-            producer=None,
-            offsets_from_database_only=True,
-            pipelined=True,
-        )
+        records = _records(6)
+        consumer = _consumer(TwoPhaseHandler(prepare, apply), pipelined=True)
         assert gc.isenabled()
 
         await consumer.submit({TopicPartition("t", 0): records[:3]})

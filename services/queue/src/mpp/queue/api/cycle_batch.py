@@ -81,8 +81,7 @@ class CycleBatcher:
             # Only a cancellation (shutdown): nothing waits forever.
             waiting, self._pending = [*batch, *self._pending], []
             for request in waiting:
-                if not request.future.done():
-                    request.future.set_exception(RuntimeError("cycle batcher stopped"))
+                _settle(request, error=RuntimeError("cycle batcher stopped"))
             raise
 
     async def _write_batch(self, batch: list[CycleRequest]) -> None:
@@ -97,8 +96,7 @@ class CycleBatcher:
             else:
                 self.batches += 1
                 for request, result in zip(batch, results, strict=True):
-                    if not request.future.done():
-                        request.future.set_result(result)
+                    _settle(request, result)
                 return
         for request in batch:
             try:
@@ -107,11 +105,9 @@ class CycleBatcher:
                     self._single(request.cmd, request.after), context=request.context
                 )
             except Exception as exc:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+                _settle(request, error=exc)
             else:
-                if not request.future.done():
-                    request.future.set_result(result)
+                _settle(request, result)
 
     async def _together(self, batch: list[CycleRequest]) -> list[Any]:
         svc = self._svc
@@ -130,3 +126,13 @@ class CycleBatcher:
         # Its events carry this request's trace, not the batch's.
         uow.trace_staged(mark)
         return result
+
+
+def _settle(request: CycleRequest, result: Any = None, error: BaseException | None = None) -> None:
+    """Give the request its answer (unless it has one)."""
+    if request.future.done():
+        return
+    if error is not None:
+        request.future.set_exception(error)
+    else:
+        request.future.set_result(result)
