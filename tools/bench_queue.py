@@ -943,6 +943,17 @@ def _figures(
     for name, pct in calls_sat["cpu_pct"].items():
         if pct is not None and name not in ("queue_idle",):
             add(f"queue_calls_saturation_{name}_cpu_pct", pct, "%", f"{_cpu_label(name)} at call saturation")
+    for name in ("queue", "postgres"):
+        pct = calls_sat["cpu_pct"].get(name)
+        if pct and calls_sat["calls_per_s"]:
+            # What one call-next -> start -> complete costs (the kiosks' arrivals included): the capacity
+            # figure that a busy machine disturbs less than the latencies.
+            add(
+                f"queue_calls_{name}_cpu_ms_per_cycle",
+                10.0 * float(pct) / float(calls_sat["calls_per_s"]),
+                "ms",
+                f"{name} process CPU per cycle at call saturation",
+            )
     add(
         "queue_calls_called_twice_count",
         check["called_more_than_once_in_database"]

@@ -8,6 +8,7 @@ import sqlite3
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -289,3 +290,30 @@ class TestCollectorAcrossABatch:
         assert consumer.processed == 6
         assert gc.isenabled()
         assert len(enabled) == 1  # once, after the second batch: not between the two
+
+
+# --- the heap after startup ------------------------------------------------------------------------
+
+
+async def test_a_started_service_keeps_its_startup_objects_out_of_the_collectors_scans(
+    tmp_path: Path,
+) -> None:
+    """What the startup built lives as long as the process: full collections no longer scan it (they
+    would stop the event loop for about 0.1 s each under load); what is made after is collected as usual."""
+    from mpp.notification.app import create_app
+    from mpp.notification.config import NotificationSettings
+
+    settings = NotificationSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'n.db'}", relay_enabled=False, consumer_enabled=False
+    )
+    app = create_app(settings)
+    built_at_startup: list[object] = [object()]
+    try:
+        assert any(o is built_at_startup for o in gc.get_objects())
+        async with app.router.lifespan_context(app):
+            made_later: list[object] = [object()]
+            assert gc.get_freeze_count() > 0
+            assert not any(o is built_at_startup for o in gc.get_objects())
+            assert any(o is made_later for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -203,10 +204,23 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
         await self.start()
+        settle_heap()
         try:
             yield
         finally:
             await self.stop()
+
+
+def settle_heap() -> None:
+    """Move everything the startup built (modules, the catalogue, SQLAlchemy's tables and compiled
+    statements, the HTTP app: some 170,000 objects) out of the cyclic garbage collector's reach.
+
+    They live as long as the process, yet a full collection scans every one of them: about 80-110 ms
+    with the event loop stopped, several times a minute under load, and every request in flight waits
+    for it (the queue's call-next p99). After :func:`gc.freeze` a full collection scans only what was
+    made since. Frozen objects are never freed, which is what they would be anyway."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_runtime(
