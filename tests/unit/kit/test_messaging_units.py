@@ -317,3 +317,43 @@ async def test_a_started_service_keeps_its_startup_objects_out_of_the_collectors
             assert any(o is made_later for o in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+# --- the relay between batches ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("published", "woken", "coalesces"),
+    [
+        (7, False, True),  # a batch that was not full: the commits right behind join the next one
+        (100, False, False),  # a full batch: more is waiting, straight back
+        (0, True, True),  # a commit woke the relay: the ones right behind it join its batch
+        (0, False, False),  # the poll interval passed with nothing committed: look again at once
+    ],
+)
+async def test_the_relay_waits_for_the_commits_right_behind_before_its_next_batch(
+    monkeypatch: pytest.MonkeyPatch, published: int, woken: bool, coalesces: bool
+) -> None:
+    from mpp.kit import relay as relay_module
+    from tests.support.events import outbox
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    relay = relay_module.OutboxRelay(
+        engine=SimpleNamespace(),  # type: ignore[arg-type]  # no statement runs between batches
+        outbox=outbox,
+        producer=SimpleNamespace(),
+        batch_size=100,
+        poll_interval_s=0.02,
+        coalesce_s=0.25,
+    )
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    if woken:
+        relay.wakeup.set()
+    await relay._pause(published, asyncio.Event())
+    assert slept == ([0.25] if coalesces else [])

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mpp.contracts.envelope import Envelope
+from mpp.contracts.envelope import Envelope, registered_events
 from mpp.contracts.events.queue import (
     CounterClosedV1,
     CounterCloseReason,
@@ -16,7 +16,11 @@ from mpp.contracts.events.queue import (
     TicketCalledV1,
     TicketIssuedV1,
 )
+from mpp.contracts.examples import example_envelope
+from mpp.contracts.kafka import to_record
+from mpp.queue.board.feed import _may_change_a_board
 from mpp.queue.board.state import (
+    BOARD_EVENT_TYPES,
     BoardState,
     CounterClosed,
     CounterLabel,
@@ -274,3 +278,19 @@ def test_completion_event_frees_its_counter() -> None:
         total_seconds=690,
     )
     assert change_from_event(_wrap(done)) == TicketLeft("t1", "loket-03", T0 + timedelta(minutes=20))
+
+
+@pytest.mark.parametrize("cls", registered_events(), ids=lambda c: f"{c.event_type}.v{c.event_version}")
+def test_the_feed_skips_unread_exactly_the_events_that_change_no_board(cls: type) -> None:
+    """The board feed reads only records whose ``ce_type`` changes a board; every other event of the
+    catalogue, parsed, would have changed nothing."""
+    envelope = example_envelope(cls)
+    _key, _value, headers = to_record(envelope)
+    changes_a_board = change_from_event(envelope) is not None
+    assert _may_change_a_board(headers) == changes_a_board
+    assert (envelope.type in BOARD_EVENT_TYPES) == changes_a_board
+
+
+def test_a_record_without_a_type_header_is_read() -> None:
+    assert _may_change_a_board([("ce_id", b"x")])
+    assert _may_change_a_board(None)

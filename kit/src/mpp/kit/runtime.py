@@ -134,6 +134,7 @@ class ServiceRuntime:
                 metrics=self.metrics,
                 batch_size=self.settings.outbox_batch_size,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
+                coalesce_s=self.settings.outbox_coalesce_s,
                 wakeup=self.relay_wakeup,
                 lock_name=f"{name}-outbox-relay",
             )

@@ -87,6 +87,13 @@ class ServiceSettings(BaseSettings):
     )
     outbox_batch_size: int = 2000
     outbox_poll_interval_s: float = 0.05
+    outbox_coalesce_s: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="After a batch that was not full (or a wakeup), the relay waits this long so that the "
+        "commits right behind it join its next batch (0: straight back).",
+    )
     consumer_max_records: int = 2000
     consumer_enabled: bool = True
     relay_enabled: bool = True

@@ -30,6 +30,7 @@ from mpp.contracts.kafka import MalformedEvent, from_record
 from mpp.contracts.topics import QUEUE_COUNTERS, QUEUE_VISITS
 from mpp.kit.kafka import PLAINTEXT, KafkaSecurity, topic_partitions
 from mpp.queue.board.state import (
+    BOARD_EVENT_TYPES,
     BoardState,
     Change,
     CounterLabel,
@@ -333,6 +334,8 @@ class BoardHub:
                 await consumer.stop()
 
     def _consume(self, record: Any) -> None:
+        if not _may_change_a_board(record.headers):
+            return  # a visit, a ticket issued, a survey...: most of the topics' events, never parsed
         try:
             envelope = from_record(record.value, record.headers or ())
         except (UnknownEventType, MalformedEvent):
@@ -349,3 +352,12 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _may_change_a_board(headers: Any) -> bool:
+    """Whether a record's ``ce_type`` header names an event that changes a board (a record without
+    one is parsed, and left alone if it is not an event at all)."""
+    for key, value in headers or ():
+        if key == "ce_type":
+            return (value or b"").decode("utf-8", "replace") in BOARD_EVENT_TYPES
+    return True

@@ -86,6 +86,22 @@ class CounterClosed:
 Change = TicketCalled | ServiceStarted | TicketLeft | CounterOpened | CounterClosed
 
 
+BOARD_EVENT_TYPES: frozenset[str] = frozenset(
+    cls.event_type
+    for cls in (
+        TicketCalledV1,
+        ServiceStartedV1,
+        ServiceCompletedV1,
+        TicketNoShowV1,
+        TicketCancelledV1,
+        TicketTransferredV1,
+        CounterOpenedV1,
+        CounterClosedV1,
+    )
+)
+"""The event types that change a board (:func:`change_from_event`); the feed skips the others unread."""
+
+
 def change_from_event(envelope: Envelope) -> Change | None:
     """The board's view of a queue event, or None for events that do not change a board."""
     p = envelope.payload
