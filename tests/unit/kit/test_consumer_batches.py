@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
 from sqlalchemy import MetaData
 
-from mpp.kit.consumer import EventConsumer
+from mpp.kit.consumer import EventConsumer, _Batch, _Flight
 from mpp.kit.db import add_runtime_tables
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -75,3 +77,43 @@ async def test_a_batch_stops_at_max_records() -> None:
     assert buffered.calls == [(0, 3), (0, 1)]
     # What did not fit is the next batch's.
     assert buffered.answers == [{B: [11]}, {A: [5]}]
+
+
+def _read_batch() -> _Batch:
+    batch = _Batch(0.0)
+    batch.events = [
+        SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o)  # type: ignore[misc]
+        for tp, o in ((A, 1), (B, 10), (A, 2), (B, 11))
+    ]
+    batch.last = {A: 2, B: 11}
+    return batch
+
+
+async def test_a_batch_tried_again_leaves_out_the_partitions_revoked_meanwhile() -> None:
+    """Its transaction failed on a transient error; the group then moved partition A elsewhere. The
+    next attempt applies B's records only: A's next owner reads A's again from the stored offsets."""
+    consumer = _consumer(100, _Buffered([]))
+    batch = _read_batch()
+    running_attempt_offsets = batch.last
+    consumer._retried = batch
+    await consumer._on_revoked([A])
+    assert [(ev.partition, ev.offset) for ev in batch.events] == [(1, 10), (1, 11)]
+    assert batch.last == {B: 11}
+    assert batch.stale
+    # An attempt that was already running keeps the offsets it started with.
+    assert running_attempt_offsets == {A: 2, B: 11}
+
+
+async def test_a_pipelined_batch_that_failed_leaves_out_the_revoked_partitions_before_its_retry() -> None:
+    consumer = _consumer(100, _Buffered([]))
+    batch = _read_batch()
+
+    async def failed() -> None:
+        raise ConnectionResetError("the database went away")
+
+    task = asyncio.create_task(failed())
+    await asyncio.gather(task, return_exceptions=True)
+    consumer._inflight = _Flight(batch, task, span=None)
+    await consumer._on_revoked([B])
+    assert [(ev.partition, ev.offset) for ev in batch.events] == [(0, 1), (0, 2)]
+    assert batch.last == {A: 2}

@@ -261,8 +261,8 @@ class _Batch:
             self.stale = True
             self.prepared = None
         self.poison = [p for p in self.poison if TopicPartition(p[0].topic, p[0].partition) not in partitions]
-        for tp in partitions:
-            self.last.pop(tp, None)
+        # A new dict: an attempt already running keeps the offsets it started with.
+        self.last = {tp: offset for tp, offset in self.last.items() if tp not in partitions}
 
     @property
     def empty(self) -> bool:
@@ -356,6 +356,8 @@ class EventConsumer:
         self._revocations: deque[tuple[int, frozenset[TopicPartition]]] = deque(maxlen=_REVOCATIONS_KEPT)
         self._reading: _Batch | None = None
         self._inflight: _Flight | None = None
+        self._retried: _Batch | None = None
+        """A batch whose transaction failed and is being tried again (see :meth:`_on_revoked`)."""
         self.paused = False
         self.processed = 0
         self.dead_lettered = 0
@@ -614,10 +616,12 @@ class EventConsumer:
         try:
             await self._send_dead_letters(batch)
             if batch.events or batch.last:
+                self._retried = batch
                 with self._batch_span(batch.events):
                     await self._retrying(lambda: self._apply(batch))
             batch.applied(self._metrics is not None)
         finally:
+            self._retried = None
             batch.release()
         await self._done(batch)
 
@@ -647,10 +651,12 @@ class EventConsumer:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                self._retried = flight.batch
                 with trace.use_span(flight.span, end_on_exit=False):
                     await self._retrying(lambda: self._apply(flight.batch), failed=exc)
                 flight.batch.applied(self._metrics is not None)
         finally:
+            self._retried = None
             if flight.task.done():
                 self._inflight = None
                 flight.span.end()
@@ -846,6 +852,13 @@ class EventConsumer:
         if flight is not None and not flight.task.done():
             # Already in the database: let it commit, so its offsets are stored for the next owner.
             await asyncio.wait({flight.task}, timeout=self._revoke_wait_s)
+        # A batch whose transaction failed (on a transient error) is tried again without the revoked
+        # partitions' records: their next owner reads them again from the stored offsets, and applying
+        # them here after it had applied later ones would change their order. An attempt already
+        # running keeps what it started with (and, committing, stores its offsets).
+        for batch in (self._retried, flight.batch if flight is not None and flight.task.done() else None):
+            if batch is not None:
+                batch.drop(set(revoked))
 
     def _forget(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
