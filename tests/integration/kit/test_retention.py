@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -22,12 +23,18 @@ pytestmark = pytest.mark.integration
 
 
 class TestOutboxRetention:
+    @pytest.mark.parametrize("database", ["postgresql", "sqlite"])
     async def test_rows_of_personal_data_topics_are_deleted_once_published(
-        self, kafka_bootstrap: str, fresh_database: Callable[[], Awaitable[str]]
+        self,
+        kafka_bootstrap: str,
+        fresh_database: Callable[[], Awaitable[str]],
+        tmp_path: Path,
+        database: str,
     ) -> None:
         personal, ordinary = unique_topic("personal"), unique_topic("ordinary")
         await make_topics(kafka_bootstrap, personal, ordinary)
-        engine = create_engine(await fresh_database())
+        url = await fresh_database() if database == "postgresql" else f"sqlite:///{tmp_path / 'outbox.db'}"
+        engine = create_engine(url)
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             now = datetime.now(UTC)

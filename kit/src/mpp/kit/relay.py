@@ -14,7 +14,9 @@ import logging
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table, delete, func, select, text, update
@@ -92,14 +94,7 @@ class OutboxRelay:
         if not rows:
             return 0
         started = time.perf_counter()
-        futures = []
-        for row in rows:
-            futures.append(
-                await self._producer.send(
-                    row.topic, value=row.value, key=row.key, headers=decode_headers(row.headers)
-                )
-            )
-        await asyncio.gather(*futures)
+        await self._send(rows)
         seqs = [row.seq for row in rows]
         now = datetime.now(UTC)
         personal = [row.seq for row in rows if row.topic in self._purge_at_once]
@@ -120,14 +115,7 @@ class OutboxRelay:
         if not rows:
             return 0
         started = time.perf_counter()
-        futures = []
-        for row in rows:
-            futures.append(
-                await self._producer.send(
-                    row["topic"], value=row["value"], key=row["key"], headers=decode_headers(row["headers"])
-                )
-            )
-        await asyncio.gather(*futures)
+        await self._send(rows)
         purge = self._purge_at_once
         personal = [row["seq"] for row in rows if row["topic"] in purge]
         kept = [row["seq"] for row in rows if row["topic"] not in purge]
@@ -141,6 +129,15 @@ class OutboxRelay:
                 await driver.execute(self._pg_mark_sent, kept, now)
         self._published([row["topic"] for row in rows], started)
         return len(rows)
+
+    async def _send(self, rows: Sequence[Any]) -> None:
+        """Send rows of (seq, topic, key, value, headers) in order and wait for the broker's acks."""
+        futures = []
+        for _seq, topic, key, value, headers in rows:
+            futures.append(
+                await self._producer.send(topic, value=value, key=key, headers=decode_headers(headers))
+            )
+        await asyncio.gather(*futures)
 
     def _published(self, topics: list[str], started: float) -> None:
         """Count a batch published (one topic per row)."""
