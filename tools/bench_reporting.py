@@ -59,7 +59,7 @@ from mpp.kit.kafka import stop_consumer, topic_partitions
 from mpp.kit.migrations import upgrade
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS as REPORTING_MIGRATIONS
-from mpp.reporting.domain.facts import FACT_TYPES
+from mpp.reporting.domain.facts import FACT_TYPES, PAIRED, SECOND_OF_PAIR
 from mpp.reporting.domain.metrics import METRICS
 from mpp.reporting.domain.periods import Period
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
@@ -211,6 +211,19 @@ _SITE_MEASURES: tuple[tuple[str, float, int], ...] = (
     ("visits_online", 1.0, 200),
     ("visits_mpp_digital", 0.8, 60),
 )
+_SITE_MEASURE_NAMES = frozenset(m for m, _share, _top in _SITE_MEASURES)
+
+
+def _paired_share(measure: str, share: float, shares: dict[str, tuple[float, int]]) -> tuple[float, int]:
+    """How often a row of ``measure`` (drawn with ``share``) holds its pair's second measure, and its
+    top: none for a measure that is not the first of a pair."""
+    second = PAIRED.get(measure)
+    if second is None:
+        return 0.0, 0
+    paired_share, top = shares[second]
+    return min(paired_share / share, 1.0), top
+
+
 _VISIT = example_payload(VisitStartedV1)
 _TICKET = example_payload(TicketIssuedV1)
 _CALLED = example_payload(TicketCalledV1)
@@ -268,9 +281,9 @@ def pages_catalogue(sites: int, rng: random.Random) -> tuple[bytes, dict[str, li
 # (roll-up, its time column, keeps the site, source, value column, other key columns); the national
 # monthly roll-ups are summed from the monthly ones, which hold the same months' sums.
 _ROLLUP_SQL = (
-    ("metric_facts_monthly", "month", True, "metric_facts", "value", "measure"),
-    ("metric_facts_national_daily", "day", False, "metric_facts", "value", "measure"),
-    ("metric_facts_national_monthly", "month", False, "metric_facts_monthly", "value", "measure"),
+    ("metric_facts_monthly", "month", True, "metric_facts", "value, paired", "measure"),
+    ("metric_facts_national_daily", "day", False, "metric_facts", "value, paired", "measure"),
+    ("metric_facts_national_monthly", "month", False, "metric_facts_monthly", "value, paired", "measure"),
     ("duration_histogram_monthly", "month", True, "duration_histogram", "count", "kind, bucket"),
     ("duration_histogram_national_daily", "day", False, "duration_histogram", "count", "kind, bucket"),
     (
@@ -320,8 +333,13 @@ async def load_read_models(
         agencies = [a for pairs in hosted.values() for a, _ in [*pairs, ("", "")]]
         types = [t for pairs in hosted.values() for _, t in [*pairs, ("", "")]]
         whole = [p == ("", "") for pairs in hosted.values() for p in [*pairs, ("", "")]]
-        measures = [(m, share, top, False) for m, share, top in _SERVICE_MEASURES] + [
-            (m, share, top, True) for m, share, top in _SITE_MEASURES
+        # The second measure of a pair lives in its first's row (facts.PAIRED): as often as its own
+        # share against the first's, and up to its own top.
+        shares = {m: (share, top) for m, share, top in (*_SERVICE_MEASURES, *_SITE_MEASURES)}
+        measures = [
+            (m, share, top, m in _SITE_MEASURE_NAMES, *_paired_share(m, share, shares))
+            for m, share, top in (*_SERVICE_MEASURES, *_SITE_MEASURES)
+            if m not in SECOND_OF_PAIR
         ]
         t0 = time.monotonic()
         async with engine.connect() as conn:
@@ -342,14 +360,17 @@ async def load_read_models(
             await conn.execute(
                 text(
                     "CREATE TEMP TABLE bench_measures AS SELECT * FROM unnest(CAST(:m AS varchar[]), "
-                    "CAST(:p AS float8[]), CAST(:x AS integer[]), CAST(:w AS boolean[])) "
-                    "AS m(measure, share, top, whole_site)"
+                    "CAST(:p AS float8[]), CAST(:x AS integer[]), CAST(:w AS boolean[]), "
+                    "CAST(:pp AS float8[]), CAST(:px AS integer[])) "
+                    "AS m(measure, share, top, whole_site, paired_share, paired_top)"
                 ),
                 {
                     "m": [m[0] for m in measures],
                     "p": [m[1] for m in measures],
                     "x": [m[2] for m in measures],
                     "w": [m[3] for m in measures],
+                    "pp": [m[4] for m in measures],
+                    "px": [m[5] for m in measures],
                 },
             )
             # Indexes are built once at the end, as the migrations name them.
@@ -365,9 +386,12 @@ async def load_read_models(
                 series = "generate_series(CAST(:a AS date), CAST(:b AS date), interval '1 day') AS d(at)"
                 await conn.execute(
                     text(
-                        "INSERT INTO metric_facts (day, site, agency, service_type, measure, value) "  # noqa: S608
+                        "INSERT INTO metric_facts "  # noqa: S608
+                        "(day, site, agency, service_type, measure, value, paired) "
                         f"SELECT CAST(d.at AS date), p.site, p.agency, p.service_type, m.measure, "
-                        f"1 + floor(random() * m.top) FROM {series} CROSS JOIN bench_pairs p "
+                        "1 + floor(random() * m.top), CASE WHEN random() < m.paired_share "
+                        "THEN 1 + floor(random() * m.paired_top) ELSE 0 END "
+                        f"FROM {series} CROSS JOIN bench_pairs p "
                         "JOIN bench_measures m ON m.whole_site = p.whole_site WHERE random() < m.share"
                     ),
                     days,
@@ -413,10 +437,11 @@ async def load_read_models(
                     when = "CAST(date_trunc('month', day) AS date)"
                 keys = ", ".join([when, *(["site"] if site else []), "agency", "service_type", rest])
                 cols = ", ".join([grain, *(["site"] if site else []), "agency", "service_type", rest])
+                sums = ", ".join(f"sum({v})" for v in value.split(", "))
                 await conn.execute(
                     text(
                         f"INSERT INTO {name} ({cols}, {value}) "  # noqa: S608 - this module's own names
-                        f"SELECT {keys}, sum({value}) FROM {source} GROUP BY {keys}"
+                        f"SELECT {keys}, {sums} FROM {source} GROUP BY {keys}"
                     )
                 )
                 await conn.commit()

@@ -182,7 +182,7 @@ async def test_the_write_costs_migration_collates_codes_bytewise_and_drops_the_c
     url = await fresh_database()
     engine = create_engine(url)
     try:
-        await upgrade(engine, MIGRATIONS)
+        await upgrade(engine, MIGRATIONS, "0008")
     finally:
         await engine.dispose()
     collations, indexes = await _write_layout(url)
@@ -218,3 +218,101 @@ async def test_the_write_costs_migration_collates_codes_bytewise_and_drops_the_c
         "btree (kind, day) INCLUDE (agency, service_type, bucket, count)",
         "btree (day, agency, service_type, kind, bucket)",
     }
+
+
+# Rows of the facts before 0009 (day, site, agency, service type, measure, value): a pair, a pair of
+# another key and of an SKM element, a measure of no pair, and a second measure without its first.
+_BEFORE_PAIRS = [
+    (date(2026, 3, 2), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "waiting_count", 3),
+    (date(2026, 3, 2), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "waiting_seconds_sum", 1840),
+    (date(2026, 3, 2), "mpp-uji", "dpmptsp", "dpmptsp.nib", "waiting_count", 2),
+    (date(2026, 3, 2), "mpp-uji", "dpmptsp", "dpmptsp.nib", "waiting_seconds_sum", 75),
+    (date(2026, 3, 3), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "skm_u4_answers", 5),
+    (date(2026, 3, 3), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "skm_u4_sum", 17),
+    (date(2026, 3, 3), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "tickets_issued", 9),
+    (date(2026, 3, 4), "mpp-uji", "polres", "", "complaints_anonymous", 1),
+]
+# The same rows after it (day, site, agency, service type, measure, value, paired).
+_AFTER_PAIRS = {
+    (date(2026, 3, 2), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "waiting_count", 3, 1840),
+    (date(2026, 3, 2), "mpp-uji", "dpmptsp", "dpmptsp.nib", "waiting_count", 2, 75),
+    (date(2026, 3, 3), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "skm_u4_answers", 5, 17),
+    (date(2026, 3, 3), "mpp-uji", "dpmptsp", "dpmptsp.pbg", "tickets_issued", 9, 0),
+    (date(2026, 3, 4), "mpp-uji", "polres", "", "complaints_received", 0, 1),
+}
+
+
+async def _fact_rows(url: str, *, paired: bool) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """The rows of ``metric_facts`` and of ``metric_facts_national_daily`` (without the site)."""
+    engine = create_engine(url)
+    values = "value, paired" if paired else "value"
+    try:
+        async with engine.connect() as conn:
+            daily = await conn.execute(
+                text(f"SELECT day, site, agency, service_type, measure, {values} FROM metric_facts")
+            )
+            national = await conn.execute(
+                text(f"SELECT day, agency, service_type, measure, {values} FROM metric_facts_national_daily")
+            )
+            # SQLite gives days as text here (no column types in a textual query).
+            return (
+                {(date.fromisoformat(str(r[0])), *r[1:]) for r in daily.all()},
+                {(date.fromisoformat(str(r[0])), *r[1:]) for r in national.all()},
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_the_paired_measures_migration_moves_seconds_into_their_firsts_rows_and_back(
+    backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """0009 moves the second measure of each pair into the ``paired`` column of its first's row (a
+    second without its first gets a first of 0) in the daily facts and the roll-ups; going back to 0008
+    gives every second its row again and leaves the rows as they were."""
+    url = await fresh_database() if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, MIGRATIONS, "0008")
+        async with engine.begin() as conn:
+            for day, site, agency, st, measure, value in _BEFORE_PAIRS:
+                row = {"day": day, "agency": agency, "service_type": st, "measure": measure, "value": value}
+                await conn.execute(
+                    text(
+                        "INSERT INTO metric_facts (day, site, agency, service_type, measure, value) "
+                        "VALUES (:day, :site, :agency, :service_type, :measure, :value)"
+                    ),
+                    {**row, "site": site},
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO metric_facts_national_daily (day, agency, service_type, measure, value) "
+                        "VALUES (:day, :agency, :service_type, :measure, :value)"
+                    ),
+                    row,
+                )
+        await upgrade(engine, MIGRATIONS, "0009")
+    finally:
+        await engine.dispose()
+    daily, national = await _fact_rows(url, paired=True)
+    assert daily == _AFTER_PAIRS
+    assert national == {(day, a, st, m, v, p) for day, _site, a, st, m, v, p in _AFTER_PAIRS}
+    if backend == "postgresql":
+        _collations, indexes = await _write_layout(url)
+        assert "btree (day, measure, agency, service_type) INCLUDE (value, paired)" in set(
+            indexes["metric_facts_national_daily"]
+        )
+
+    engine = create_engine(url)
+    try:
+        await downgrade(engine, MIGRATIONS, "0008")
+    finally:
+        await engine.dispose()
+    daily, national = await _fact_rows(url, paired=False)
+    assert daily == set(_BEFORE_PAIRS)
+    assert national == {(day, a, st, m, v) for day, _site, a, st, m, v in _BEFORE_PAIRS}
+    if backend == "postgresql":
+        _collations, indexes = await _write_layout(url)
+        assert "btree (day, measure, agency, service_type) INCLUDE (value)" in set(
+            indexes["metric_facts_national_daily"]
+        )

@@ -190,6 +190,47 @@ _WAITING_COUNT, _WAITING_SUM = f"{WAITING}_count", f"{WAITING}_seconds_sum"
 _SERVICE_COUNT, _SERVICE_SUM = f"{SERVICE}_count", f"{SERVICE}_seconds_sum"
 
 
+PAIRED: dict[str, str] = {
+    _WAITING_COUNT: _WAITING_SUM,
+    _SERVICE_COUNT: _SERVICE_SUM,
+    **{answers: total for _element, answers, total in _SKM_MEASURES},
+    "applications_sla_known": "applications_within_sla",
+    "applications_working_days_count": "applications_working_days_sum",
+    "complaints_received": "complaints_anonymous",
+    "complaints_responded": "complaints_response_days_sum",
+    "complaints_resolved": "complaints_resolution_days_sum",
+}
+"""Measures always folded together for the same key: a count (of events) -> the measure added by the
+same events (their sum of seconds, of scores, of days; how many were anonymous or within the standard).
+The first is at least one wherever the second is added, so the read models keep both in one row (the
+second in its ``paired`` column) and a second measure of zero is a measure never added."""
+SECOND_OF_PAIR = frozenset(PAIRED.values())
+
+
+def paired_rows(counts: Counter[Count]) -> tuple[dict[Count, int], dict[Count, int]]:
+    """A batch's fact increments as read-model rows: every measure but the second of a pair with its
+    increment, and per row of a pair's first measure the increment of its second (:data:`PAIRED`)."""
+    values: dict[Count, int] = {}
+    seconds: list[tuple[Count, int]] = []
+    first_of = _FIRST_OF
+    for key, n in counts.items():
+        if key[4] in first_of:
+            seconds.append((key, n))
+        else:
+            values[key] = n
+    paired: dict[Count, int] = {}
+    for (day, site, agency, st, measure), n in seconds:
+        row = (day, site, agency, st, first_of[measure])
+        paired[row] = n
+        if row not in values:
+            # Never from a fold (the first measure comes with its second); kept all the same.
+            values[row] = 0
+    return values, paired
+
+
+_FIRST_OF = {second: first for first, second in PAIRED.items()}
+
+
 class _Folder:
     """Folds events one at a time into :class:`Facts`. Each event's local time is computed once, keys
     are plain tuples and increments use the counters' own ``dict`` methods: a batch folds tens of

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
-from mpp.reporting.domain.facts import Facts, LateApplication
+from mpp.reporting.domain.facts import PAIRED, Facts, LateApplication, paired_rows
 from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.periods import DayRange, split_months
 from mpp.reporting.domain.projection import CountKey
@@ -190,39 +190,60 @@ _PG_TYPES = {"day": "date", "month": "date", "hour": "smallint", "bucket": "inte
 
 
 async def _add(
-    session: AsyncSession, table: Table, key_columns: Sequence[str], value_column: str, rows: Counter[Any]
+    session: AsyncSession,
+    table: Table,
+    key_columns: Sequence[str],
+    value_column: str,
+    rows: Mapping[Any, int],
+    paired: Mapping[Any, int] | None = None,
 ) -> None:
     """Add ``rows`` (key tuple in ``key_columns`` order -> increment) to ``table``: one upsert statement
-    per batch, keys in sorted order so concurrent writers lock rows in the same order."""
+    per batch, keys in sorted order so concurrent writers lock rows in the same order. With ``paired``
+    (key -> increment of the ``paired`` column, 0 for a key it lacks), both columns add up."""
     if not rows:
         return
     keys = sorted(rows)
     columns = {c: [k[i] for k in keys] for i, c in enumerate(key_columns)}
-    values = [rows[k] for k in keys]
+    value_columns = {value_column: [rows[k] for k in keys]}
+    if paired is not None:
+        value_columns["paired"] = [paired.get(k, 0) for k in keys]
     if session.get_bind().dialect.name == "postgresql":
         # Column arrays as parameters: the statement compiles once, whatever the batch size.
-        arrays = _unnest([*((c, _PG_TYPES.get(c, "varchar")) for c in key_columns), ("_values", "bigint")])
+        params = {c: _array(v) for c, v in columns.items()}
+        params.update({f"_{c}": _array(v) for c, v in value_columns.items()})
+        arrays = _unnest(
+            [
+                *((c, _PG_TYPES.get(c, "varchar")) for c in key_columns),
+                *((f"_{c}", "bigint") for c in value_columns),
+            ]
+        )
         names = ", ".join(key_columns)
+        updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in value_columns)
         # Table and column names come from this module's own metadata, never from input.
         await session.execute(
             text(
-                f"INSERT INTO {table.name} ({names}, {value_column}) "  # noqa: S608
+                f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) "  # noqa: S608
                 f"SELECT * FROM unnest({arrays}) "
-                f"ON CONFLICT ({names}) DO UPDATE SET {value_column} = "
-                f"{table.name}.{value_column} + excluded.{value_column}"
+                f"ON CONFLICT ({names}) DO UPDATE SET {updates}"
             ),
-            {**{c: _array(v) for c, v in columns.items()}, "_values": _array(values)},
+            params,
         )
         return
     # SQLite binds at most 32,766 parameters per statement: a multi-row upsert per chunk of keys.
     for first in range(0, len(keys), _SQLITE_ROWS):
         chunk = range(first, min(first + _SQLITE_ROWS, len(keys)))
         stmt = dialect_insert(session, table).values(
-            [{**{c: columns[c][i] for c in key_columns}, value_column: values[i]} for i in chunk]
+            [
+                {
+                    **{c: columns[c][i] for c in key_columns},
+                    **{c: v[i] for c, v in value_columns.items()},
+                }
+                for i in chunk
+            ]
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c[c] for c in key_columns],
-            set_={value_column: table.c[value_column] + stmt.excluded[value_column]},
+            set_={c: table.c[c] + stmt.excluded[c] for c in value_columns},
         )
         await session.execute(stmt)
 
@@ -249,48 +270,62 @@ _HISTOGRAM_ROLLUPS = (
 
 
 def _upsert_sql(
-    table: Table, columns: Sequence[str], value_column: str, *, source_columns: Sequence[str]
+    table: Table,
+    columns: Sequence[str],
+    value_columns: Sequence[str],
+    *,
+    source_columns: Sequence[str],
+    source_values: Sequence[str],
 ) -> str:
     """``INSERT INTO table`` the rows of ``d`` summed per ``columns`` (``month`` is the first of ``day``'s
-    month), in key order so concurrent writers lock rows in the same order; a key already held adds up."""
+    month), in key order so concurrent writers lock rows in the same order; a key already held adds up.
+    ``source_values`` are ``d``'s columns of ``value_columns``."""
     exprs = [
         "CAST(date_trunc('month', CAST(day AS timestamp)) AS date)" if c == "month" else c for c in columns
     ]
     names = ", ".join(columns)
     positions = ", ".join(str(i + 1) for i in range(len(columns)))
     aggregated = tuple(columns) != tuple(source_columns)
+    sums = ", ".join(f"sum({v})" for v in source_values)
     select_rows = (
-        f"SELECT {', '.join(exprs)}, sum(v) FROM d GROUP BY {positions} ORDER BY {positions}"  # noqa: S608
+        f"SELECT {', '.join(exprs)}, {sums} FROM d GROUP BY {positions} ORDER BY {positions}"  # noqa: S608
         if aggregated
-        else f"SELECT {names}, v FROM d ORDER BY {positions}"  # noqa: S608
+        else f"SELECT {names}, {', '.join(source_values)} FROM d ORDER BY {positions}"  # noqa: S608
     )
+    updates = ", ".join(f"{v} = {table.name}.{v} + excluded.{v}" for v in value_columns)
     # Table and column names come from this module's own metadata, never from input.
     return (
-        f"INSERT INTO {table.name} ({names}, {value_column}) {select_rows} "
-        f"ON CONFLICT ({names}) DO UPDATE SET {value_column} = "
-        f"{table.name}.{value_column} + excluded.{value_column}"
+        f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) {select_rows} "
+        f"ON CONFLICT ({names}) DO UPDATE SET {updates}"
     )
 
 
 _WORK_MEM = text("SET LOCAL work_mem = '64MB'")
+# The parameters of a family's value arrays, in the order of its value columns.
+_VALUE_PARAMS = ("_values", "_paired")
 
 
 @cache
 def _family_sql(
     table: Table,
     key_columns: tuple[str, ...],
-    value_column: str,
+    value_columns: tuple[str, ...],
     rollups: tuple[tuple[Table, tuple[str, ...]], ...],
 ) -> Any:
-    """One statement adding a batch's increments to a daily read model and to each of its roll-ups: the
-    column arrays are sent once, and PostgreSQL sums the roll-ups' rows from them."""
-    arrays = _unnest([*((c, _PG_TYPES.get(c, "varchar")) for c in key_columns), ("_values", "bigint")])
-    source = f"d AS (SELECT * FROM unnest({arrays}) AS d({', '.join(key_columns)}, v))"  # noqa: S608
+    """One statement adding a batch's increments to a daily read model and to each of its roll-ups
+    (which hold the same value columns): the column arrays are sent once, and PostgreSQL sums the
+    roll-ups' rows from them."""
+    params = _VALUE_PARAMS[: len(value_columns)]
+    sources = [f"v{i}" for i in range(len(value_columns))]
+    arrays = _unnest(
+        [*((c, _PG_TYPES.get(c, "varchar")) for c in key_columns), *((p, "bigint") for p in params)]
+    )
+    source = f"d AS (SELECT * FROM unnest({arrays}) AS d({', '.join([*key_columns, *sources])}))"  # noqa: S608
     parts = [source]
     for i, (rollup, columns) in enumerate(rollups):
-        value = "count" if "count" in rollup.c else "value"
-        parts.append(f"r{i} AS ({_upsert_sql(rollup, columns, value, source_columns=key_columns)})")
-    main = _upsert_sql(table, key_columns, value_column, source_columns=key_columns)
+        sql = _upsert_sql(rollup, columns, value_columns, source_columns=key_columns, source_values=sources)
+        parts.append(f"r{i} AS ({sql})")
+    main = _upsert_sql(table, key_columns, value_columns, source_columns=key_columns, source_values=sources)
     return text(f"WITH {', '.join(parts)} {main}")
 
 
@@ -298,18 +333,26 @@ async def _add_family(
     session: AsyncSession,
     table: Table,
     key_columns: tuple[str, ...],
-    value_column: str,
-    rows: Counter[Any],
+    value_columns: tuple[str, ...],
+    rows: Mapping[Any, int],
     rollups: tuple[tuple[Table, tuple[str, ...]], ...] = (),
+    paired: Mapping[Any, int] | None = None,
 ) -> None:
-    """Add ``rows`` (key tuple in ``key_columns`` order -> increment) to ``table`` and its ``rollups``
+    """Add ``rows`` (key tuple in ``key_columns`` order -> increment of the first value column; with
+    ``paired``, key -> increment of the second, 0 for a key it lacks) to ``table`` and its ``rollups``
     (each a table and its key columns, a subset of ``key_columns`` with ``month`` for ``day``)."""
     if not rows:
         return
     columns = list(zip(*rows.keys(), strict=True))
     params = {c: _array(columns[i]) for i, c in enumerate(key_columns)}
     params["_values"] = _array(list(rows.values()))
-    await session.execute(_family_sql(table, key_columns, value_column, rollups), params)
+    if paired is not None:
+        get = paired.get
+        params["_paired"] = _array([get(k, 0) for k in rows])
+    await session.execute(_family_sql(table, key_columns, value_columns, rollups), params)
+
+
+_FACT_VALUES = ("value", "paired")
 
 
 async def add_facts(session: AsyncSession, facts: Facts) -> None:
@@ -319,28 +362,46 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
         # Three statements per batch: the roll-ups are summed by PostgreSQL from the daily increments,
         # with room to sort and aggregate a large batch (a rebuild's) in memory rather than in temp files.
         await session.execute(_WORK_MEM)
-        await _add_family(session, metric_facts, _FACT_KEYS, "value", facts.counts, _FACT_ROLLUPS)
-        await _add_family(session, metric_hourly, _HOUR_KEYS, "value", facts.hourly)
+        fact_values, paired = paired_rows(facts.counts)
         await _add_family(
-            session, duration_histogram, _HISTOGRAM_KEYS, "count", facts.histogram, _HISTOGRAM_ROLLUPS
+            session, metric_facts, _FACT_KEYS, _FACT_VALUES, fact_values, _FACT_ROLLUPS, paired=paired
+        )
+        await _add_family(session, metric_hourly, _HOUR_KEYS, ("value",), facts.hourly)
+        await _add_family(
+            session, duration_histogram, _HISTOGRAM_KEYS, ("count",), facts.histogram, _HISTOGRAM_ROLLUPS
         )
         return
     base = ("day", "site", "agency", "service_type")
-    await _add(session, metric_facts, (*base, "measure"), "value", facts.counts)
+    fact_values, paired = paired_rows(facts.counts)
+    await _add(session, metric_facts, (*base, "measure"), "value", fact_values, paired)
     await _add(session, metric_hourly, (*base, "hour", "measure"), "value", facts.hourly)
     await _add(session, duration_histogram, (*base, "hour", "kind", "bucket"), "count", facts.histogram)
     monthly: Counter[tuple[Any, ...]] = Counter()
     national: Counter[tuple[Any, ...]] = Counter()
     national_monthly: Counter[tuple[Any, ...]] = Counter()
-    for (day, site, agency, st, measure), n in facts.counts.items():
+    p_monthly: Counter[tuple[Any, ...]] = Counter()
+    p_national: Counter[tuple[Any, ...]] = Counter()
+    p_national_monthly: Counter[tuple[Any, ...]] = Counter()
+    for (day, site, agency, st, measure), n in fact_values.items():
         month = day.replace(day=1)
         monthly[(month, site, agency, st, measure)] += n
         national[(day, agency, st, measure)] += n
         national_monthly[(month, agency, st, measure)] += n
-    await _add(session, metric_facts_monthly, ("month", *base[1:], "measure"), "value", monthly)
-    await _add(session, metric_facts_national_daily, ("day", *base[2:], "measure"), "value", national)
+    for (day, site, agency, st, measure), n in paired.items():
+        month = day.replace(day=1)
+        p_monthly[(month, site, agency, st, measure)] += n
+        p_national[(day, agency, st, measure)] += n
+        p_national_monthly[(month, agency, st, measure)] += n
+    facts_key = ("agency", "service_type", "measure")
+    await _add(session, metric_facts_monthly, ("month", "site", *facts_key), "value", monthly, p_monthly)
+    await _add(session, metric_facts_national_daily, ("day", *facts_key), "value", national, p_national)
     await _add(
-        session, metric_facts_national_monthly, ("month", *base[2:], "measure"), "value", national_monthly
+        session,
+        metric_facts_national_monthly,
+        ("month", *facts_key),
+        "value",
+        national_monthly,
+        p_national_monthly,
     )
     h_monthly: Counter[tuple[Any, ...]] = Counter()
     h_national: Counter[tuple[Any, ...]] = Counter()
@@ -464,7 +525,7 @@ def _where(q: Select[Any], t: Table, scope: Scope, days: DayRange | None = None)
 def _summed(
     t: Table,
     group: Sequence[Any],
-    value: Any,
+    summed_values: Sequence[Any],
     condition: Any,
     scope: Scope,
     days: DayRange,
@@ -472,9 +533,9 @@ def _summed(
     *,
     joined: bool,
 ) -> Select[Any]:
-    """``select(*group, sum(value))`` over ``t`` where ``condition``, in ``scope`` on ``days``; with
-    ``regions`` (site -> region code), the site column holds the site's region instead (``""`` for a
-    site ``regions`` does not know).
+    """``select(*group, *(sum(v) for v in summed_values))`` over ``t`` where ``condition``, in ``scope``
+    on ``days``; with ``regions`` (site -> region code), the site column holds the site's region instead
+    (``""`` for a site ``regions`` does not know).
 
     On PostgreSQL (``joined``) the rows are joined by hash to a list of (site, region) pairs and summed
     once per region; elsewhere the sites are summed first and a ``CASE`` maps each site's sums (a
@@ -487,17 +548,18 @@ def _summed(
         region = func.coalesce(pairs.c.region, literal("")).label("site")
         columns = [region if c is t.c.site else c for c in group]
         source = t.outerjoin(pairs, pairs.c.code == t.c.site)
-        joined_q: Select[Any] = select(*columns, _sum(value)).select_from(source).where(condition)
+        sums = [_sum(v) for v in summed_values]
+        joined_q: Select[Any] = select(*columns, *sums).select_from(source).where(condition)
         return _where(joined_q.group_by(*columns), t, scope, days)
-    q: Select[Any] = select(*group, _sum(value)).where(condition).group_by(*group)
+    q: Select[Any] = select(*group, *(_sum(v) for v in summed_values)).where(condition).group_by(*group)
     q = _where(q, t, scope, days)
     if regions is None:
         return q
     sub = q.subquery()
-    *keys, total = sub.c
+    keys, totals = list(sub.c)[: len(group)], list(sub.c)[len(group) :]
     mapped = case(regions, value=sub.c.site, else_=literal("")) if regions else literal("")
     columns = [mapped.label("site") if c.name == "site" else c for c in keys]
-    summed: Select[Any] = select(*columns, _sum(total)).group_by(*columns)
+    summed: Select[Any] = select(*columns, *(_sum(v) for v in totals)).group_by(*columns)
     return summed
 
 
@@ -527,23 +589,27 @@ async def _with_summaries(
     local: Table,
     national: Table | None,
     columns: Sequence[str],
-    value: str,
+    values: Sequence[str],
     condition: Any,
 ) -> list[tuple[Any, ...]]:
-    """Rows ``(*columns, sum)`` over the local read model and, in a national deployment, its summaries."""
+    """Rows ``(*columns, *sums)`` over the local read model and, in a national deployment, its
+    summaries (a value column the summaries lack counts 0 there)."""
 
     def part(t: Table) -> Select[Any]:
-        q = select(*(t.c[c] for c in columns), t.c[value].label("v")).where(condition(t))
+        cells = [(t.c[v] if v in t.c else literal(0)).label(f"v{i}") for i, v in enumerate(values)]
+        q = select(*(t.c[c] for c in columns), *cells).where(condition(t))
         return _where(q, t, scope)
 
     if scope.summaries and national is not None:
         both = union_all(part(local), part(national).where(_not_local(national))).subquery()
         group = [both.c[c] for c in columns]
-        q = select(*group, func.sum(both.c.v)).group_by(*group)
+        sums = [func.sum(both.c[f"v{i}"]) for i in range(len(values))]
+        q = select(*group, *sums).group_by(*group)
     else:
         t = local
         group = [t.c[c] for c in columns]
-        q = _where(select(*group, func.sum(t.c[value])).where(condition(t)).group_by(*group), t, scope)
+        sums = [func.sum(t.c[v]) for v in values]
+        q = _where(select(*group, *sums).where(condition(t)).group_by(*group), t, scope)
     return [tuple(r) for r in (await session.execute(q)).all()]
 
 
@@ -583,6 +649,8 @@ async def fact_sums(
     dated the first of the month. Without ``by_time`` it needs no time at all and ``day`` is none. A
     key may come in several rows (a month and its edge days), to be added up by the caller. A national
     deployment reading daily summaries too (``scope.summaries``) reads the daily tables."""
+    stored, pairs = _stored_measures(measures)
+    value_columns = ["value", "paired"] if pairs else ["value"]
     if scope.summaries:
         rows = await _with_summaries(
             session,
@@ -590,10 +658,10 @@ async def fact_sums(
             metric_facts,
             summary_facts,
             ["day", *dims, "measure"],
-            "value",
-            lambda t: _measures(t.c.measure, measures),
+            value_columns,
+            lambda t: _measures(t.c.measure, stored),
         )
-        return _regional(rows, dims, regions, by_time)
+        return _unpaired(_regional(rows, dims, regions, by_time), measures, pairs)
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
         t = _FACTS[grain]
@@ -604,15 +672,52 @@ async def fact_sums(
             _summed(
                 t,
                 group,
-                t.c.value,
-                _measures(t.c.measure, measures),
+                [t.c[v] for v in value_columns],
+                _measures(t.c.measure, stored),
                 scope,
                 days,
                 mapping,
                 joined=_postgres(session),
             )
         )
-    return await _rows(session, parts, by_time)
+    return _unpaired(await _rows(session, parts, by_time), measures, pairs)
+
+
+def _matches(measure: str, measures: Sequence[str]) -> bool:
+    """Whether ``measures`` (names, and prefixes ending in ``_``) name ``measure``, as :func:`_measures`."""
+    return any(measure.startswith(m) if m.endswith("_") else measure == m for m in measures)
+
+
+def _stored_measures(measures: Sequence[str]) -> tuple[list[str], bool]:
+    """The measures to read for ``measures``: those, and the first of each pair whose second they name
+    (held in the first's row, ``tables._facts_table``); and whether any second is wanted."""
+    firsts = [first for first, second in PAIRED.items() if _matches(second, measures)]
+    return [*measures, *(f for f in firsts if f not in measures)], bool(firsts)
+
+
+def _unpaired(rows: list[tuple[Any, ...]], measures: Sequence[str], pairs: bool) -> list[tuple[Any, ...]]:
+    """Rows ``(*key, measure, value[, paired])`` as rows ``(*key, measure, sum)`` of the ``measures``
+    asked for: a pair's row gives its second measure a row of its own (none when it is zero, as when it
+    was never added), and a first measure read only for its second gives none."""
+    if not pairs:
+        return rows
+    out: list[tuple[Any, ...]] = []
+    wanted: dict[str, bool] = {}
+    for *key, measure, value, paired in rows:
+        keep = wanted.get(measure)
+        if keep is None:
+            keep = wanted[measure] = _matches(measure, measures)
+        if keep:
+            out.append((*key, measure, value))
+        if paired:
+            second = PAIRED.get(measure)
+            if second is not None:
+                keep = wanted.get(second)
+                if keep is None:
+                    keep = wanted[second] = _matches(second, measures)
+                if keep:
+                    out.append((*key, second, paired))
+    return out
 
 
 async def _rows(session: AsyncSession, parts: Sequence[Select[Any]], by_time: bool) -> list[tuple[Any, ...]]:
@@ -632,7 +737,7 @@ async def hourly_sums(
         metric_hourly,
         summary_hourly,
         ["day", *dims, "hour", "measure"],
-        "value",
+        ["value"],
         lambda t: _measures(t.c.measure, measures),
     )
 
@@ -691,7 +796,7 @@ async def histograms_sums(
             duration_histogram,
             summary_histogram_hourly if "hour" in dims else summary_histogram,
             ["day", *dims, "kind", "bucket"],
-            "count",
+            ["count"],
             wanted,
         )
         return _regional(rows, dims, regions, by_time)
@@ -710,7 +815,7 @@ async def histograms_sums(
             _summed(
                 t,
                 group,
-                t.c.count,
+                [t.c.count],
                 wanted(t),
                 scope,
                 days,

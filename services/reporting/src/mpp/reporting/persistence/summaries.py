@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mpp.kit.db import dialect_insert
-from mpp.reporting.domain.facts import NONE
+from mpp.reporting.domain.facts import NONE, PAIRED
 from mpp.reporting.domain.summary import FactRow, HistogramRow, HourRow, NationalRows
 from mpp.reporting.persistence.tables import (
     duration_histogram,
@@ -123,16 +123,19 @@ class DayRows:
 async def day_rows(session: AsyncSession, site: str, day: date) -> DayRows:
     """One site's day as held in the local read models (histograms per hour)."""
     f = metric_facts
-    facts = [
-        FactRow(r.agency, r.service_type, r.measure, int(r.value))
-        for r in (
-            await session.execute(
-                select(f.c.agency, f.c.service_type, f.c.measure, f.c.value).where(
-                    f.c.site == site, f.c.day == day
-                )
+    facts = []
+    for r in (
+        await session.execute(
+            select(f.c.agency, f.c.service_type, f.c.measure, f.c.value, f.c.paired).where(
+                f.c.site == site, f.c.day == day
             )
-        ).all()
-    ]
+        )
+    ).all():
+        facts.append(FactRow(r.agency, r.service_type, r.measure, int(r.value)))
+        # The second measure of a pair, held in its first's row: a row of its own unless never added.
+        second = PAIRED.get(r.measure)
+        if second is not None and r.paired:
+            facts.append(FactRow(r.agency, r.service_type, second, int(r.paired)))
     h = metric_hourly
     visits: dict[int, int] = {}
     hourly = []

@@ -3,7 +3,8 @@
 ``daily_counts`` is the first projection (applications submitted and permits issued) behind
 ``/v1/figures``; the metric read models behind ``/v1/metrics`` are:
 
-* ``metric_facts`` - one additive measure per local day x site x agency x service type;
+* ``metric_facts`` - one additive measure (or a pair of measures always added together) per local day x
+  site x agency x service type;
 * ``metric_hourly`` - the same per local hour of the day (visits, tickets issued);
 * ``duration_histogram`` - waiting and service time counts per 10-second bucket and hour;
 * ``late_applications`` - one row per application finished after its published standard (its reference,
@@ -80,17 +81,31 @@ def _keys(time: str, *, site: bool, collated: bool = True) -> list[Column[Any]]:
 
 
 def _facts_table(
-    name: str, time: str, *, site: bool, collated: bool = True, key: Sequence[str] | None = None
+    name: str,
+    time: str,
+    *,
+    site: bool,
+    collated: bool = True,
+    key: Sequence[str] | None = None,
+    paired: bool = True,
 ) -> Table:
-    """A measure per key; ``key`` orders the primary key (which then also holds the value, so reads led
-    by its first columns need no other index), the columns' own order by default."""
-    extra = [PrimaryKeyConstraint(*key, postgresql_include=["value"])] if key else []
+    """A measure per key; ``key`` orders the primary key (which then also holds the values, so reads led
+    by its first columns need no other index), the columns' own order by default.
+
+    With ``paired`` (the projector's read models, migration 0009_paired_measures), the row of the first
+    measure of a pair (``facts.PAIRED``: ``waiting_count``) also holds the second's value in ``paired``
+    (the ``waiting_seconds_sum`` of the same key), which then has no row of its own; other rows hold 0
+    there. One row instead of two for measures always added together: half the rows and index entries
+    to write for them."""
+    values = ["value", "paired"] if paired else ["value"]
+    extra = [PrimaryKeyConstraint(*key, postgresql_include=values)] if key else []
     return Table(
         name,
         metadata,
         *_keys(time, site=site, collated=collated),
         Column("measure", _code(64, collated=collated), primary_key=True),
         Column("value", BigInteger, nullable=False),
+        *([Column("paired", BigInteger, nullable=False, server_default="0")] if paired else []),
         *extra,
     )
 
@@ -257,7 +272,7 @@ summary_days = Table(
 )
 """National mode: the revision of each site's day held in the ``summary_*`` read models."""
 
-summary_facts = _facts_table("summary_facts", "day", site=True, collated=False)
+summary_facts = _facts_table("summary_facts", "day", site=True, collated=False, paired=False)
 summary_hourly = _hourly_table("summary_hourly", collated=False)
 summary_histogram = _histogram_table("summary_histogram", "day", site=True, collated=False)
 
