@@ -86,40 +86,39 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unsent rows; returns how many were published."""
-        if self._engine.dialect.name == "postgresql":
-            return await self._publish_batch_pg()
-        o = self._outbox
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(self._unsent)).all()
+        rows = await self._unsent_rows()
         if not rows:
             return 0
         started = time.perf_counter()
         await self._send(rows)
-        seqs = [row.seq for row in rows]
-        now = datetime.now(UTC)
-        personal = [row.seq for row in rows if row.topic in self._purge_at_once]
-        async with self._engine.begin() as conn:
-            if personal:
-                await conn.execute(delete(o).where(o.c.seq.in_(personal)))
-            await conn.execute(update(o).where(o.c.seq.in_(seqs)).values(sent_at=now))
-        self._published([row.topic for row in rows], started)
+        await self._mark_sent(rows)
+        self._published([row[1] for row in rows], started)
         return len(rows)
 
-    async def _publish_batch_pg(self) -> int:
-        """:meth:`publish_batch` on PostgreSQL: each statement alone is atomic (the driver commits it),
-        the marking and the deletion of personal-data rows one statement."""
+    async def _unsent_rows(self) -> Sequence[Any]:
+        """Up to one batch of unsent rows, each (seq, topic, key, value, headers), in commit order."""
         async with self._engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                return (await conn.execute(self._unsent)).all()
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
-            rows = await driver.fetch(self._pg_unsent, self._batch_size)
-        if not rows:
-            return 0
-        started = time.perf_counter()
-        await self._send(rows)
-        purge = self._purge_at_once
-        personal = [row["seq"] for row in rows if row["topic"] in purge]
-        kept = [row["seq"] for row in rows if row["topic"] not in purge]
+            rows: list[Any] = await driver.fetch(self._pg_unsent, self._batch_size)
+            return rows
+
+    async def _mark_sent(self, rows: Sequence[Any]) -> None:
+        """Mark published rows sent, and delete those of personal-data topics. On PostgreSQL one
+        statement, committed by the driver on its own."""
         now = datetime.now(UTC)
+        personal = [row[0] for row in rows if row[1] in self._purge_at_once]
+        kept = [row[0] for row in rows if row[1] not in self._purge_at_once]
+        o = self._outbox
+        if self._engine.dialect.name != "postgresql":
+            async with self._engine.begin() as conn:
+                if personal:
+                    await conn.execute(delete(o).where(o.c.seq.in_(personal)))
+                if kept:
+                    await conn.execute(update(o).where(o.c.seq.in_(kept)).values(sent_at=now))
+            return
         async with self._engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
@@ -127,8 +126,6 @@ class OutboxRelay:
                 await driver.execute(self._pg_sent_and_gone, kept, now, personal)
             else:
                 await driver.execute(self._pg_mark_sent, kept, now)
-        self._published([row["topic"] for row in rows], started)
-        return len(rows)
 
     async def _send(self, rows: Sequence[Any]) -> None:
         """Send rows of (seq, topic, key, value, headers) in order and wait for the broker's acks."""
