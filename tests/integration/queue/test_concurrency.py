@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter as Tally
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,8 +15,17 @@ from sqlalchemy import select
 from mpp.contracts.masterdata import Counter, load_demo_catalogue
 from mpp.queue.app import CatalogueAdapter
 from mpp.queue.persistence import pg
-from mpp.queue.persistence.tables import tickets
-from tests.integration.queue.harness import KK, KTP, NIB, SITE, QueueApi, officer, supervisor
+from mpp.queue.persistence.tables import tickets, visits
+from tests.integration.queue.harness import (
+    KK,
+    KTP,
+    NIB,
+    SITE,
+    QueueApi,
+    officer,
+    running_queue,
+    supervisor,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +175,44 @@ class TestConcurrentIssue:
         numbers = [t["number"] for v in visits for t in v["tickets"]]
         expected = [f"{p}-{n:03d}" for p in "AC" for n in range(1, 31)]
         assert sorted(numbers) == sorted(expected)
+
+
+class TestVisitsEndOnce:
+    @pytest.mark.parametrize("batch", [20, 1], ids=["batched", "one_per_transaction"])
+    async def test_two_counters_completing_a_visits_tickets_at_once_end_it_once(
+        self, fresh_database: Callable[[], Awaitable[str]], batch: int
+    ) -> None:
+        # A visit for two agencies: loket-01 serves its KTP ticket while loket-05 serves its NIB ticket,
+        # and both complete at the same moment. The last to finish ends the visit, whichever it is, in
+        # the same transaction or in two.
+        async with running_queue(await fresh_database(), pool_size=20, cycle_batch_max=batch) as queue:
+            ktp, nib = officer(subject="officer-ktp"), officer("dpmptsp", "officer-nib")
+            await queue.open_counter("loket-01", ktp)
+            await queue.open_counter("loket-05", nib)
+            started = [await queue.start_visit(KTP, NIB) for _ in range(12)]
+            for _ in started:
+                pair = []
+                for code, headers in (("loket-01", ktp), ("loket-05", nib)):
+                    called = (await queue.call_next(code, headers)).json()["ticket"]
+                    assert (await queue.act(called["id"], "start", headers)).status_code == 200
+                    pair.append(called["id"])
+                done = await asyncio.gather(
+                    queue.act(pair[0], "complete", ktp), queue.act(pair[1], "complete", nib)
+                )
+                assert [r.status_code for r in done] == [200, 200]
+
+            events = await queue.events()
+            ended = [e.payload for e in events if e.event_type == "VisitEnded"]
+            assert Tally(p["visit_id"] for p in ended) == {v["visit_id"]: 1 for v in started}
+            finished = {
+                e.payload["ticket_id"]: datetime.fromisoformat(e.payload["completed_at"])
+                for e in events
+                if e.event_type == "ServiceCompleted"
+            }
+            last = {v["visit_id"]: max(finished[t["id"]] for t in v["tickets"]) for v in started}
+            assert all(datetime.fromisoformat(p["ended_at"]) == last[p["visit_id"]] for p in ended)
+            async with queue.engine.connect() as conn:
+                rows = (await conn.execute(select(visits))).mappings().all()
+            assert {r["id"]: (r["ended_at"], r["tickets_total"], r["tickets_served"]) for r in rows} == {
+                visit: (at, 2, 2) for visit, at in last.items()
+            }

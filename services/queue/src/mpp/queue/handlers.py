@@ -453,12 +453,26 @@ def _visit_ended(visit: Visit, ports: Ports, corr: str) -> Envelope:
 
 
 async def _end_visit_if_done(
-    uow: QueueUnitOfWork, visit_id: str, at: datetime, corr: str, ports: Ports
+    uow: QueueUnitOfWork,
+    visit_id: str,
+    at: datetime,
+    corr: str,
+    ports: Ports,
+    *,
+    locked: Visit | None = None,
+    tickets: list[Ticket] | None = None,
 ) -> None:
-    visit = await uow.visits.get(visit_id, lock=True)
+    """End the visit if the ticket just finished was its last open one.
+
+    The visit's lock serializes this decision between transactions that finish tickets of the same
+    visit; the tickets are read after it, so the last of them to take the lock sees every other one
+    finished. ``locked``: the visit, locked by this transaction already; ``tickets``: its tickets, read
+    after that lock."""
+    visit = locked or await uow.visits.get(visit_id, lock=True)
     if visit is None:
         return
-    tickets = await uow.tickets.of_visit(visit_id)
+    if tickets is None:
+        tickets = await uow.tickets.of_visit(visit_id)
     if visit.end_if_done(tickets, at):
         await uow.visits.save(visit)
         uow.publish(_visit_ended(visit, ports, corr))
@@ -705,10 +719,21 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     return ticket
 
 
-async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
-    ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
-    if ticket is None:
+async def _lock_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork) -> tuple[Ticket, Visit | None]:
+    """The ticket, locked, and its visit, locked in the same statement when the action may finish the
+    ticket (see _end_visit_if_done); NotFound if there is no such ticket."""
+    if cmd.action in _MAY_FINISH:
+        found = await uow.visits.lock_ticket_with_visit(cmd.ticket_id)
+    else:
+        ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
+        found = None if ticket is None else (ticket, None)
+    if found is None:
         raise NotFound(cmd.ticket_id)
+    return found
+
+
+async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
+    ticket, visit = await _lock_ticket(cmd, uow)
     if cmd.authorize is not None:
         cmd.authorize(ticket)
     now = ports.clock.now()
@@ -736,9 +761,11 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
             ticket.cancel(by=cmd.cancelled_by.value, reason_code=cmd.reason_code, at=now)
         case _:
             raise WrongState("ticket", ticket.state.value, cmd.action)
+    of_visit: list[Ticket] | None = None
     if invitation is not None:
-        # One more served at the counter and the invitation, written with the ticket.
-        await uow.tickets.save_completed(ticket, uow.surveys.invited_row(invitation))
+        # One more served at the counter and the invitation, written with the ticket; the visit's
+        # tickets come back from the same statement.
+        of_visit = await uow.tickets.save_completed(ticket, uow.surveys.invited_row(invitation))
     else:
         await uow.tickets.save(ticket)
     events = _ticket_events(ticket, cmd.correlation_id)
@@ -753,8 +780,14 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
         ]
     uow.publish(*events)
     if ticket.finished:
-        await _end_visit_if_done(uow, ticket.visit_id, now, cmd.correlation_id, ports)
+        await _end_visit_if_done(
+            uow, ticket.visit_id, now, cmd.correlation_id, ports, locked=visit, tickets=of_visit
+        )
     return ticket
+
+
+_MAY_FINISH = frozenset({"complete", "no_show", "cancel", "recall"})
+"""Actions after which the ticket may be finished (a recall past the limit is a no-show)."""
 
 
 async def transfer_ticket(cmd: TransferTicket, uow: QueueUnitOfWork, ports: Ports) -> tuple[Ticket, Ticket]:

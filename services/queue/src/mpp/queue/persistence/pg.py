@@ -106,18 +106,42 @@ WITH served AS (
         (token, ticket_id, site, agency, service_type, completed_at, closes_at, answered_at)
     SELECT $15::text, $1, $13, $16::text, $17::text, $18::timestamptz, $19::timestamptz, NULL::timestamptz
     WHERE $15::text IS NOT NULL
+), saved AS (
+    UPDATE tickets SET state = $2, call_count = $3, first_called_at = $4, called_at = $5, counter = $6,
+        officer = $7, started_at = $8, finished_at = $9, transferred_to = $10, rank = $11,
+        decision = COALESCE($12::json, decision)
+    WHERE id = $1
 )
-UPDATE tickets SET state = $2, call_count = $3, first_called_at = $4, called_at = $5, counter = $6,
-    officer = $7, started_at = $8, finished_at = $9, transferred_to = $10, rank = $11,
-    decision = COALESCE($12::json, decision)
-WHERE id = $1
+SELECT * FROM tickets WHERE visit_id = $20 ORDER BY issued_at, id
 """
 """The completed ticket, one more served at its counter ($14; none when NULL) and its survey
-invitation ($15 token, none when NULL)."""
+invitation ($15 token, none when NULL); returns the tickets of its visit ($20), to tell whether the visit
+ends. Run with the visit locked (:data:`GET_TICKET_AND_VISIT_LOCKED`): the statement's snapshot, taken
+after that lock, has every ticket of the visit that another transaction finished and committed. The
+completed ticket itself comes back as it was before this statement (a data-modifying part of a statement
+is not visible to the statement's own reads)."""
+
+# Ticket first, then its visit, as every path that locks both takes them.
+GET_TICKET_AND_VISIT_LOCKED = """
+SELECT t.*, v.site AS visit_site, v.channel AS visit_channel, v.started_at AS visit_started_at,
+       v.ended_at AS visit_ended_at, v.tickets_total AS visit_tickets_total,
+       v.tickets_served AS visit_tickets_served
+FROM tickets t JOIN visits v ON v.id = t.visit_id
+WHERE t.id = $1
+FOR UPDATE OF t, v
+"""
+"""A ticket and its visit, both locked: an action that may finish the ticket may end the visit."""
 
 GET_VISIT_LOCKED = "SELECT * FROM visits WHERE id = $1 FOR UPDATE"
 TICKETS_OF_VISIT = "SELECT * FROM tickets WHERE visit_id = $1 ORDER BY issued_at, id"
-SAVE_VISIT = "UPDATE visits SET ended_at = $2, tickets_total = $3, tickets_served = $4 WHERE id = $1"
+
+_ENDED_VISITS = """
+UPDATE visits v SET ended_at = u.ended_at, tickets_total = u.total, tickets_served = u.served
+FROM unnest({0}::text[], {1}::timestamptz[], {2}::int[], {3}::int[]) AS u(id, ended_at, total, served)
+WHERE v.id = u.id
+"""
+SAVE_VISITS = _ENDED_VISITS.format("$1", "$2", "$3", "$4")
+"""Visits' changing columns: ids, end times, tickets, tickets served."""
 
 INSERT_OUTBOX = """
 INSERT INTO outbox (event_id, topic, key, value, headers, created_at)
@@ -126,3 +150,8 @@ SELECT e, t, k, v, h, $6 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::by
 ORDER BY n
 """
 """Every outbox row of a transaction in one statement, numbered (``seq``) in the order given."""
+
+INSERT_OUTBOX_SAVING_VISITS = f"""
+WITH visits_saved AS ({_ENDED_VISITS.format("$7", "$8", "$9", "$10")})
+{INSERT_OUTBOX}"""
+"""The outbox rows ($1..$6) and the visits saved in the transaction ($7..$10, as :data:`SAVE_VISITS`)."""

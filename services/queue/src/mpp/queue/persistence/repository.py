@@ -262,12 +262,15 @@ class TicketRepository:
             await self._s.execute(_SET_CALLS_SINCE_PRIORITY, params)
         await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
 
-    async def save_completed(self, t: Ticket, invitation: dict[str, Any] | None) -> None:
+    async def save_completed(self, t: Ticket, invitation: dict[str, Any] | None) -> list[Ticket]:
         """The completed ticket, one more ticket served at its counter, and the survey invitation row
-        (columns of ``survey_invitations``) if given."""
+        (columns of ``survey_invitations``) if given; then every ticket of its visit, this one as saved.
+
+        Run with the visit locked (:meth:`VisitRepository.lock_ticket_with_visit`), so that the tickets
+        read include those other transactions finished before this one took the visit."""
         if self._sql is not None:
             inv = invitation or {}
-            await self._sql.execute(
+            rows = await self._sql.fetch(
                 pg.SAVE_COMPLETED_TICKET,
                 *_sql_ticket(t),
                 t.site,
@@ -277,13 +280,16 @@ class TicketRepository:
                 inv.get("service_type"),
                 inv.get("completed_at"),
                 inv.get("closes_at"),
+                t.visit_id,
             )
-            return
+            # The statement reads the visit's tickets as they were before its own update.
+            return [t if row["id"] == t.id else _ticket(row) for row in rows]
         if t.counter is not None:
             await self._s.execute(_ADD_SERVED, {"c_site": t.site, "c_code": t.counter})
         if invitation is not None:
             await self._s.execute(_INSERT_INVITATION, invitation)
         await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
+        return await self.of_visit(t.visit_id)
 
     async def get(self, ticket_id: str, *, lock: bool = False) -> Ticket | None:
         if lock and self._sql is not None:
@@ -511,10 +517,30 @@ class TicketRepository:
         return int((await self._s.execute(upsert, params)).scalar_one())
 
 
+def _visit(row: Any, prefix: str = "") -> Visit:
+    """A visit from a row of ``visits``, or from a row whose visit columns carry ``prefix``."""
+    started_at = _aware(row[prefix + "started_at"])
+    assert started_at is not None
+    return Visit(
+        id=row["visit_id" if prefix else "id"],
+        site=row[prefix + "site"],
+        channel=Channel(row[prefix + "channel"]),
+        started_at=started_at,
+        ended_at=_aware(row[prefix + "ended_at"]),
+        tickets_total=row[prefix + "tickets_total"],
+        tickets_served=row[prefix + "tickets_served"],
+    )
+
+
 class VisitRepository:
-    def __init__(self, session: AsyncSession, sql: DriverSql | None = None) -> None:
+    def __init__(self, session: AsyncSession, sql: DriverSql | None = None, *, defer: bool = False) -> None:
         self._s = session
         self._sql = sql
+        self._defer = defer and sql is not None
+        """Saves wait for the commit, which writes them with the outbox rows (one round trip less for
+        the counter that completes a visit's last ticket). Only for a visit this transaction has
+        locked (every save is); reads of a visit saved meanwhile give the saved one."""
+        self._saved: dict[str, Visit] = {}
 
     async def add(self, v: Visit) -> None:
         await self._s.execute(_INSERT_VISIT, self._row(v))
@@ -545,21 +571,28 @@ class VisitRepository:
             row = (await self._s.execute(query, {"visit_id": visit_id})).mappings().first()
         if row is None:
             return None
-        started_at = _aware(row["started_at"])
-        assert started_at is not None
-        return Visit(
-            id=row["id"],
-            site=row["site"],
-            channel=Channel(row["channel"]),
-            started_at=started_at,
-            ended_at=_aware(row["ended_at"]),
-            tickets_total=row["tickets_total"],
-            tickets_served=row["tickets_served"],
-        )
+        return self._saved.get(visit_id) or _visit(row)
+
+    async def lock_ticket_with_visit(self, ticket_id: str) -> tuple[Ticket, Visit | None] | None:
+        """A ticket and its visit, both locked (ticket first); None when there is no such ticket."""
+        if self._sql is not None:
+            row = await self._sql.fetchrow(pg.GET_TICKET_AND_VISIT_LOCKED, ticket_id)
+            if row is not None:
+                visit_id = row["visit_id"]
+                return _ticket(row), self._saved.get(visit_id) or _visit(row, "visit_")
+            # No visit row (it always has one): the ticket alone.
+            row = await self._sql.fetchrow(pg.GET_TICKET_LOCKED, ticket_id)
+            return None if row is None else (_ticket(row), None)
+        row = (await self._s.execute(_GET_TICKET_LOCKED, {"ticket_id": ticket_id})).mappings().first()
+        if row is None:
+            return None
+        ticket = _ticket(row)
+        return ticket, await self.get(ticket.visit_id, lock=True)
 
     async def lock_open(self, site: str, started_before: datetime, *, limit: int) -> list[Visit]:
         """Visits of the site not ended and started before ``started_before``, locked (skipping rows
         another transaction holds)."""
+        await self.flush()
         query = (
             select(visits.c.id)
             .where(visits.c.site == site, visits.c.ended_at.is_(None), visits.c.started_at < started_before)
@@ -572,18 +605,45 @@ class VisitRepository:
         return [v for v in found if v is not None]
 
     async def sites_open(self) -> list[str]:
+        await self.flush()
         query = select(visits.c.site).where(visits.c.ended_at.is_(None)).distinct()
         return list((await self._s.execute(query)).scalars().all())
 
     async def save(self, v: Visit) -> None:
+        if self._defer:
+            self._saved[v.id] = v
+            return
         if self._sql is not None:
-            await self._sql.execute(pg.SAVE_VISIT, v.id, v.ended_at, v.tickets_total, v.tickets_served)
+            await self._sql.execute(pg.SAVE_VISITS, *_visit_columns([v]))
             return
         await self._s.execute(
             update(visits)
             .where(visits.c.id == v.id)
             .values(ended_at=v.ended_at, tickets_total=v.tickets_total, tickets_served=v.tickets_served)
         )
+
+    def take_saved(self) -> tuple[list[Any], ...] | None:
+        """The saves waiting for the commit, as :data:`pg.SAVE_VISITS` takes them (None if there are
+        none); the caller writes them."""
+        if not self._saved:
+            return None
+        saved, self._saved = list(self._saved.values()), {}
+        return _visit_columns(saved)
+
+    async def flush(self) -> None:
+        """Write the saves waiting for the commit now."""
+        columns = self.take_saved()
+        if columns is not None and self._sql is not None:
+            await self._sql.execute(pg.SAVE_VISITS, *columns)
+
+
+def _visit_columns(vs: Sequence[Visit]) -> tuple[list[Any], ...]:
+    return (
+        [v.id for v in vs],
+        [v.ended_at for v in vs],
+        [v.tickets_total for v in vs],
+        [v.tickets_served for v in vs],
+    )
 
 
 class CounterRepository:

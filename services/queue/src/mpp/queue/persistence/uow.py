@@ -79,7 +79,8 @@ class QueueUnitOfWork(UnitOfWork):
             self.sql = DriverSql(self._connection)
         else:
             self.sql = DriverSql(self.session) if DriverSql.available(self.session) else None
-        self.visits = VisitRepository(self.session, self.sql)
+        # The counters' cycle writes a visit it ended with the commit's outbox rows.
+        self.visits = VisitRepository(self.session, self.sql, defer=self._connection is not None)
         self.tickets = TicketRepository(self.session, self.sql)
         self.counters = CounterRepository(self.session, self.sql)
         self.policies = PolicyStore(self.session)
@@ -101,19 +102,23 @@ class QueueUnitOfWork(UnitOfWork):
 
     async def commit(self) -> None:
         if self.sql is not None and self._pending:
-            # Every outbox row of the transaction in one statement, straight to the driver.
+            # Every outbox row of the transaction in one statement, straight to the driver, with the
+            # visits saved meanwhile (see VisitRepository).
             now = datetime.now(UTC)
             rows = [outbox_row(e, now) for e in self._pending]
             self._pending = []
+            visits = self.visits.take_saved()
             await self.sql.execute(
-                pg.INSERT_OUTBOX,
+                pg.INSERT_OUTBOX if visits is None else pg.INSERT_OUTBOX_SAVING_VISITS,
                 [r["event_id"] for r in rows],
                 [r["topic"] for r in rows],
                 [r["key"] for r in rows],
                 [r["value"] for r in rows],
                 [r["headers"] for r in rows],
                 now,
+                *(visits or ()),
             )
+        await self.visits.flush()
         if self._connection is None or self.sql is None:
             await super().commit()
             return
