@@ -4,8 +4,10 @@ agency's ticket exactly as for a missing one; kiosk and public endpoints need no
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from mpp.kit.auth import Role
+from mpp.queue.persistence.tables import tickets
 from tests.integration.queue.harness import (
     KK,
     KTP,
@@ -65,6 +67,28 @@ class TestScope:
 
         assert foreign.status_code == missing.status_code == act.status_code == 404
         assert foreign.json() == missing.json()
+
+    async def test_a_refused_start_leaves_the_ticket_as_it_was(self, queue: QueueApi) -> None:
+        # A start is written in the statement that locks the ticket, then checked: a refusal must roll
+        # that write back, whether the ticket belongs to another agency or was never called.
+        ticket = await queue.ticket(KTP)
+        await queue.open_counter("loket-01", officer())
+        called = (await queue.call_next("loket-01", officer())).json()["ticket"]
+        assert called["id"] == ticket["id"]
+        waiting = await queue.ticket(KTP)
+
+        foreign = await queue.act(called["id"], "start", officer("dpmptsp"))
+        too_early = await queue.act(waiting["id"], "start", officer())
+
+        assert (foreign.status_code, too_early.status_code) == (404, 409)
+        async with queue.engine.connect() as conn:
+            rows = (await conn.execute(select(tickets.c.id, tickets.c.state, tickets.c.started_at))).all()
+        assert {(i, state, started) for i, state, started in rows} == {
+            (ticket["id"], "called", None),
+            (waiting["id"], "waiting", None),
+        }
+        assert "ServiceStarted" not in await queue.event_types(ticket["visit_id"])
+        assert (await queue.act(called["id"], "start", officer())).json()["state"] == "serving"
 
     async def test_an_officer_lists_only_their_agency_queue(self, queue: QueueApi) -> None:
         await queue.ticket(KTP)

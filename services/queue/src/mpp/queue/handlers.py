@@ -719,13 +719,18 @@ async def call_next(cmd: CallNext, uow: QueueUnitOfWork, ports: Ports) -> Ticket
     return ticket
 
 
-async def _lock_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork) -> tuple[Ticket, Visit | None]:
+async def _lock_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, now: datetime) -> tuple[Ticket, Visit | None]:
     """The ticket, locked, and its visit, locked in the same statement when the action may finish the
-    ticket (see _end_visit_if_done); NotFound if there is no such ticket."""
+    ticket (see _end_visit_if_done); NotFound if there is no such ticket. A start is written in the
+    statement that locks the ticket (see TicketRepository.lock_for_start)."""
+    ticket: Ticket | None
     if cmd.action in _MAY_FINISH:
         found = await uow.visits.lock_ticket_with_visit(cmd.ticket_id)
     else:
-        ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
+        if cmd.action == "start":
+            ticket = await uow.tickets.lock_for_start(cmd.ticket_id, officer=cmd.actor, at=now)
+        else:
+            ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
         found = None if ticket is None else (ticket, None)
     if found is None:
         raise NotFound(cmd.ticket_id)
@@ -733,10 +738,10 @@ async def _lock_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork) -> tuple[Ticket, 
 
 
 async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) -> Ticket:
-    ticket, visit = await _lock_ticket(cmd, uow)
+    now = ports.clock.now()
+    ticket, visit = await _lock_ticket(cmd, uow, now)
     if cmd.authorize is not None:
         cmd.authorize(ticket)
-    now = ports.clock.now()
     invitation: SurveyInvitation | None = None
     match cmd.action:
         case "recall":

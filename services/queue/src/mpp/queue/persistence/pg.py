@@ -79,6 +79,16 @@ UNION ALL SELECT 'priority', first_priority.* FROM first_priority
 
 GET_TICKET_LOCKED = "SELECT * FROM tickets WHERE id = $1 FOR UPDATE"
 
+START_TICKET = """
+UPDATE tickets t SET state = 'serving', started_at = $2, officer = $3
+FROM (SELECT * FROM tickets WHERE id = $1 FOR UPDATE) AS before
+WHERE t.id = before.id
+RETURNING before.*
+"""
+"""The ticket locked and written as its service started ($2) by an officer ($3), as it was before: the
+start of service in one statement, when the ticket's state allows it (the caller checks, and its
+transaction rolls back when not)."""
+
 SAVE_TICKET = """
 UPDATE tickets SET state = $2, call_count = $3, first_called_at = $4, called_at = $5, counter = $6,
     officer = $7, started_at = $8, finished_at = $9, transferred_to = $10, rank = $11,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -208,6 +208,8 @@ class TicketRepository:
         self._s = session
         self._sql = sql
         """PostgreSQL: the hot statements go straight to the driver through it."""
+        self._written: dict[str, tuple[Any, ...]] = {}
+        """Tickets written ahead of their domain change (lock_for_start): the values written."""
 
     async def add(self, t: Ticket) -> None:
         await self._s.execute(_INSERT_TICKET, self._row(t))
@@ -239,13 +241,17 @@ class TicketRepository:
 
     async def save(self, t: Ticket) -> None:
         if self._sql is not None:
-            await self._sql.execute(pg.SAVE_TICKET, *_sql_ticket(t))
+            values = _sql_ticket(t)
+            if self._written.pop(t.id, None) == values:
+                return  # the row holds these values already (lock_for_start)
+            await self._sql.execute(pg.SAVE_TICKET, *values)
             return
         await self._s.execute(_SAVE_TICKET, {"ticket_id": t.id, **_ticket_values(t)})
 
     async def save_called(self, t: Ticket, counter: Counter | None) -> None:
         """The called ticket and, if given, the counter's calls since the last priority ticket."""
         if self._sql is not None:
+            self._written.pop(t.id, None)
             if counter is None:
                 await self._sql.execute(pg.SAVE_TICKET, *_sql_ticket(t))
             else:
@@ -269,6 +275,7 @@ class TicketRepository:
         Run with the visit locked (:meth:`VisitRepository.lock_ticket_with_visit`), so that the tickets
         read include those other transactions finished before this one took the visit."""
         if self._sql is not None:
+            self._written.pop(t.id, None)
             inv = invitation or {}
             rows = await self._sql.fetch(
                 pg.SAVE_COMPLETED_TICKET,
@@ -298,6 +305,23 @@ class TicketRepository:
         query = _GET_TICKET_LOCKED if lock else _GET_TICKET
         row = (await self._s.execute(query, {"ticket_id": ticket_id})).mappings().first()
         return None if row is None else _ticket(row)
+
+    async def lock_for_start(self, ticket_id: str, *, officer: str, at: datetime) -> Ticket | None:
+        """The ticket, locked, as it was before; on PostgreSQL written in the same statement as its
+        service started by ``officer`` at ``at``, so that :meth:`save` after the domain's start has
+        nothing left to write. The caller applies the start to the ticket returned: when the domain
+        refuses it (a ticket not called, another agency's ticket), the caller's error rolls the
+        transaction back, write included; when the domain changes anything else, :meth:`save` writes
+        the whole change."""
+        if self._sql is None:
+            return await self.get(ticket_id, lock=True)
+        row = await self._sql.fetchrow(pg.START_TICKET, ticket_id, at, officer)
+        if row is None:
+            return None
+        before = _ticket(row)
+        written = replace(before, state=TicketState.SERVING, started_at=at, officer=officer, events=[])
+        self._written[ticket_id] = _sql_ticket(written)
+        return before
 
     async def find_by_number(self, site: str, day: str, number: str) -> Ticket | None:
         query = select(tickets).where(
