@@ -791,8 +791,8 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
     return ticket
 
 
-_MAY_FINISH = frozenset({"complete", "no_show", "cancel", "recall"})
-"""Actions after which the ticket may be finished (a recall past the limit is a no-show)."""
+_MAY_FINISH = frozenset({"complete", "no_show", "cancel"})
+"""Actions that finish the ticket (a recall past the limit is refused; the no-show is its own action)."""
 
 
 async def transfer_ticket(cmd: TransferTicket, uow: QueueUnitOfWork, ports: Ports) -> tuple[Ticket, Ticket]:
