@@ -300,8 +300,11 @@ _DAILY = {
     "metric_hourly": "day, site, agency, service_type, hour, measure",
     "duration_histogram": "day, site, agency, service_type, hour, kind, bucket",
 }
-# The histogram roll-ups without agency or service type: summed from the others, as their migration does.
+# The roll-ups without agency or service type: summed from the others, as their migrations do.
 _SUMMED_ROLLUP_SQL = (
+    "INSERT INTO metric_facts_site_monthly (site, month, measure, value, paired) "
+    "SELECT site, month, measure, sum(value), sum(paired) FROM metric_facts_monthly "
+    "GROUP BY site, month, measure",
     "INSERT INTO duration_histogram_site_monthly (site, month, kind, bucket, count) "
     "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
     "GROUP BY site, month, kind, bucket",
@@ -316,6 +319,7 @@ _READ_MODELS = (
     "metric_hourly",
     "duration_histogram",
     *(r[0] for r in _ROLLUP_SQL),
+    "metric_facts_site_monthly",
     "duration_histogram_site_monthly",
     "duration_histogram_total_daily",
     "duration_histogram_total_monthly",
