@@ -16,8 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.db import create_engine
@@ -371,7 +372,8 @@ async def test_the_site_facts_migration_fills_the_rollup_and_goes_back(
     backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
     """Facts projected before 0010 are summed into ``metric_facts_site_monthly`` by it, from the monthly
-    roll-up; going back to 0009 drops that table alone."""
+    roll-up, keyed by site and month and holding both values; going back to 0009 drops that table
+    alone."""
     sites = sites_for("sitefacts")
     catalogue_file = tmp_path / "catalogue.json"
     catalogue_file.write_text(catalogue_for(sites).model_dump_json())
@@ -380,6 +382,10 @@ async def test_the_site_facts_migration_fills_the_rollup_and_goes_back(
         await _project(api, sites, seed=43)
     plain = create_engine(url)
     try:
+        if backend == "postgresql":
+            assert await _index_definitions(plain, metric_facts_site_monthly.name) == [
+                "btree (site, month, measure) INCLUDE (value, paired)"
+            ]
         await downgrade(plain, MIGRATIONS, "0009")
         async with plain.connect() as conn:
             assert not await conn.run_sync(_has_table, metric_facts_site_monthly.name)
@@ -394,3 +400,11 @@ async def test_the_site_facts_migration_fills_the_rollup_and_goes_back(
                 await session.execute(select(func.count()).select_from(metric_facts_site_monthly))
             ).scalar()
         assert rows
+
+
+async def _index_definitions(engine: AsyncEngine, table: str) -> list[str]:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE tablename = :t ORDER BY indexname"), {"t": table}
+        )
+        return [str(r[0]).split(" USING ", 1)[1] for r in found.all()]
