@@ -300,8 +300,11 @@ _DAILY = {
     "metric_hourly": "day, site, agency, service_type, hour, measure",
     "duration_histogram": "day, site, agency, service_type, hour, kind, bucket",
 }
-# The histogram roll-ups without agency or service type: summed from the others, as their migration does.
+# The roll-ups without agency or service type: summed from the others, as their migrations do.
 _SUMMED_ROLLUP_SQL = (
+    "INSERT INTO metric_facts_site_monthly (site, month, measure, value, paired) "
+    "SELECT site, month, measure, sum(value), sum(paired) FROM metric_facts_monthly "
+    "GROUP BY site, month, measure",
     "INSERT INTO duration_histogram_site_monthly (site, month, kind, bucket, count) "
     "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
     "GROUP BY site, month, kind, bucket",
@@ -316,6 +319,7 @@ _READ_MODELS = (
     "metric_hourly",
     "duration_histogram",
     *(r[0] for r in _ROLLUP_SQL),
+    "metric_facts_site_monthly",
     "duration_histogram_site_monthly",
     "duration_histogram_total_daily",
     "duration_histogram_total_monthly",
@@ -525,7 +529,8 @@ async def _daily_only(url: str, catalogue: bytes, scopes: dict[str, Scope], samp
 
 
 async def _explain(url: str, first: date, last: date) -> dict[str, str]:
-    """Plans of the two heaviest statements of a year's national overview and of M4 by site."""
+    """Plans of the heaviest statements of a year's national overview, of M4 by site and of D1 by site
+    (as by province, without the regions' join), and of one MPP's overview."""
     engine = create_engine(url, pool_size=1)
     statements = {
         "national_overview_m4_facts": (
@@ -535,13 +540,17 @@ async def _explain(url: str, first: date, last: date) -> dict[str, str]:
             "GROUP BY month, agency, service_type, measure"
         ),
         "by_site_m4_facts": (
-            "SELECT month, site, measure, sum(value) FROM metric_facts_monthly "
+            "SELECT month, site, measure, sum(value) FROM metric_facts_site_monthly "
             "WHERE (measure LIKE 'tickets/_%' ESCAPE '/' OR measure = 'applications_submitted' "
             "OR measure LIKE 'appointments/_%' ESCAPE '/') AND month >= :a AND month <= :b "
             "GROUP BY month, site, measure"
         ),
+        "by_site_d1_histogram": (
+            "SELECT month, site, bucket, sum(count) FROM duration_histogram_site_monthly "
+            "WHERE kind = 'waiting' AND month >= :a AND month <= :b GROUP BY month, site, bucket"
+        ),
         "mpp_overview_m4_facts": (
-            "SELECT month, measure, sum(value) FROM metric_facts_monthly "
+            "SELECT month, measure, sum(value) FROM metric_facts_site_monthly "
             "WHERE (measure LIKE 'tickets/_%' ESCAPE '/' OR measure = 'applications_submitted' "
             "OR measure LIKE 'appointments/_%' ESCAPE '/') AND month >= :a AND month <= :b "
             "AND site IN ('mpp-bench-007') GROUP BY month, measure"

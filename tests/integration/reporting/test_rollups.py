@@ -1,5 +1,5 @@
-"""The roll-ups (per month x site, per month x site without agency or service type for the histograms,
-and every site summed per day and per month) answer exactly what the daily read models answer: for
+"""The roll-ups (per month x site, per month x site without agency or service type, and every site
+summed per day and per month) answer exactly what the daily read models answer: for
 random date ranges, periods, groupings and scopes, every metric's figures are identical whichever tables
 are read, and whether the metrics are read one by one or together. The roll-ups themselves equal the sums
 of their days, both as the projector keeps them and as the migration fills them from existing daily
@@ -16,8 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.kit.consumer import ReceivedEvent
 from mpp.kit.db import create_engine
@@ -44,6 +45,7 @@ from mpp.reporting.persistence.tables import (
     metric_facts_monthly,
     metric_facts_national_daily,
     metric_facts_national_monthly,
+    metric_facts_site_monthly,
 )
 from tests.integration.reporting.harness import ReportingApi, running_reporting
 from tests.unit.reporting.builders import SiteInfo, catalogue_for, generate, sites_for
@@ -72,6 +74,8 @@ ROLLUPS = (
     (metric_facts_monthly, metric_facts, "month", ("site", "agency", "service_type", "measure"), "value"),
     (metric_facts_national_daily, metric_facts, "day", ("agency", "service_type", "measure"), "value"),
     (metric_facts_national_monthly, metric_facts, "month", ("agency", "service_type", "measure"), "value"),
+    (metric_facts_site_monthly, metric_facts, "month", ("site", "measure"), "value"),
+    (metric_facts_site_monthly, metric_facts, "month", ("site", "measure"), "paired"),
     (
         duration_histogram_monthly,
         duration_histogram,
@@ -296,3 +300,111 @@ async def test_late_applications_keep_odd_references_unknown_due_days_and_their_
         async with api.sessions() as session:
             stored = sorted(LateApplication(*r) for r in await session.execute(select(late_applications)))
     assert stored == sorted(first)
+
+
+# Ranges with whole months and edge days on both sides (across a year end), whole months only, edge days
+# only (within a month), and every day held.
+SITE_RANGES: tuple[tuple[date | None, date | None], ...] = (
+    (date(2025, 12, 31), date(2026, 3, 1)),
+    (date(2026, 1, 15), date(2026, 4, 30)),
+    (date(2026, 2, 1), date(2026, 3, 31)),
+    (date(2026, 2, 17), date(2026, 2, 28)),
+    (None, None),
+)
+SITE_GROUPS = (None, GroupBy.SITE, GroupBy.KABKOTA, GroupBy.PROVINCE)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_answers(
+    backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """Figures by site, kab/kota or province, and of chosen sites, read whole months from
+    ``metric_facts_site_monthly`` (and the edge days from the daily facts) whenever no agency or service
+    type is asked for, and every metric's figures are then those of the daily tables alone."""
+    sites = sites_for("persite")
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    url = await fresh_database() if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        await _project(api, sites, seed=41)
+        assert await _rollup_differences(api) == []
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        engine = api.app.state.reporting.runtime.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", seen)
+        geography = api.app.state.reporting.geography
+        served = cells = 0
+        chosen = frozenset({sites[0].code, sites[2].code})
+        try:
+            async with api.sessions() as session:
+                for start, end in SITE_RANGES:
+                    whole_month = start != date(2026, 2, 17)
+                    for sites_in, agency in ((None, None), (chosen, None), (None, "dpmptsp")):
+                        scope = Scope(start=start, end=end, sites=sites_in, agency=agency)
+                        for group_by in SITE_GROUPS:
+                            for period in (Period.ALL, Period.QUARTER):
+                                args: dict[str, Any] = {"period": period, "group_by": group_by}
+                                statements.clear()
+                                rolled = await compute_many(session, geography, METRICS, scope, **args)
+                                read = any(metric_facts_site_monthly.name in s for s in statements)
+                                by_site = group_by is not None or sites_in is not None
+                                assert read == (whole_month and by_site and agency is None), (scope, args)
+                                served += read
+                                for metric in METRICS:
+                                    daily = await compute(
+                                        session, geography, metric, scope, **args, rollups=False
+                                    )
+                                    assert rolled[metric.id] == daily, (metric.id, scope, args)
+                                    cells += sum(1 for row in daily if any(row["figures"].values()))
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        # 4 ranges with whole months x (3 groupings by site, and the chosen sites under each of the 4)
+        # x 2 periods.
+        assert served == 4 * (3 + 4) * 2
+        assert cells > 1000
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_the_site_facts_migration_fills_the_rollup_and_goes_back(
+    backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """Facts projected before 0010 are summed into ``metric_facts_site_monthly`` by it, from the monthly
+    roll-up, keyed by site and month and holding both values; going back to 0009 drops that table
+    alone."""
+    sites = sites_for("sitefacts")
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    url = await fresh_database() if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        await _project(api, sites, seed=43)
+    plain = create_engine(url)
+    try:
+        if backend == "postgresql":
+            assert await _index_definitions(plain, metric_facts_site_monthly.name) == [
+                "btree (site, month, measure) INCLUDE (value, paired)"
+            ]
+        await downgrade(plain, MIGRATIONS, "0009")
+        async with plain.connect() as conn:
+            assert not await conn.run_sync(_has_table, metric_facts_site_monthly.name)
+            assert await conn.run_sync(_has_table, metric_facts_monthly.name)
+        await upgrade(plain, MIGRATIONS)
+    finally:
+        await plain.dispose()
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        assert await _rollup_differences(api) == []
+        async with api.sessions() as session:
+            rows = (
+                await session.execute(select(func.count()).select_from(metric_facts_site_monthly))
+            ).scalar()
+        assert rows
+
+
+async def _index_definitions(engine: AsyncEngine, table: str) -> list[str]:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE tablename = :t ORDER BY indexname"), {"t": table}
+        )
+        return [str(r[0]).split(" USING ", 1)[1] for r in found.all()]

@@ -172,6 +172,16 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
         totals.measures[f"{kind}_count"] += int(count)
 
 
+def _by_site(scope: Scope, group_by: GroupBy | None) -> bool:
+    """Whether the figures are read per site without agency or service type: by site or region, or of
+    chosen sites (not of every site summed, which the national roll-ups answer)."""
+    if scope.agency is not None or scope.service_type is not None:
+        return False
+    if group_by is None:
+        return scope.sites is not None
+    return group_by in (GroupBy.SITE, GroupBy.PROVINCE, GroupBy.KABKOTA)
+
+
 def _union(lists: Iterable[Sequence[str]]) -> list[str]:
     out: list[str] = []
     for names in lists:
@@ -301,6 +311,12 @@ async def compute_many(
         parts = [list(metrics)]
         if group_by in (GroupBy.PROVINCE, GroupBy.KABKOTA):
             parts = [[m for m in metrics if _hosted(m)], [m for m in metrics if not _hosted(m)]]
+        if _by_site(scope, group_by):
+            # Metrics counted by agency and service type (M1, M2) read the facts at that detail; the
+            # others are read apart, from the roll-up summed over agencies and service types.
+            parts = [[m for m in p if m.activity] for p in parts] + [
+                [m for m in p if not m.activity] for p in parts
+            ]
         for part in parts:
             if part:
                 await _by_day(session, part, scope, cells)

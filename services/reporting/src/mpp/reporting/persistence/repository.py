@@ -48,6 +48,7 @@ from mpp.reporting.persistence.tables import (
     metric_facts_monthly,
     metric_facts_national_daily,
     metric_facts_national_monthly,
+    metric_facts_site_monthly,
     metric_hourly,
     summary_days,
     summary_facts,
@@ -257,6 +258,8 @@ _FACT_ROLLUPS = (
     (metric_facts_monthly, ("site", "month", "agency", "service_type", "measure")),
     (metric_facts_national_daily, ("day", "measure", "agency", "service_type")),
     (metric_facts_national_monthly, ("month", "agency", "service_type", "measure")),
+    # Without agency or service type.
+    (metric_facts_site_monthly, ("site", "month", "measure")),
 )
 _HISTOGRAM_ROLLUPS = (
     (duration_histogram_monthly, ("site", "month", "agency", "service_type", "kind", "bucket")),
@@ -382,16 +385,20 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
     p_monthly: Counter[tuple[Any, ...]] = Counter()
     p_national: Counter[tuple[Any, ...]] = Counter()
     p_national_monthly: Counter[tuple[Any, ...]] = Counter()
+    site_monthly: Counter[tuple[Any, ...]] = Counter()
+    p_site_monthly: Counter[tuple[Any, ...]] = Counter()
     for (day, site, agency, st, measure), n in fact_values.items():
         month = day.replace(day=1)
         monthly[(month, site, agency, st, measure)] += n
         national[(day, agency, st, measure)] += n
         national_monthly[(month, agency, st, measure)] += n
+        site_monthly[(site, month, measure)] += n
     for (day, site, agency, st, measure), n in paired.items():
         month = day.replace(day=1)
         p_monthly[(month, site, agency, st, measure)] += n
         p_national[(day, agency, st, measure)] += n
         p_national_monthly[(month, agency, st, measure)] += n
+        p_site_monthly[(site, month, measure)] += n
     facts_key = ("agency", "service_type", "measure")
     await _add(session, metric_facts_monthly, ("month", "site", *facts_key), "value", monthly, p_monthly)
     await _add(session, metric_facts_national_daily, ("day", *facts_key), "value", national, p_national)
@@ -402,6 +409,14 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
         "value",
         national_monthly,
         p_national_monthly,
+    )
+    await _add(
+        session,
+        metric_facts_site_monthly,
+        ("site", "month", "measure"),
+        "value",
+        site_monthly,
+        p_site_monthly,
     )
     h_monthly: Counter[tuple[Any, ...]] = Counter()
     h_national: Counter[tuple[Any, ...]] = Counter()
@@ -647,8 +662,9 @@ async def fact_sums(
 
     With ``monthly``, the caller needs no finer time than a month: whole months may come as one row
     dated the first of the month. Without ``by_time`` it needs no time at all and ``day`` is none. A
-    key may come in several rows (a month and its edge days), to be added up by the caller. A national
-    deployment reading daily summaries too (``scope.summaries``) reads the daily tables."""
+    key may come in several rows (a month and its edge days), to be added up by the caller. Without an
+    agency or service type in the query, whole months of sites come from the per-site roll-up. A
+    national deployment reading daily summaries too (``scope.summaries``) reads the daily tables."""
     stored, pairs = _stored_measures(measures)
     value_columns = ["value", "paired"] if pairs else ["value"]
     if scope.summaries:
@@ -665,6 +681,8 @@ async def fact_sums(
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups):
         t = _FACTS[grain]
+        if grain.monthly and not grain.national and not _detail(scope, dims):
+            t = metric_facts_site_monthly
         time = t.c.month if grain.monthly else t.c.day
         group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.measure]
         mapping = regions if "site" in dims else None
@@ -681,6 +699,12 @@ async def fact_sums(
             )
         )
     return _unpaired(await _rows(session, parts, by_time), measures, pairs)
+
+
+def _detail(scope: Scope, dims: Sequence[str]) -> bool:
+    """Whether a query groups or filters by agency or service type (or by hour): the roll-ups summed
+    over them (``*_site_monthly``, ``duration_histogram_total_*``) cannot answer it."""
+    return bool(set(dims) - {"site"}) or scope.agency is not None or scope.service_type is not None
 
 
 def _matches(measure: str, measures: Sequence[str]) -> bool:
@@ -800,7 +824,7 @@ async def histograms_sums(
             wanted,
         )
         return _regional(rows, dims, regions, by_time)
-    detail = bool(set(dims) - {"site"}) or scope.agency is not None or scope.service_type is not None
+    detail = _detail(scope, dims)
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]

@@ -15,6 +15,8 @@ answer long periods without summing every day (see ``repository.Grain``):
 
 * ``metric_facts_monthly`` and ``duration_histogram_monthly`` - per calendar month (of local days) x
   site x agency x service type (the histogram without the hour);
+* ``metric_facts_site_monthly`` and ``duration_histogram_site_monthly`` - per calendar month x site,
+  every agency and service type summed;
 * ``metric_facts_national_daily`` / ``_national_monthly`` and ``duration_histogram_national_daily`` /
   ``_national_monthly`` - every site summed, per day and per month.
 
@@ -221,6 +223,24 @@ duration_histogram_site_monthly = Table(
 )
 """Per calendar month x site, every agency and service type summed: a site's or a region's percentiles
 merge a few hundred buckets per site and month instead of a few hundred per service type."""
+
+
+# --- per-site facts roll-up (migration 0010_site_facts) ------------------------------------------------
+
+metric_facts_site_monthly = Table(
+    "metric_facts_site_monthly",
+    metadata,
+    Column("site", _code(64, collated=True)),
+    Column("month", Date),
+    Column("measure", _code(64, collated=True)),
+    Column("value", BigInteger, nullable=False),
+    Column("paired", BigInteger, nullable=False, server_default="0"),
+    # Led by the site and holding the values: one site's months are read from the index alone.
+    PrimaryKeyConstraint("site", "month", "measure", postgresql_include=["value", "paired"]),
+)
+"""Per calendar month x site, every agency and service type summed (the ``paired`` column as in
+:func:`_facts_table`): figures by site or by region, and a site's own, add up one row per site, month and
+measure instead of one per service type of the site."""
 
 
 def _total_histogram(name: str, time: str) -> Table:
