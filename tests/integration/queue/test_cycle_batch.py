@@ -5,7 +5,6 @@ trace on its events, and a request that fails does not fail the others of its ba
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,12 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from mpp.kit.outbox import decode_headers
-from mpp.queue.api.cycle_batch import CycleBatcher, CycleRequest
-from mpp.queue.handlers import ActOnTicket
-from mpp.queue.persistence.tables import counters, outbox, tickets, visits
-from tests.integration.queue.harness import KK, KTP, NIB, QueueApi, officer, running_queue
+from mpp.queue.api.cycle_batch import CycleBatcher
+from mpp.queue.persistence.tables import counters, outbox, tickets
+from tests.integration.queue.harness import KK, QueueApi, officer, running_queue
 from tests.integration.queue.test_concurrency import COUNTERS, with_extra_counters
-from tests.support.kafka_tools import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -134,51 +131,6 @@ class TestCycleBatch:
         assert state[never_called] == "waiting"
         assert all(state[t] == "serving" for t in called)
         assert len(await outbox_headers(batching, "ServiceStarted")) == len(called)
-
-    async def test_a_batch_does_not_wait_for_a_visit_another_transaction_holds(
-        self, batching: QueueApi
-    ) -> None:
-        # A visit for two agencies, both tickets being served. Completing both in one batch needs the
-        # visit's lock, which another transaction holds: the batch fails at once instead of waiting (two
-        # batches locking two visits in opposite orders would deadlock), and each complete runs again
-        # alone, waiting for the lock like any single transaction.
-        ktp, nib = officer(subject="officer-ktp"), officer("dpmptsp", "officer-nib")
-        await batching.open_counter("loket-01", ktp)
-        await batching.open_counter("loket-05", nib)
-        visit = await batching.start_visit(KTP, NIB)
-        served = []
-        for code, headers in (("loket-01", ktp), ("loket-05", nib)):
-            ticket = (await batching.call_next(code, headers)).json()["ticket"]
-            assert (await batching.act(ticket["id"], "start", headers)).status_code == 200
-            served.append(ticket["id"])
-        batcher = batcher_of(batching)
-        retried = batcher.retried
-        completes = [
-            CycleRequest(
-                ActOnTicket(ticket_id, "complete", actor="officer", correlation_id=f"c-{n}"),
-                None,
-                contextvars.copy_context(),
-            )
-            for n, ticket_id in enumerate(served)
-        ]
-
-        async with batching.engine.connect() as holder:
-            await holder.execute(
-                select(visits.c.id).where(visits.c.id == visit["visit_id"]).with_for_update()
-            )
-            writing = asyncio.create_task(batcher._write_batch(completes))
-
-            async def failed() -> bool:
-                return batcher.retried > retried
-
-            await wait_for(failed, timeout_s=10, what="the batch to fail")
-            assert not writing.done()  # the commands alone wait for the lock
-            await holder.rollback()
-        await writing
-
-        assert [r.future.result().state.value for r in completes] == ["completed", "completed"]
-        ended = [e for e in await batching.events(visit["visit_id"]) if e.event_type == "VisitEnded"]
-        assert len(ended) == 1
 
     async def test_one_per_transaction_when_switched_off(
         self, fresh_database: Callable[[], Awaitable[str]]

@@ -95,16 +95,10 @@ class QueueService:
         self.cycle_batcher: CycleBatcher | None = None
         """Group commit of the counters' cycle (None: each request in its own transaction)."""
 
-    def uow(self, *, lean: bool = False, shared: bool = False) -> QueueUnitOfWork:
-        """A unit of work; ``lean`` for the counters' cycle, ``shared`` for its group commit (see
-        :class:`QueueUnitOfWork`)."""
+    def uow(self, *, lean: bool = False) -> QueueUnitOfWork:
+        """A unit of work; ``lean`` for the counters' cycle (see :class:`QueueUnitOfWork`)."""
         return QueueUnitOfWork(
-            self.runtime.sessions,
-            self.runtime.relay_wakeup,
-            self._writer_lock,
-            self.sealer,
-            lean=lean,
-            shared=shared,
+            self.runtime.sessions, self.runtime.relay_wakeup, self._writer_lock, self.sealer, lean=lean
         )
 
 

@@ -14,8 +14,7 @@ call-nexts in a batch never get the same ticket, and a batch decides exactly as 
 one after the other.
 
 A batch is all or nothing: when any of its commands fails (a 409 for a ticket in the wrong state, a 404, a
-lost connection, a ticket or visit another transaction holds: a batch does not wait for those rows, see
-:class:`QueueUnitOfWork`), the batch rolls back and each command runs again in its own transaction, so a request
+lost connection), the batch rolls back and each command runs again in its own transaction, so a request
 gets exactly the answer it would get alone and one bad request fails only itself. A batch of one is such a
 transaction from the start.
 """
@@ -113,7 +112,7 @@ class CycleBatcher:
     async def _together(self, batch: list[CycleRequest]) -> list[Any]:
         svc = self._svc
         results: list[Any] = []
-        async with svc.uow(lean=True, shared=True) as uow:
+        async with svc.uow(lean=True) as uow:
             for request in batch:
                 results.append(await asyncio.create_task(self._one(uow, request), context=request.context))
             await uow.commit()

@@ -142,9 +142,6 @@ FOR UPDATE OF t, v
 """
 """A ticket and its visit, both locked: an action that may finish the ticket may end the visit."""
 
-GET_TICKET_AND_VISIT_LOCKED_NOWAIT = GET_TICKET_AND_VISIT_LOCKED.rstrip() + " NOWAIT\n"
-"""The same, failing at once (55P03) when another transaction holds either row."""
-
 GET_VISIT_LOCKED = "SELECT * FROM visits WHERE id = $1 FOR UPDATE"
 TICKETS_OF_VISIT = "SELECT * FROM tickets WHERE visit_id = $1 ORDER BY issued_at, id"
 

@@ -557,13 +557,9 @@ def _visit(row: Any, prefix: str = "") -> Visit:
 
 
 class VisitRepository:
-    def __init__(
-        self, session: AsyncSession, sql: DriverSql | None = None, *, defer: bool = False, wait: bool = True
-    ) -> None:
+    def __init__(self, session: AsyncSession, sql: DriverSql | None = None, *, defer: bool = False) -> None:
         self._s = session
         self._sql = sql
-        self._wait = wait
-        """False: :meth:`lock_ticket_with_visit` fails at once on rows another transaction holds."""
         self._defer = defer and sql is not None
         """Saves wait for the commit, which writes them with the outbox rows (one round trip less for
         the counter that completes a visit's last ticket). Only for a visit this transaction has
@@ -604,10 +600,7 @@ class VisitRepository:
     async def lock_ticket_with_visit(self, ticket_id: str) -> tuple[Ticket, Visit | None] | None:
         """A ticket and its visit, both locked (ticket first); None when there is no such ticket."""
         if self._sql is not None:
-            statement = (
-                pg.GET_TICKET_AND_VISIT_LOCKED if self._wait else pg.GET_TICKET_AND_VISIT_LOCKED_NOWAIT
-            )
-            row = await self._sql.fetchrow(statement, ticket_id)
+            row = await self._sql.fetchrow(pg.GET_TICKET_AND_VISIT_LOCKED, ticket_id)
             if row is not None:
                 visit_id = row["visit_id"]
                 return _ticket(row), self._saved.get(visit_id) or _visit(row, "visit_")

@@ -43,7 +43,6 @@ class QueueUnitOfWork(UnitOfWork):
         sealer: TextSealer | None = None,
         *,
         lean: bool = False,
-        shared: bool = False,
     ) -> None:
         super().__init__(sessions, outbox, wakeup)
         # The service passes the sealer of its configured key; the development key otherwise.
@@ -60,12 +59,6 @@ class QueueUnitOfWork(UnitOfWork):
             bind if lean and isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql" else None
         )
         self._connection: AsyncConnection | None = None
-        # ``shared`` (the counters' group commit: one transaction for several requests' commands): a
-        # ticket or visit row another transaction holds fails the batch at once instead of waiting, and
-        # its commands run again one by one. Two batches completing tickets of the same two visits in
-        # opposite orders would otherwise deadlock, which PostgreSQL detects only after its
-        # deadlock_timeout (1 s), holding up every counter of both batches meanwhile.
-        self._shared = shared
 
     async def __aenter__(self) -> Self:
         if self._writer_lock is not None:
@@ -87,9 +80,7 @@ class QueueUnitOfWork(UnitOfWork):
         else:
             self.sql = DriverSql(self.session) if DriverSql.available(self.session) else None
         # The counters' cycle writes a visit it ended with the commit's outbox rows.
-        self.visits = VisitRepository(
-            self.session, self.sql, defer=self._connection is not None, wait=not self._shared
-        )
+        self.visits = VisitRepository(self.session, self.sql, defer=self._connection is not None)
         self.tickets = TicketRepository(self.session, self.sql)
         self.counters = CounterRepository(self.session, self.sql)
         self.policies = PolicyStore(self.session)
