@@ -314,6 +314,17 @@ SITE_RANGES: tuple[tuple[date | None, date | None], ...] = (
 SITE_GROUPS = (None, GroupBy.SITE, GroupBy.KABKOTA, GroupBy.PROVINCE)
 
 
+async def _fresh_world(
+    run: str, backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> tuple[tuple[SiteInfo, ...], Path, str]:
+    """A test's sites, their catalogue file and an empty database of ``backend``."""
+    sites = sites_for(run)
+    catalogue_file = tmp_path / "catalogue.json"
+    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
+    url = await fresh_database() if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    return sites, catalogue_file, url
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_answers(
     backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
@@ -321,10 +332,7 @@ async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_ans
     """Figures by site, kab/kota or province, and of chosen sites, read whole months from
     ``metric_facts_site_monthly`` (and the edge days from the daily facts) whenever no agency or service
     type is asked for, and every metric's figures are then those of the daily tables alone."""
-    sites = sites_for("persite")
-    catalogue_file = tmp_path / "catalogue.json"
-    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
-    url = await fresh_database() if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    sites, catalogue_file, url = await _fresh_world("persite", backend, fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=41)
         assert await _rollup_differences(api) == []
@@ -374,10 +382,7 @@ async def test_the_site_facts_migration_fills_the_rollup_and_goes_back(
     """Facts projected before 0010 are summed into ``metric_facts_site_monthly`` by it, from the monthly
     roll-up, keyed by site and month and holding both values; going back to 0009 drops that table
     alone."""
-    sites = sites_for("sitefacts")
-    catalogue_file = tmp_path / "catalogue.json"
-    catalogue_file.write_text(catalogue_for(sites).model_dump_json())
-    url = await fresh_database() if backend == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    sites, catalogue_file, url = await _fresh_world("sitefacts", backend, fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=43)
     plain = create_engine(url)

@@ -723,14 +723,15 @@ async def _lock_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, now: datetime) ->
     """The ticket, locked, and its visit, locked in the same statement when the action may finish the
     ticket (see _end_visit_if_done); NotFound if there is no such ticket. A start is written in the
     statement that locks the ticket (see TicketRepository.lock_for_start)."""
-    ticket: Ticket | None
+    found: tuple[Ticket, Visit | None] | None
     if cmd.action in _MAY_FINISH:
         found = await uow.visits.lock_ticket_with_visit(cmd.ticket_id)
     else:
-        if cmd.action == "start":
-            ticket = await uow.tickets.lock_for_start(cmd.ticket_id, officer=cmd.actor, at=now)
-        else:
-            ticket = await uow.tickets.get(cmd.ticket_id, lock=True)
+        ticket = await (
+            uow.tickets.lock_for_start(cmd.ticket_id, officer=cmd.actor, at=now)
+            if cmd.action == "start"
+            else uow.tickets.get(cmd.ticket_id, lock=True)
+        )
         found = None if ticket is None else (ticket, None)
     if found is None:
         raise NotFound(cmd.ticket_id)
