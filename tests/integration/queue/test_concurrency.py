@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.contracts.masterdata import Counter, load_demo_catalogue
 from mpp.queue.app import CatalogueAdapter
@@ -216,3 +217,45 @@ class TestVisitsEndOnce:
             assert {r["id"]: (r["ended_at"], r["tickets_total"], r["tickets_served"]) for r in rows} == {
                 visit: (at, 2, 2) for visit, at in last.items()
             }
+
+
+async def _until_a_lock_is_awaited(engine: AsyncEngine) -> None:
+    """Until some session of the test's database waits for a row lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with engine.connect() as conn:
+        for _ in range(500):
+            if await conn.scalar(query):
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("nobody waited for a lock")
+
+
+class TestDeadlockVictimsRunAgain:
+    async def test_a_cancel_rolled_back_to_break_a_deadlock_runs_again_and_is_answered(
+        self, queue: QueueApi, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # The cancel locks its ticket, then its visit. Another transaction holds the visit and then asks
+        # for that ticket: a deadlock. The cancel waited first, so PostgreSQL rolls it back (after
+        # deadlock_timeout); the service runs it again, and the citizen gets the answer, not a 503.
+        visit = await queue.start_visit(KTP, NIB)
+        ticket_id = visit["tickets"][0]["id"]
+        async with queue.engine.connect() as other:
+            await other.execute(
+                text("SELECT 1 FROM visits WHERE id = :id FOR UPDATE"), {"id": visit["visit_id"]}
+            )
+            cancel = asyncio.create_task(queue.client.post(f"/v1/public/tickets/{ticket_id}/cancel"))
+            await _until_a_lock_is_awaited(queue.engine)
+            # Granted once the cancel's transaction is rolled back (this side is not the victim).
+            await other.execute(text("SELECT 1 FROM tickets WHERE id = :id FOR UPDATE"), {"id": ticket_id})
+            await other.rollback()
+        response = await cancel
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == "cancelled"
+        assert [r.getMessage() for r in caplog.records if r.name == "mpp.kit.db"] == [
+            "db.transaction.conflict_retried"
+        ]
+        # The rolled-back attempt left no event behind.
+        cancelled = [e for e in await queue.events() if e.event_type == "TicketCancelled"]
+        assert [e.payload["ticket_id"] for e in cancelled] == [ticket_id]

@@ -29,7 +29,7 @@ from mpp.kit.consumer import (
     _collector_running,
     dead_letter_headers,
 )
-from mpp.kit.db import is_transient, normalise_url
+from mpp.kit.db import CONFLICT_ATTEMPTS, is_conflict, is_transient, normalise_url, retrying_conflicts
 from mpp.kit.outbox import decode_headers, outbox_row
 from tests.support.events import consumer_offsets, inbox
 from tools.probe_projector_cpu import Record, StandInSession
@@ -64,6 +64,76 @@ class TestErrorClassification:
     )
     def test_bugs_and_bad_data_are_deterministic(self, error: BaseException) -> None:
         assert not is_transient(error)
+
+
+class _PgError(Exception):
+    """A driver error with PostgreSQL's SQLSTATE, as asyncpg raises them."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+class TestConflictRetry:
+    @pytest.mark.parametrize(
+        ("error", "conflict"),
+        [
+            (_PgError("40P01"), True),
+            (_PgError("40001"), True),
+            (exc.DBAPIError("SELECT", {}, _PgError("40P01")), True),
+            (_PgError("23505"), False),
+            (_PgError("08006"), False),
+            (exc.OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked")), False),
+            (ValueError("40P01"), False),
+        ],
+        ids=[
+            "deadlock",
+            "serialization",
+            "wrapped-deadlock",
+            "unique",
+            "connection",
+            "sqlite-locked",
+            "value",
+        ],
+    )
+    def test_only_deadlocks_and_serialization_failures_are_conflicts(
+        self, error: BaseException, conflict: bool
+    ) -> None:
+        assert is_conflict(error) is conflict
+
+    async def test_a_rolled_back_transaction_runs_again_until_it_commits(self) -> None:
+        runs: list[int] = []
+
+        async def attempt() -> str:
+            runs.append(len(runs) + 1)
+            if len(runs) < 3:
+                raise _PgError("40P01")
+            return "committed"
+
+        assert await retrying_conflicts(attempt) == "committed"
+        assert runs == [1, 2, 3]
+
+    async def test_the_last_conflict_is_raised_after_every_attempt_had_one(self) -> None:
+        runs: list[int] = []
+
+        async def attempt() -> None:
+            runs.append(1)
+            raise _PgError("40001")
+
+        with pytest.raises(_PgError):
+            await retrying_conflicts(attempt)
+        assert len(runs) == CONFLICT_ATTEMPTS
+
+    async def test_any_other_error_is_raised_at_once(self) -> None:
+        runs: list[int] = []
+
+        async def attempt() -> None:
+            runs.append(1)
+            raise _PgError("23505")
+
+        with pytest.raises(_PgError):
+            await retrying_conflicts(attempt)
+        assert runs == [1]
 
 
 class TestDeadLetterHeaders:

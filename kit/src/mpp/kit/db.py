@@ -8,8 +8,11 @@ live in the service's own database and commit in one transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import sqlite3
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -33,6 +36,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+T = TypeVar("T")
+_logger = logging.getLogger(__name__)
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -135,6 +141,43 @@ def is_transient(error: BaseException) -> bool:
         "NotLeaderForPartitionError",
         "LeaderNotAvailableError",
     }
+
+
+CONFLICT_ATTEMPTS = 4
+"""How many times :func:`retrying_conflicts` runs a transaction that PostgreSQL keeps rolling back."""
+
+_CONFLICT_CODES = frozenset({"40P01", "40001"})
+
+
+def is_conflict(error: BaseException) -> bool:
+    """A transaction PostgreSQL rolled back because of other transactions, not because of its own input:
+    a deadlock it broke (SQLSTATE 40P01) or a serialization failure (40001). Running the same work again
+    from the start is the documented answer; another error is answered as it is."""
+    orig = error.orig if isinstance(error, exc.DBAPIError) else error
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(code, str) and code in _CONFLICT_CODES
+
+
+async def retrying_conflicts(
+    attempt: Callable[[], Awaitable[T]], *, attempts: int = CONFLICT_ATTEMPTS, what: str = "transaction"
+) -> T:
+    """Run ``attempt`` (one whole transaction, from its start to its commit) and run it again, after a
+    short random pause, when PostgreSQL rolled it back as a deadlock's victim or for a serialization
+    failure. ``attempt`` must do nothing outside its transaction that a rerun would repeat (events go
+    through the outbox, so they do not). The last conflict is raised when every attempt had one."""
+    for n in range(1, attempts):
+        try:
+            return await attempt()
+        except Exception as error:
+            if not is_conflict(error):
+                raise
+            _logger.warning(
+                "db.transaction.conflict_retried",
+                extra={"what": what, "attempt": n, "error": type(error).__name__},
+            )
+            # Apart, so that the two sides of a deadlock do not meet again in the same order.
+            await asyncio.sleep(random.uniform(0.0, 0.005 * 2**n))
+    return await attempt()
 
 
 def add_runtime_tables(metadata: MetaData) -> tuple[Table, Table, Table]:

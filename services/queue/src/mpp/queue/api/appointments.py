@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from mpp.contracts.events.common import Channel, PriorityGroup
 from mpp.contracts.events.queue import CancelledBy
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
+from mpp.kit.db import retrying_conflicts
 from mpp.kit.http import DomainError
 from mpp.kit.idempotency import replayed
 from mpp.queue.api.http import (
@@ -149,13 +150,16 @@ def _translate_appointment(exc: Exception) -> DomainError:
 
 
 async def _run(svc: Any, cmd: Any) -> Any:
-    try:
+    async def attempt() -> Any:
         async with svc.uow() as uow:
             result = await HANDLERS[type(cmd)](cmd, uow, svc.ports)
             await uow.commit()
+        return result
+
+    try:
+        return await retrying_conflicts(attempt, what=type(cmd).__name__)
     except (AppointmentError, QueueError) as exc:
         raise _translate_appointment(exc) from exc
-    return result
 
 
 # --- views --------------------------------------------------------------------------------------

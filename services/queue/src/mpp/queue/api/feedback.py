@@ -13,6 +13,7 @@ from mpp.contracts.events.common import CitizenRef, ComplaintCategory, Complaint
 from mpp.contracts.events.queue import ComplaintOutcome
 from mpp.contracts.masterdata import Catalogue
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
+from mpp.kit.db import retrying_conflicts
 from mpp.kit.http import DomainError
 from mpp.kit.observability import correlation_id
 from mpp.queue.api.http import Code, Unprocessable, WrongStateError
@@ -114,10 +115,14 @@ def _translate(exc: Exception, *, missing: type[DomainError]) -> DomainError:
 
 
 async def _run(svc: Any, handler: Any, cmd: Any, *, missing: type[DomainError]) -> Any:
-    try:
+    async def attempt() -> Any:
         async with svc.uow() as uow:
             result = await handler(cmd, uow, svc.ports)
             await uow.commit()
+        return result
+
+    try:
+        return await retrying_conflicts(attempt, what=type(cmd).__name__)
     except (
         InvalidAnswers,
         SurveyAlreadyAnswered,
@@ -129,7 +134,6 @@ async def _run(svc: Any, handler: Any, cmd: Any, *, missing: type[DomainError]) 
         NotFound,
     ) as exc:
         raise _translate(exc, missing=missing) from exc
-    return result
 
 
 def _svc(request: Request) -> Any:

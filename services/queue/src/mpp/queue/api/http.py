@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from mpp.contracts.events.common import Channel, PriorityGroup
 from mpp.contracts.events.queue import CancelledBy, CounterCloseReason
 from mpp.kit.auth import ForbiddenError, Principal, Role, require_roles
+from mpp.kit.db import retrying_conflicts
 from mpp.kit.http import DomainError, FastJSONResponse
 from mpp.kit.idempotency import replayed
 from mpp.kit.observability import correlation_id, inject_traceparent
@@ -175,13 +176,19 @@ async def _run(
 async def run_alone(
     svc: Any, cmd: Any, after: Callable[[Any, Any], Awaitable[Any]] | None = None, *, lean: bool = False
 ) -> Any:
-    """Run one command in its own transaction, its domain errors translated into HTTP answers."""
-    try:
+    """Run one command in its own transaction, its domain errors translated into HTTP answers. A
+    transaction PostgreSQL rolls back as a deadlock's victim runs again (:func:`retrying_conflicts`)."""
+
+    async def attempt() -> Any:
         async with svc.uow(lean=lean) as uow:
             result = await HANDLERS[type(cmd)](cmd, uow, svc.ports)
             if after is not None:
                 await after(uow, result)
             await uow.commit()
+        return result
+
+    try:
+        return await retrying_conflicts(attempt, what=type(cmd).__name__)
     except (
         WrongState,
         RecallLimitReached,
@@ -194,7 +201,6 @@ async def run_alone(
         NotFound,
     ) as exc:
         raise _translate(exc) from exc
-    return result
 
 
 # --- bodies and views ---------------------------------------------------------------------------
