@@ -35,6 +35,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -380,7 +381,31 @@ def call_summary(log_: CallLog, wall: float, label: str) -> dict[str, Any]:
         "duplicate_calls_in_responses": len(log_.called) - len(set(log_.called)),
         "errors": len(log_.errors),
         "error_samples": log_.errors[:5],
+        "slow_windows": slow_windows(log_.call_next),
     }
+
+
+def slow_windows(
+    calls: Sequence[tuple[float, float, float]], *, threshold: float = 0.25, most: int = 10
+) -> list[dict[str, Any]]:
+    """When the slow call-nexts (``threshold`` or more) were in flight, as UTC wall-clock windows of
+    overlapping calls: to line them up with the service's and the database's logs."""
+    wall = time.time() - time.perf_counter()
+    windows: list[list[float]] = []  # [first sent, last answered, calls]
+    for sent, answered in sorted((s, a) for _, s, a in calls if a - s >= threshold):
+        if windows and sent <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], answered)
+            windows[-1][2] += 1
+        else:
+            windows.append([sent, answered, 1])
+    return [
+        {
+            "at": datetime.fromtimestamp(wall + first, UTC).strftime("%H:%M:%S.%f")[:-3],
+            "seconds": round(last - first, 3),
+            "calls": int(n),
+        }
+        for first, last, n in windows[:most]
+    ]
 
 
 def cpu_of(meter: Meter, idle: dict[str, float]) -> dict[str, Any]:
@@ -480,6 +505,9 @@ async def _call_step(
         f"call-next p50 {out['call_next'].get('p50_ms')} ms p99 {out['call_next'].get('p99_ms')} ms, "
         f"errors {out['errors']}, commits per call {out.get('db_commits_per_call')}, CPU {out['cpu_pct']}"
     )
+    if out["slow_windows"]:
+        shown = ", ".join(f"{w['at']} ({w['seconds']} s, {w['calls']} calls)" for w in out["slow_windows"])
+        log(f"queue calls {label}: call-nexts of 250 ms or more in flight at (UTC) {shown}")
     return out
 
 

@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mpp.contracts.events.queue import CancelledBy
 from mpp.contracts.masterdata import Counter, load_demo_catalogue
 from mpp.queue.app import CatalogueAdapter
+from mpp.queue.handlers import HANDLERS, ActOnTicket, lock_visits_first
 from mpp.queue.persistence import pg
 from mpp.queue.persistence.tables import tickets, visits
 from tests.integration.queue.harness import (
@@ -259,3 +261,46 @@ class TestDeadlockVictimsRunAgain:
         # The rolled-back attempt left no event behind.
         cancelled = [e for e in await queue.events() if e.event_type == "TicketCancelled"]
         assert [e.payload["ticket_id"] for e in cancelled] == [ticket_id]
+
+
+class TestBatchesTakeVisitsInOrder:
+    async def test_two_transactions_ending_the_same_two_visits_in_opposite_orders_do_not_deadlock(
+        self, queue: QueueApi
+    ) -> None:
+        # Visits V and W, each with a KTP and an NIB ticket. One transaction ends V's KTP ticket, then
+        # W's NIB ticket; the other W's KTP ticket, then V's NIB ticket: each would hold one visit and
+        # wait for the other's. Both take their visits first, in id order, as a batch of the cycle does.
+        svc = queue.app.state.queue
+        v, w = await queue.start_visit(KTP, NIB), await queue.start_visit(KTP, NIB)
+
+        def cancels(*tickets: dict[str, Any]) -> list[ActOnTicket]:
+            return [
+                ActOnTicket(
+                    t["id"], "cancel", actor="citizen", correlation_id="c", cancelled_by=CancelledBy.CITIZEN
+                )
+                for t in tickets
+            ]
+
+        first, second = cancels(v["tickets"][0], w["tickets"][1]), cancels(w["tickets"][0], v["tickets"][1])
+
+        async def run(cmds: list[ActOnTicket], uow: Any) -> None:
+            for cmd in cmds:
+                await HANDLERS[ActOnTicket](cmd, uow, svc.ports)
+
+        async def other() -> None:
+            async with svc.uow(lean=True) as uow:
+                await lock_visits_first(second, uow)
+                await run(second, uow)
+                await uow.commit()
+
+        async with svc.uow(lean=True) as uow:
+            await lock_visits_first(first, uow)
+            await run(first[:1], uow)
+            racing = asyncio.create_task(other())
+            await _until_a_lock_is_awaited(queue.engine)
+            await run(first[1:], uow)
+            await uow.commit()
+        await racing  # no deadlock: it waited for the first transaction's visits, then ran
+
+        ended = [e.payload["visit_id"] for e in await queue.events() if e.event_type == "VisitEnded"]
+        assert sorted(ended) == sorted([v["visit_id"], w["visit_id"]])

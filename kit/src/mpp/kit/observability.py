@@ -366,6 +366,7 @@ class DeadLetterReason(StrEnum):
 
 _HTTP_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _NAME_RE: Final = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -447,6 +448,12 @@ class ServiceMetrics:
             "Time to process and commit one consumed batch.",
             ["group"],
             buckets=_BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.event_loop_lag_seconds = Histogram(
+            prefix + "event_loop_lag_seconds",
+            "How late the event loop ran a task due now: every request in flight waits as long.",
+            buckets=_LAG_BUCKETS,
             registry=registry,
         )
         if process_metrics:

@@ -30,6 +30,7 @@ from mpp.kit.consumer import BatchHandler, EventConsumer
 from mpp.kit.db import create_engine, is_transient, ping, session_factory
 from mpp.kit.http import create_http_app
 from mpp.kit.kafka import KafkaSecurity, create_producer, ensure_topics
+from mpp.kit.loopwatch import LoopWatch
 from mpp.kit.migrations import upgrade
 from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
 from mpp.kit.relay import OutboxRelay
@@ -96,11 +97,17 @@ class ServiceRuntime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._kafka_started = False
+        self.loop_watch: LoopWatch | None = None
 
     async def migrate(self) -> None:
         await retry_startup("migrations", lambda: upgrade(self.engine, self.migrations))
 
     async def start(self) -> None:
+        if self.settings.loop_block_threshold_s > 0:
+            self.loop_watch = LoopWatch(
+                self.metrics.event_loop_lag_seconds, block_threshold=self.settings.loop_block_threshold_s
+            )
+            self.loop_watch.start()
         await self.migrate()
         needs_kafka = self.settings.relay_enabled or (self.settings.consumer_enabled and self.consumer_specs)
         if not needs_kafka:
@@ -193,6 +200,8 @@ class ServiceRuntime:
             with contextlib.suppress(Exception):
                 await self.producer.stop()
         await self.engine.dispose()
+        if self.loop_watch is not None:
+            await self.loop_watch.stop()
         log.info("kit.runtime.stopped", extra={"service": self.settings.service_name})
 
     async def readiness(self) -> dict[str, bool]:

@@ -67,6 +67,11 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    loop_block_threshold_s: float = Field(
+        default=0.25,
+        ge=0,
+        description="Log the event loop's stack when it has not come round for this long (0: do not watch).",
+    )
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -794,6 +794,16 @@ async def act_on_ticket(cmd: ActOnTicket, uow: QueueUnitOfWork, ports: Ports) ->
 
 _MAY_FINISH = frozenset({"complete", "no_show", "cancel"})
 """Actions that finish the ticket (a recall past the limit is refused; the no-show is its own action)."""
+
+
+async def lock_visits_first(cmds: Sequence[Any], uow: QueueUnitOfWork) -> None:
+    """Before commands that run in one transaction (a batch of the counters' cycle): lock, in id order,
+    the visits that two or more of them may end. Each would otherwise lock its visit when it comes, and
+    two batches ending the same two visits in opposite orders would deadlock (a second's stall, then the
+    batch runs again command by command)."""
+    ids = sorted({c.ticket_id for c in cmds if isinstance(c, ActOnTicket) and c.action in _MAY_FINISH})
+    if len(ids) > 1:
+        await uow.visits.lock_of_tickets(ids)
 
 
 async def transfer_ticket(cmd: TransferTicket, uow: QueueUnitOfWork, ports: Ports) -> tuple[Ticket, Ticket]:

@@ -13,6 +13,11 @@ before it in the batch wrote (READ COMMITTED statements see their own transactio
 call-nexts in a batch never get the same ticket, and a batch decides exactly as the same requests would,
 one after the other.
 
+A batch first locks, in id order, the visits its completes, no-shows and cancels may end
+(:func:`~mpp.queue.handlers.lock_visits_first`): two batches that end the same visits wait for each other
+instead of each holding one visit and waiting for the other's (a deadlock PostgreSQL breaks only after
+its ``deadlock_timeout``).
+
 A batch is all or nothing: when any of its commands fails (a 409 for a ticket in the wrong state, a 404, a
 lost connection), the batch rolls back and each command runs again in its own transaction, so a request
 gets exactly the answer it would get alone and one bad request fails only itself. A batch of one is such a
@@ -28,7 +33,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpp.queue.handlers import HANDLERS
+from mpp.queue.handlers import HANDLERS, lock_visits_first
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +118,7 @@ class CycleBatcher:
         svc = self._svc
         results: list[Any] = []
         async with svc.uow(lean=True) as uow:
+            await lock_visits_first([r.cmd for r in batch], uow)
             for request in batch:
                 results.append(await asyncio.create_task(self._one(uow, request), context=request.context))
             await uow.commit()

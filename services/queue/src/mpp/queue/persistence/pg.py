@@ -143,6 +143,14 @@ FOR UPDATE OF t, v
 """A ticket and its visit, both locked: an action that may finish the ticket may end the visit."""
 
 GET_VISIT_LOCKED = "SELECT * FROM visits WHERE id = $1 FOR UPDATE"
+
+LOCK_VISITS_OF_TICKETS = """
+SELECT v.id FROM visits v
+WHERE v.id IN (SELECT visit_id FROM tickets WHERE id = ANY($1::text[]))
+ORDER BY v.id
+FOR UPDATE OF v
+"""
+"""The visits of the tickets $1, locked in id order (the lock is taken on each row as the sort returns it)."""
 TICKETS_OF_VISIT = "SELECT * FROM tickets WHERE visit_id = $1 ORDER BY issued_at, id"
 
 _ENDED_VISITS = """

@@ -613,6 +613,17 @@ class VisitRepository:
         ticket = _ticket(row)
         return ticket, await self.get(ticket.visit_id, lock=True)
 
+    async def lock_of_tickets(self, ticket_ids: Sequence[str]) -> None:
+        """Lock the visits of these tickets, in visit id order: a transaction that may end several
+        visits takes them all first, in the order every such transaction takes them, so two of them
+        never wait for each other's visits."""
+        if self._sql is not None:
+            await self._sql.fetch(pg.LOCK_VISITS_OF_TICKETS, list(ticket_ids))
+            return
+        of_tickets = select(tickets.c.visit_id).where(tickets.c.id.in_(list(ticket_ids)))
+        query = select(visits.c.id).where(visits.c.id.in_(of_tickets)).order_by(visits.c.id).with_for_update()
+        await self._s.execute(query)
+
     async def lock_open(self, site: str, started_before: datetime, *, limit: int) -> list[Visit]:
         """Visits of the site not ended and started before ``started_before``, locked (skipping rows
         another transaction holds)."""
