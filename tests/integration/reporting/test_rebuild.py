@@ -30,13 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.contracts.envelope import Envelope
 from mpp.contracts.masterdata import Catalogue
-from mpp.kit.db import create_engine
+from mpp.kit.db import create_engine, session_factory
 from mpp.kit.kafka import create_producer, ensure_topics
 from mpp.reporting.app import create_app, projector_factory
 from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
+from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.projector_lock import LOCK_KEY, ProjectorLock
-from mpp.reporting.persistence.tables import inbox
+from mpp.reporting.persistence.tables import inbox, metric_facts
 from mpp.reporting.projection_metrics import ProjectionMetrics
 from mpp.reporting.rebuild import RebuildRefused, rebuild
 from tests.integration.reporting.harness import SECRET, ministry
@@ -160,6 +161,7 @@ async def test_a_rebuild_ends_with_the_figures_the_api_gave_before(world: World)
                     what="events projected",
                 )
                 before = await every_figure(client, ministry(), world.scopes())
+                rollups_before = await _rollup_rows(engine)
 
                 # Beside a running projector the rebuild refuses and changes nothing.
                 refused = await asyncio.to_thread(world.run_rebuild)
@@ -206,6 +208,15 @@ async def test_a_rebuild_ends_with_the_figures_the_api_gave_before(world: World)
     duplicates = next(line for line in done.stderr.splitlines() if "duplicates skipped" in line)
     skipped = int(duplicates.split("duplicates skipped: ")[1].split(";")[0].replace(",", ""))
     assert skipped >= 60
+    assert "  roll-ups filled from the daily read models in " in done.stderr
+    # The batches wrote the daily read models only; the roll-ups, filled once at the end, hold exactly
+    # what the live projector had added to them batch by batch.
+    engine = create_engine(world.url)
+    try:
+        assert await _rollup_rows(engine) == rollups_before
+        assert not await _pending(engine)
+    finally:
+        await engine.dispose()
 
     app = create_app(world.settings(consumer_enabled=False))
     async with app.router.lifespan_context(app):
@@ -220,6 +231,106 @@ async def test_a_rebuild_ends_with_the_figures_the_api_gave_before(world: World)
     assert visitors == sum(
         1 for e in envelopes if e.type == "VisitStarted" and e.site in {s.code for s in world.sites[:2]}
     )
+
+
+async def _rollup_rows(engine: AsyncEngine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every roll-up, by table."""
+    async with engine.connect() as conn:
+        return {
+            t.name: sorted(tuple(r) for r in (await conn.execute(select(t))).all())
+            for t, _keys in (*repository._FACT_ROLLUPS, *repository._HISTOGRAM_ROLLUPS)
+        }
+
+
+async def _pending(engine: AsyncEngine) -> bool:
+    async with session_factory(engine)() as session:
+        return await repository.rollups_are_pending(session)
+
+
+async def _visits(engine: AsyncEngine, sites: list[str]) -> int:
+    """Visits of ``sites`` in the daily facts."""
+    f = metric_facts
+    query = select(func.coalesce(func.sum(f.c.value), 0)).where(f.c.measure == "visits", f.c.site.in_(sites))
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_a_rebuild_stopped_before_its_end_leaves_the_rollups_to_the_service(world: World) -> None:
+    generated = generate(13, world.sites, DAYS, 40, world.catalogue)
+    await _publish(world, generated.envelopes)
+    ends = await topic_ends(world.bootstrap)
+    engine = create_engine(world.url)
+    try:
+        app = create_app(world.settings())
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                await wait_for(
+                    lambda: projected_up_to(engine, world.group, ends),
+                    timeout_s=180,
+                    interval_s=0.3,
+                    what="events projected",
+                )
+                before = await every_figure(client, ministry(), world.scopes())
+        rollups_before = await _rollup_rows(engine)
+        assert all(rollups_before.values())
+
+        # A rebuild in small batches, killed once it has written some of them.
+        west = [s.code for s in world.sites[:2]]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mpp.reporting", "rebuild", "--max-records", "20"],
+            cwd=ROOT,
+            env=world.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # Emptied, and some visits of the scope's sites written again.
+            async def replaying() -> bool:
+                return await _pending(engine) and await _visits(engine, west) > 0
+
+            await wait_for(
+                replaying,
+                timeout_s=120,
+                interval_s=0.05,
+                what="the rebuild's first batches",
+            )
+        finally:
+            proc.kill()
+            proc.wait()
+        assert await _pending(engine)
+        assert all(rows == [] for rows in (await _rollup_rows(engine)).values())
+
+        # While the roll-ups are pending, figures come from the daily read models (the roll-ups, empty,
+        # would give none).
+        app = create_app(world.settings(consumer_enabled=False))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                response = await client.get(
+                    "/v1/metrics/M3", params={**world.scopes()[0], "period": "all"}, headers=ministry()
+                )
+        assert response.status_code == 200, response.text
+        projected = await _visits(engine, west)
+        assert projected > 0
+        assert sum(r["figures"]["visitors"] for r in response.json()["rows"]) == projected
+
+        # The service fills them when it starts, then replays the rest: the figures and roll-ups of before.
+        app = create_app(world.settings())
+        async with app.router.lifespan_context(app):
+            assert not await _pending(engine)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                await wait_for(
+                    lambda: projected_up_to(engine, world.group, ends),
+                    timeout_s=180,
+                    interval_s=0.3,
+                    what="the rest of the rebuild projected",
+                )
+                assert await every_figure(client, ministry(), world.scopes()) == before
+        assert await _rollup_rows(engine) == rollups_before
+    finally:
+        await engine.dispose()
 
 
 async def test_rebuild_progress_and_projection_metrics_in_its_registry(world: World) -> None:

@@ -7,10 +7,11 @@ rows."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +47,7 @@ from mpp.reporting.persistence.tables import (
     metric_facts_national_daily,
     metric_facts_national_monthly,
     metric_facts_site_monthly,
+    rollups_pending,
 )
 from tests.integration.reporting.harness import ReportingApi, running_reporting
 from tests.unit.reporting.builders import SiteInfo, catalogue_for, generate, sites_for
@@ -413,3 +415,52 @@ async def _index_definitions(engine: AsyncEngine, table: str) -> list[str]:
             text("SELECT indexdef FROM pg_indexes WHERE tablename = :t ORDER BY indexname"), {"t": table}
         )
         return [str(r[0]).split(" USING ", 1)[1] for r in found.all()]
+
+
+async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_locks_first(
+    fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """Roll-ups left pending (a rebuild's, emptied) are filled from the daily read models by one
+    transaction; a second one filling at the same moment waits for the first, then finds nothing to do,
+    so nothing is counted twice. Going back to 0010 refuses while they are pending."""
+    sites, catalogue_file, url = await _fresh_world("pending", "postgresql", fresh_database, tmp_path)
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        await _project(api, sites, seed=47)
+        async with api.sessions() as session, session.begin():
+            for rollup, _src, _time, _keys, _value in ROLLUPS:
+                await session.execute(rollup.delete())
+            await repository.defer_rollups(session, datetime.now(UTC))
+        assert await _rollup_differences(api) != []
+
+        first = api.sessions()
+        await first.begin()
+        assert await repository.fill_pending_rollups(first)
+
+        async def second() -> bool:
+            async with api.sessions() as session, session.begin():
+                return await repository.fill_pending_rollups(session)
+
+        racing = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # waiting for the first's row lock
+        await first.commit()
+        await first.close()
+        assert await racing is False
+        assert await _rollup_differences(api) == []
+        async with api.sessions() as session:
+            assert not await repository.rollups_are_pending(session)
+
+        async with api.sessions() as session, session.begin():
+            await repository.defer_rollups(session, datetime.now(UTC))
+    plain = create_engine(url)
+    try:
+        with pytest.raises(RuntimeError, match="has not filled the roll-ups yet"):
+            await downgrade(plain, MIGRATIONS, "0010")
+        async with plain.begin() as conn:
+            await conn.execute(rollups_pending.delete())
+        await downgrade(plain, MIGRATIONS, "0010")
+        async with plain.connect() as conn:
+            assert not await conn.run_sync(_has_table, rollups_pending.name)
+        await upgrade(plain, MIGRATIONS)
+    finally:
+        await plain.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from functools import cache
@@ -101,6 +102,16 @@ def zones_of(catalogue: Catalogue) -> Callable[[str], ZoneInfo]:
         return ZoneInfo(name) if name else DEFAULT_TZ
 
     return site_tz
+
+
+async def _fill_pending_rollups(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A rebuild that stopped before its end left the roll-ups to fill: fill them now (the projector's
+    first batch would, but no batch may come for a while)."""
+    started = time.monotonic()
+    async with sessions() as session, session.begin():
+        filled = await repository.fill_pending_rollups(session)
+    if filled:
+        log.info("reporting.rollups.filled", extra={"seconds": round(time.monotonic() - started, 2)})
 
 
 def projector_factory(
@@ -206,6 +217,8 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:  # noqa: P
                 waited += LOCK_RETRY_S
         try:
             async with runtime_lifespan(app_) as state:
+                if lock is not None:
+                    await _fill_pending_rollups(runtime.sessions)
                 stop = asyncio.Event()
                 tasks = [asyncio.create_task(run(stop)) for run in background]
                 if lock is not None:

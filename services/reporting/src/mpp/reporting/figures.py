@@ -300,8 +300,10 @@ async def compute_many(
         unsupported = next((m for m in metrics if m.hourly is None), None)
         if unsupported is not None:
             raise Unsupported(unsupported.id)
-    cells = {m.id: _Cells(geography, period, group_by, rollups=rollups) for m in metrics}
     await repository.prepare_reads(session)
+    if rollups and await repository.rollups_are_pending(session):
+        rollups = False  # a rebuild has not filled them yet: the daily read models hold the figures
+    cells = {m.id: _Cells(geography, period, group_by, rollups=rollups) for m in metrics}
     if group_by is GroupBy.HOUR:
         for m in metrics:
             await _by_hour(session, m, scope, cells[m.id])

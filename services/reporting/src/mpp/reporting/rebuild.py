@@ -6,15 +6,17 @@ The rebuild works in place, in the service's own database and under the projecto
 1. it takes the read models' lock exclusively, or refuses to start while a projector holds it;
 2. it notes each partition's end offset on the broker: what it will replay up to;
 3. in one transaction it empties every read model, the group's inbox and its stored offsets (keeping a
-   partition's *origin*, see below);
+   partition's *origin*, see below) and, on PostgreSQL, marks the roll-ups pending (``rollups_pending``);
 4. it reads every partition from its start with large fetches and hands each fetched batch to the
-   projector's own batch processing: parse, fold in memory, one upsert per daily read model and its
-   roll-ups, the inbox of event ids and the consumed offsets in one transaction per batch (pipelined: a
-   batch is read and folded while the previous one is written), so a rebuild
-   that is interrupted (even by ``kill -9``) resumes where it stopped when the service starts, and
-   duplicates on the log are skipped exactly as the service skips them;
-5. it stops at the noted ends and prints a summary; the service's projector, once started, goes on from
-   there.
+   projector's own batch processing: parse, fold in memory, one upsert per daily read model (the roll-ups
+   are pending: about half the rows a live batch writes), the inbox of event ids and the consumed offsets
+   in one transaction per batch (pipelined: a batch is read and folded while the previous one is
+   written), so a rebuild that is interrupted (even by ``kill -9``) resumes where it stopped when the
+   service starts, and duplicates on the log are skipped exactly as the service skips them;
+5. at the noted ends it fills every roll-up from the daily read models and clears the mark, in one
+   transaction (a rebuild stopped before that leaves the mark, and the service fills them when it starts,
+   before it adds anything to them; until then figures are read from the daily read models), then prints
+   a summary; the service's projector, once started, goes on from there.
 
 A partition's *origin* is an offset the log of this deployment starts at (rows of the consumer
 ``<group>#origin`` in ``consumer_offsets``: the last offset *before* the origin). Without one, a partition
@@ -27,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -42,7 +45,8 @@ from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.domain.projection import PROJECTED_TYPES
 from mpp.reporting.persistence.projector_lock import ProjectorLock
-from mpp.reporting.persistence.tables import consumer_offsets, inbox, read_models
+from mpp.reporting.persistence.repository import fill_pending_rollups
+from mpp.reporting.persistence.tables import consumer_offsets, inbox, read_models, rollups_pending
 from mpp.reporting.projection_metrics import ProjectionMetrics
 
 ORIGIN_SUFFIX = "#origin"
@@ -61,6 +65,8 @@ class RebuildSummary:
     duplicates: int = 0
     dead_lettered: int = 0
     seconds: float = 0.0
+    rollups_seconds: float | None = None
+    """Time to fill the roll-ups at the end (PostgreSQL), part of ``seconds``."""
     rows: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -72,6 +78,8 @@ class RebuildSummary:
             f"dead-lettered: {self.dead_lettered:,}; not projected (other types, skipped offsets): "
             f"{self.records_read - self.events_applied - self.duplicates - self.dead_lettered:,}",
         ]
+        if self.rollups_seconds is not None:
+            out.append(f"  roll-ups filled from the daily read models in {self.rollups_seconds:,.1f} s")
         out += [f"  {name}: {count:,} rows" for name, count in self.rows.items()]
         return out
 
@@ -132,6 +140,9 @@ async def _reset(engine: AsyncEngine, group: str, starts: dict[TopicPartition, i
         else:
             for table in reversed(tables):
                 await conn.execute(delete(table))
+        if conn.dialect.name == "postgresql":
+            # The batches write the daily read models only; the roll-ups are filled from them at the end.
+            await conn.execute(insert(rollups_pending).values(since=datetime.now(UTC)))
         await conn.execute(delete(inbox).where(inbox.c.consumer == group))
         await conn.execute(delete(consumer_offsets).where(consumer_offsets.c.consumer == group))
         rows = [
@@ -141,6 +152,16 @@ async def _reset(engine: AsyncEngine, group: str, starts: dict[TopicPartition, i
         ]
         if rows:
             await conn.execute(insert(consumer_offsets), rows)
+
+
+async def _fill_rollups(engine: AsyncEngine) -> float | None:
+    """Fill the roll-ups from the replayed daily read models, in one transaction (see
+    :func:`~mpp.reporting.persistence.repository.fill_pending_rollups`); the seconds it took, None when
+    they were kept batch by batch (SQLite)."""
+    started = time.monotonic()
+    async with session_factory(engine)() as session, session.begin():
+        filled = await fill_pending_rollups(session)
+    return time.monotonic() - started if filled else None
 
 
 async def _row_counts(engine: AsyncEngine) -> dict[str, int]:
@@ -307,6 +328,7 @@ async def rebuild(
             consumer.attach(kafka)
             progress = Progress(out, progress_every_s)
             await _replay(kafka, consumer, plan, summary, progress, metrics, max_records)
+            summary.rollups_seconds = await _fill_rollups(engine)
             summary.events_applied = consumer.processed
             summary.duplicates = consumer.duplicates
             summary.dead_lettered = consumer.dead_lettered

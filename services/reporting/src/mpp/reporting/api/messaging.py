@@ -26,7 +26,13 @@ from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.projection import CountKey, fold
 from mpp.reporting.domain.summary import national_rows
 from mpp.reporting.persistence.projector_lock import fence
-from mpp.reporting.persistence.repository import add_counts, add_facts, add_late
+from mpp.reporting.persistence.repository import (
+    add_counts,
+    add_facts,
+    add_late,
+    fill_pending_rollups,
+    rollups_are_pending,
+)
 from mpp.reporting.persistence.summaries import mark_changed, replace_summary, stored_revision
 from mpp.reporting.projection_metrics import ProjectionMetrics
 
@@ -73,7 +79,14 @@ def projector(
             await fence(session)
         facts = folded.facts
         await add_counts(session, folded.counts)
-        await add_facts(session, facts)
+        pending = await rollups_are_pending(session)
+        if pending and fenced:
+            # A rebuild stopped before it filled the roll-ups: they are filled (here or by another
+            # process, whichever locks first) before anything is added to them.
+            await fill_pending_rollups(session)
+            pending = False
+        # During a rebuild the daily read models only; the rebuild fills the roll-ups at its end.
+        await add_facts(session, facts, rollups=not pending)
         await add_late(session, facts.late.values())
         if published_sites:
             # Keys are (day, site, agency, service type, measure).

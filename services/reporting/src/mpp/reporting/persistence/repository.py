@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     case,
     cast,
     column,
+    delete,
     exists,
     func,
     literal,
@@ -50,6 +51,7 @@ from mpp.reporting.persistence.tables import (
     metric_facts_national_monthly,
     metric_facts_site_monthly,
     metric_hourly,
+    rollups_pending,
     summary_days,
     summary_facts,
     summary_histogram,
@@ -358,22 +360,26 @@ async def _add_family(
 _FACT_VALUES = ("value", "paired")
 
 
-async def add_facts(session: AsyncSession, facts: Facts) -> None:
+async def add_facts(session: AsyncSession, facts: Facts, *, rollups: bool = True) -> None:
     """Add one batch's fact increments to the metric read models and their roll-ups (the caller's
-    transaction holds them all, so every roll-up always equals the sum of its days)."""
+    transaction holds them all, so every roll-up always equals the sum of its days). ``rollups=False``
+    (PostgreSQL, while :func:`rollups_are_pending`) writes the daily read models only."""
     if session.get_bind().dialect.name == "postgresql":
         # Three statements per batch: the roll-ups are summed by PostgreSQL from the daily increments,
         # with room to sort and aggregate a large batch (a rebuild's) in memory rather than in temp files.
         await session.execute(_WORK_MEM)
         fact_values, paired = paired_rows(facts.counts)
+        fact_rollups, histogram_rollups = (_FACT_ROLLUPS, _HISTOGRAM_ROLLUPS) if rollups else ((), ())
         await _add_family(
-            session, metric_facts, _FACT_KEYS, _FACT_VALUES, fact_values, _FACT_ROLLUPS, paired=paired
+            session, metric_facts, _FACT_KEYS, _FACT_VALUES, fact_values, fact_rollups, paired=paired
         )
         await _add_family(session, metric_hourly, _HOUR_KEYS, ("value",), facts.hourly)
         await _add_family(
-            session, duration_histogram, _HISTOGRAM_KEYS, ("count",), facts.histogram, _HISTOGRAM_ROLLUPS
+            session, duration_histogram, _HISTOGRAM_KEYS, ("count",), facts.histogram, histogram_rollups
         )
         return
+    if not rollups:
+        raise ValueError("the roll-ups are deferred on PostgreSQL only")
     base = ("day", "site", "agency", "service_type")
     fact_values, paired = paired_rows(facts.counts)
     await _add(session, metric_facts, (*base, "measure"), "value", fact_values, paired)
@@ -437,6 +443,49 @@ async def add_facts(session: AsyncSession, facts: Facts) -> None:
         h_national_monthly,
     )
     await add_summed_histograms(session, facts)
+
+
+# --- roll-ups filled at the end of a rebuild --------------------------------------------------------
+
+
+async def rollups_are_pending(session: AsyncSession) -> bool:
+    """Whether the roll-ups are left to fill (a rebuild is under way or was interrupted): the daily read
+    models alone then hold the figures."""
+    return bool(await session.scalar(select(exists().select_from(rollups_pending))))
+
+
+async def defer_rollups(session: AsyncSession, since: datetime) -> None:
+    """Leave the (emptied) roll-ups to :func:`fill_pending_rollups`: a rebuild's batches then write the
+    daily read models only, about half the rows. PostgreSQL only."""
+    await session.execute(rollups_pending.insert().values(since=since))
+
+
+async def fill_pending_rollups(session: AsyncSession) -> bool:
+    """Fill every roll-up from the daily read models if they are pending, in the caller's transaction,
+    and mark them kept again; false when there was nothing to do. Two processes filling at once: the
+    second waits for the first's row lock and then finds nothing to do."""
+    if not await rollups_are_pending(session):
+        return False
+    if not (await session.execute(delete(rollups_pending).returning(rollups_pending.c.since))).first():
+        return False
+    await session.execute(_WORK_MEM)
+    for daily, keys, value_columns, rollups in (
+        (metric_facts, _FACT_KEYS, _FACT_VALUES, _FACT_ROLLUPS),
+        (duration_histogram, _HISTOGRAM_KEYS, ("count",), _HISTOGRAM_ROLLUPS),
+    ):
+        for rollup, columns in rollups:
+            await session.execute(delete(rollup))
+            await session.execute(_fill_sql(daily, keys, value_columns, rollup, columns))
+    return True
+
+
+@cache
+def _fill_sql(
+    daily: Table, keys: tuple[str, ...], values: tuple[str, ...], rollup: Table, columns: tuple[str, ...]
+) -> Any:
+    """``rollup`` summed from the whole of ``daily``, by the statement that sums a batch into it."""
+    upsert = _upsert_sql(rollup, columns, values, source_columns=keys, source_values=values)
+    return text(f"WITH d AS (SELECT * FROM {daily.name}) {upsert}")  # noqa: S608 (own metadata's names)
 
 
 async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:

@@ -310,6 +310,17 @@ summary_histogram_hourly = Table(
 for _table in (summary_facts, summary_hourly, summary_histogram, summary_histogram_hourly):
     Index(f"ix_{_table.name}_site_day", _table.c.site, _table.c.day)
 
+# --- roll-ups left to fill (migration 0011_rollups_pending) ------------------------------------------
+
+rollups_pending = Table(
+    "rollups_pending",
+    metadata,
+    Column("since", DateTime(timezone=True), primary_key=True),
+)
+"""A row while the roll-ups are not kept: a rebuild (PostgreSQL) writes only the daily read models, then
+fills every roll-up from them once, at its end (``repository.fill_pending_rollups``), and deletes the row
+in the same transaction. Until then, figures are read from the daily read models alone."""
+
 outbox, inbox, consumer_offsets = add_runtime_tables(metadata)
 
 NOT_DERIVED = frozenset(
@@ -317,6 +328,8 @@ NOT_DERIVED = frozenset(
         outbox.name,
         inbox.name,
         consumer_offsets.name,
+        # Set by the rebuild when it empties the read models, cleared when it has filled the roll-ups.
+        rollups_pending.name,
         # The publisher's own state: kept, so a rebuilt day is republished with a higher revision.
         summary_state.name,
         # Filled by the roll-up's aggregator from the summaries topic (its own consumer group), not by the
