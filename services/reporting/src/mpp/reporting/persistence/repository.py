@@ -469,23 +469,45 @@ async def fill_pending_rollups(session: AsyncSession) -> bool:
     if not (await session.execute(delete(rollups_pending).returning(rollups_pending.c.since))).first():
         return False
     await session.execute(_WORK_MEM)
-    for daily, keys, value_columns, rollups in (
-        (metric_facts, _FACT_KEYS, _FACT_VALUES, _FACT_ROLLUPS),
-        (duration_histogram, _HISTOGRAM_KEYS, ("count",), _HISTOGRAM_ROLLUPS),
-    ):
-        for rollup, columns in rollups:
-            await session.execute(delete(rollup))
-            await session.execute(_fill_sql(daily, keys, value_columns, rollup, columns))
+    for rollup, columns, source, value_columns in _FILLS:
+        await session.execute(delete(rollup))
+        await session.execute(_fill_sql(rollup, columns, source, value_columns))
     return True
 
 
+# What each roll-up is summed from when filled: the daily table, or a finer roll-up filled before it (far
+# fewer rows to read). Every roll-up of _FACT_ROLLUPS and _HISTOGRAM_ROLLUPS is here, finer ones first.
+_FILL_SOURCES: tuple[tuple[Table, Table], ...] = (
+    (metric_facts_monthly, metric_facts),
+    (metric_facts_national_daily, metric_facts),
+    (metric_facts_national_monthly, metric_facts_national_daily),
+    (metric_facts_site_monthly, metric_facts_monthly),
+    (duration_histogram_monthly, duration_histogram),
+    (duration_histogram_national_daily, duration_histogram),
+    (duration_histogram_national_monthly, duration_histogram_national_daily),
+    (duration_histogram_site_monthly, duration_histogram_monthly),
+    (duration_histogram_total_daily, duration_histogram_national_daily),
+    (duration_histogram_total_monthly, duration_histogram_total_daily),
+)
+_FACT_ROLLUP_KEYS = dict(_FACT_ROLLUPS)
+_HISTOGRAM_ROLLUP_KEYS = dict(_HISTOGRAM_ROLLUPS)
+_FILLS = tuple(
+    (rollup, _FACT_ROLLUP_KEYS[rollup], source, _FACT_VALUES)
+    if rollup in _FACT_ROLLUP_KEYS
+    else (rollup, _HISTOGRAM_ROLLUP_KEYS[rollup], source, ("count",))
+    for rollup, source in _FILL_SOURCES
+)
+
+
 @cache
-def _fill_sql(
-    daily: Table, keys: tuple[str, ...], values: tuple[str, ...], rollup: Table, columns: tuple[str, ...]
-) -> Any:
-    """``rollup`` summed from the whole of ``daily``, by the statement that sums a batch into it."""
-    upsert = _upsert_sql(rollup, columns, values, source_columns=keys, source_values=values)
-    return text(f"WITH d AS (SELECT * FROM {daily.name}) {upsert}")  # noqa: S608 (own metadata's names)
+def _fill_sql(rollup: Table, columns: tuple[str, ...], source: Table, value_columns: tuple[str, ...]) -> Any:
+    """``rollup`` summed from the whole of ``source`` by the statement that sums a batch into it (its
+    ``month`` is computed from a ``day``: a monthly source's month serves as one)."""
+    keys = tuple(c.name for c in source.primary_key.columns)
+    monthly = "month" in keys
+    rows = f"SELECT *, month AS day FROM {source.name}" if monthly else f"SELECT * FROM {source.name}"  # noqa: S608
+    upsert = _upsert_sql(rollup, columns, value_columns, source_columns=keys, source_values=value_columns)
+    return text(f"WITH d AS ({rows}) {upsert}")  # names from this module's own metadata, never from input
 
 
 async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:
