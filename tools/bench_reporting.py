@@ -1049,14 +1049,12 @@ async def _rebuild_at(bench: Bench, name: str, visits_per_day: int) -> None:
         f"{REBUILD}: raw consume {raw_per_s:,.0f} events/s; projecting from offset 0 (max_records {a.rebuild_max_records})"
     )
     res = await _project_all(bench, list(topics.values()), n, a.rebuild_max_records, name)
-    runs = [(name, res)]
-    if name == "rebuild":
-        # The same events projected as a running service catches up: roll-ups added batch by batch.
-        log(f"{REBUILD}: the same events with the roll-ups kept batch by batch (a service catching up)")
-        live = await _project_all(
-            bench, list(topics.values()), n, a.rebuild_max_records, f"{name}_live", rollups_at_end=False
-        )
-        runs.append((f"{name}_live", live))
+    # The same events projected as a running service catches up: roll-ups added batch by batch.
+    log(f"{REBUILD}: the same events with the roll-ups kept batch by batch (a service catching up)")
+    live = await _project_all(
+        bench, list(topics.values()), n, a.rebuild_max_records, f"{name}_live", rollups_at_end=False
+    )
+    runs = [(name, res), (f"{name}_live", live)]
     visits = fill["by_type"].get("VisitStarted", 0)
     for run, found in runs:
         if (
