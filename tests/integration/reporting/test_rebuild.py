@@ -9,6 +9,7 @@ only its own catalogue knows, so other runs' events on the shared topics never r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import subprocess
@@ -255,23 +256,32 @@ async def _visits(engine: AsyncEngine, sites: list[str]) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
+@contextlib.asynccontextmanager
+async def _service(world: World, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The reporting service of ``world`` (its projector on unless ``consumer_enabled=False``) and a
+    client of its API."""
+    app = create_app(world.settings(**overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def _projected(engine: AsyncEngine, world: World, ends: Any, what: str = "events projected") -> None:
+    await wait_for(
+        lambda: projected_up_to(engine, world.group, ends), timeout_s=180, interval_s=0.3, what=what
+    )
+
+
 async def test_a_rebuild_stopped_before_its_end_leaves_the_rollups_to_the_service(world: World) -> None:
     generated = generate(13, world.sites, DAYS, 40, world.catalogue)
     await _publish(world, generated.envelopes)
     ends = await topic_ends(world.bootstrap)
     engine = create_engine(world.url)
     try:
-        app = create_app(world.settings())
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                await wait_for(
-                    lambda: projected_up_to(engine, world.group, ends),
-                    timeout_s=180,
-                    interval_s=0.3,
-                    what="events projected",
-                )
-                before = await every_figure(client, ministry(), world.scopes())
+        async with _service(world) as client:
+            await _projected(engine, world, ends)
+            before = await every_figure(client, ministry(), world.scopes())
         rollups_before = await _rollup_rows(engine)
         assert all(rollups_before.values())
 
@@ -289,12 +299,7 @@ async def test_a_rebuild_stopped_before_its_end_leaves_the_rollups_to_the_servic
             async def replaying() -> bool:
                 return await _pending(engine) and await _visits(engine, west) > 0
 
-            await wait_for(
-                replaying,
-                timeout_s=120,
-                interval_s=0.05,
-                what="the rebuild's first batches",
-            )
+            await wait_for(replaying, timeout_s=120, interval_s=0.05, what="the rebuild's first batches")
         finally:
             proc.kill()
             proc.wait()
@@ -303,31 +308,20 @@ async def test_a_rebuild_stopped_before_its_end_leaves_the_rollups_to_the_servic
 
         # While the roll-ups are pending, figures come from the daily read models (the roll-ups, empty,
         # would give none).
-        app = create_app(world.settings(consumer_enabled=False))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                response = await client.get(
-                    "/v1/metrics/M3", params={**world.scopes()[0], "period": "all"}, headers=ministry()
-                )
+        async with _service(world, consumer_enabled=False) as client:
+            response = await client.get(
+                "/v1/metrics/M3", params={**world.scopes()[0], "period": "all"}, headers=ministry()
+            )
         assert response.status_code == 200, response.text
         projected = await _visits(engine, west)
         assert projected > 0
         assert sum(r["figures"]["visitors"] for r in response.json()["rows"]) == projected
 
         # The service fills them when it starts, then replays the rest: the figures and roll-ups of before.
-        app = create_app(world.settings())
-        async with app.router.lifespan_context(app):
+        async with _service(world) as client:
             assert not await _pending(engine)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                await wait_for(
-                    lambda: projected_up_to(engine, world.group, ends),
-                    timeout_s=180,
-                    interval_s=0.3,
-                    what="the rest of the rebuild projected",
-                )
-                assert await every_figure(client, ministry(), world.scopes()) == before
+            await _projected(engine, world, ends, "the rest of the rebuild projected")
+            assert await every_figure(client, ministry(), world.scopes()) == before
         assert await _rollup_rows(engine) == rollups_before
     finally:
         await engine.dispose()

@@ -113,27 +113,23 @@ class TestConflictRetry:
         assert await retrying_conflicts(attempt) == "committed"
         assert runs == [1, 2, 3]
 
-    async def test_the_last_conflict_is_raised_after_every_attempt_had_one(self) -> None:
-        runs: list[int] = []
+    @pytest.mark.parametrize(
+        ("sqlstate", "runs"),
+        [("40001", CONFLICT_ATTEMPTS), ("23505", 1)],
+        ids=["conflict-every-time", "not-a-conflict"],
+    )
+    async def test_the_error_is_raised_after_the_last_attempt_or_at_once(
+        self, sqlstate: str, runs: int
+    ) -> None:
+        attempts: list[int] = []
 
         async def attempt() -> None:
-            runs.append(1)
-            raise _PgError("40001")
+            attempts.append(1)
+            raise _PgError(sqlstate)
 
         with pytest.raises(_PgError):
             await retrying_conflicts(attempt)
-        assert len(runs) == CONFLICT_ATTEMPTS
-
-    async def test_any_other_error_is_raised_at_once(self) -> None:
-        runs: list[int] = []
-
-        async def attempt() -> None:
-            runs.append(1)
-            raise _PgError("23505")
-
-        with pytest.raises(_PgError):
-            await retrying_conflicts(attempt)
-        assert runs == [1]
+        assert len(attempts) == runs
 
 
 class TestDeadLetterHeaders:
