@@ -635,6 +635,7 @@ async def run_pages(bench: Bench) -> None:
             "metric_m3_by_site": [f"/v1/metrics/M3?{urlencode({**year, 'group_by': 'site'})}"] * n,
             "metric_m4_by_province": [f"/v1/metrics/M4?{urlencode({**year, 'group_by': 'province'})}"] * n,
             "metric_d1_by_province": [f"/v1/metrics/D1?{urlencode({**year, 'group_by': 'province'})}"] * n,
+            "metric_d1_by_site": [f"/v1/metrics/D1?{urlencode({**year, 'group_by': 'site'})}"] * n,
             "metric_m6_by_site_quarter": [
                 f"/v1/metrics/M6?{urlencode({**year, 'group_by': 'site', 'period': 'quarter'})}"
             ]
