@@ -227,7 +227,7 @@ duration_histogram_site_blocks = Table(
 )
 """Per calendar month x site, every agency and service type summed, 16 consecutive 10-second buckets per
 row (0 for a bucket without durations): a site's or a region's percentiles read a sixteenth of the rows
-that one row per bucket would need (a year of 300 MPPs: about 40,000 rows of one kind instead of
+that one row per bucket would need (a year of 300 MPPs: 43,200 rows of one kind instead of
 650,000), and the projector upserts a sixteenth of the keys."""
 
 
