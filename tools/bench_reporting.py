@@ -66,7 +66,7 @@ from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.domain.sla import catalogue_sla
 from mpp.reporting.figures import Geography, compute
 from mpp.reporting.persistence.repository import Scope, defer_rollups, fill_pending_rollups
-from mpp.reporting.persistence.tables import consumer_offsets, inbox
+from mpp.reporting.persistence.tables import BLOCK_BUCKETS, BLOCK_COUNTS, consumer_offsets, inbox
 from tools.bench_lifecycle import HttpPool, LifecycleConfig, Service, fresh_databases
 from tools.bench_support import WATCHED_PIDS, Meter, SqlTimer, percentile, profile_report, profiled
 
@@ -305,9 +305,12 @@ _SUMMED_ROLLUP_SQL = (
     "INSERT INTO metric_facts_site_monthly (site, month, measure, value, paired) "
     "SELECT site, month, measure, sum(value), sum(paired) FROM metric_facts_monthly "
     "GROUP BY site, month, measure",
-    "INSERT INTO duration_histogram_site_monthly (site, month, kind, bucket, count) "
-    "SELECT site, month, kind, bucket, sum(count) FROM duration_histogram_monthly "
-    "GROUP BY site, month, kind, bucket",
+    f"INSERT INTO duration_histogram_site_blocks (site, month, kind, block, {', '.join(BLOCK_COUNTS)}) "  # noqa: S608
+    f"SELECT site, month, kind, bucket / {BLOCK_BUCKETS}, "
+    + ", ".join(
+        f"sum(CASE WHEN bucket % {BLOCK_BUCKETS} = {i} THEN count ELSE 0 END)" for i in range(BLOCK_BUCKETS)
+    )
+    + f" FROM duration_histogram_monthly GROUP BY site, month, kind, bucket / {BLOCK_BUCKETS}",
     "INSERT INTO duration_histogram_total_daily (day, kind, bucket, count) "
     "SELECT day, kind, bucket, sum(count) FROM duration_histogram_national_daily GROUP BY day, kind, bucket",
     "INSERT INTO duration_histogram_total_monthly (month, kind, bucket, count) "
@@ -320,7 +323,7 @@ _READ_MODELS = (
     "duration_histogram",
     *(r[0] for r in _ROLLUP_SQL),
     "metric_facts_site_monthly",
-    "duration_histogram_site_monthly",
+    "duration_histogram_site_blocks",
     "duration_histogram_total_daily",
     "duration_histogram_total_monthly",
 )
@@ -546,8 +549,10 @@ async def _explain(url: str, first: date, last: date) -> dict[str, str]:
             "GROUP BY month, site, measure"
         ),
         "by_site_d1_histogram": (
-            "SELECT month, site, bucket, sum(count) FROM duration_histogram_site_monthly "
-            "WHERE kind = 'waiting' AND month >= :a AND month <= :b GROUP BY month, site, bucket"
+            "SELECT month, site, block, "  # noqa: S608 - this module's own names
+            + ", ".join(f"sum({c})" for c in BLOCK_COUNTS)
+            + " FROM duration_histogram_site_blocks "
+            "WHERE kind = 'waiting' AND month >= :a AND month <= :b GROUP BY month, site, block"
         ),
         "mpp_overview_m4_facts": (
             "SELECT month, measure, sum(value) FROM metric_facts_site_monthly "
@@ -635,6 +640,7 @@ async def run_pages(bench: Bench) -> None:
             "metric_m3_by_site": [f"/v1/metrics/M3?{urlencode({**year, 'group_by': 'site'})}"] * n,
             "metric_m4_by_province": [f"/v1/metrics/M4?{urlencode({**year, 'group_by': 'province'})}"] * n,
             "metric_d1_by_province": [f"/v1/metrics/D1?{urlencode({**year, 'group_by': 'province'})}"] * n,
+            "metric_d1_by_site": [f"/v1/metrics/D1?{urlencode({**year, 'group_by': 'site'})}"] * n,
             "metric_m6_by_site_quarter": [
                 f"/v1/metrics/M6?{urlencode({**year, 'group_by': 'site', 'period': 'quarter'})}"
             ]

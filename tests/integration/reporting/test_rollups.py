@@ -34,11 +34,13 @@ from mpp.reporting.figures import GroupBy, compute, compute_many
 from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.repository import Scope
 from mpp.reporting.persistence.tables import (
+    BLOCK_BUCKETS,
+    BLOCK_COUNTS,
     duration_histogram,
     duration_histogram_monthly,
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
-    duration_histogram_site_monthly,
+    duration_histogram_site_blocks,
     duration_histogram_total_daily,
     duration_histogram_total_monthly,
     late_applications,
@@ -99,7 +101,8 @@ ROLLUPS = (
         ("agency", "service_type", "kind", "bucket"),
         "count",
     ),
-    (duration_histogram_site_monthly, duration_histogram, "month", ("site", "kind", "bucket"), "count"),
+    # 16 buckets to a row: compared bucket by bucket (_bucket_rows).
+    (duration_histogram_site_blocks, duration_histogram, "month", ("site", "kind", "bucket"), "count"),
     (duration_histogram_total_daily, duration_histogram, "day", ("kind", "bucket"), "count"),
     (duration_histogram_total_monthly, duration_histogram, "month", ("kind", "bucket"), "count"),
 )
@@ -167,17 +170,32 @@ async def _rollup_differences(api: ReportingApi) -> list[str]:
                 tuple(str(x) for x in row[:-1]): int(row[-1])
                 for row in (await session.execute(select(*group, func.sum(source.c[value])).group_by(*group)))
             }
-            actual = {
-                tuple(str(x) for x in row[:-1]): int(row[-1])
-                for row in await session.execute(
-                    select(rollup.c[time], *(rollup.c[k] for k in keys), rollup.c[value])
-                )
-            }
+            if "block" in rollup.c:
+                actual = await _bucket_rows(session, rollup)
+            else:
+                actual = {
+                    tuple(str(x) for x in row[:-1]): int(row[-1])
+                    for row in await session.execute(
+                        select(rollup.c[time], *(rollup.c[k] for k in keys), rollup.c[value])
+                    )
+                }
             if not expected:
                 problems.append(f"{source.name} is empty")
             if actual != expected:
                 problems.append(f"{rollup.name}: {len(actual)} rows, expected {len(expected)}")
     return problems
+
+
+async def _bucket_rows(session: Any, blocks: Any) -> dict[tuple[str, ...], int]:
+    """The buckets with a count of a roll-up of 16 buckets to a row, as (month, site, kind, bucket)."""
+    out: dict[tuple[str, ...], int] = {}
+    for row in await session.execute(select(blocks)):
+        for i, column in enumerate(BLOCK_COUNTS):
+            count = int(row._mapping[column])
+            if count:
+                key = (str(row.month), row.site, row.kind, str(row.block * BLOCK_BUCKETS + i))
+                out[key] = count
+    return out
 
 
 async def test_figures_are_identical_whichever_table_answers(
@@ -332,8 +350,9 @@ async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_ans
     backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
     """Figures by site, kab/kota or province, and of chosen sites, read whole months from
-    ``metric_facts_site_monthly`` (and the edge days from the daily facts) whenever no agency or service
-    type is asked for, and every metric's figures are then those of the daily tables alone."""
+    ``metric_facts_site_monthly`` and ``duration_histogram_site_blocks`` (and the edge days from the daily
+    tables) whenever no agency or service type is asked for, and every metric's figures, the waiting and
+    service times' medians and P90s among them, are then those of the daily tables alone."""
     sites, catalogue_file, url = await _fresh_world("persite", backend, fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=41)
@@ -360,8 +379,10 @@ async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_ans
                                 statements.clear()
                                 rolled = await compute_many(session, geography, METRICS, scope, **args)
                                 read = any(metric_facts_site_monthly.name in s for s in statements)
+                                blocks = any(duration_histogram_site_blocks.name in s for s in statements)
                                 by_site = group_by is not None or sites_in is not None
                                 assert read == (whole_month and by_site and agency is None), (scope, args)
+                                assert blocks == read, (scope, args)
                                 served += read
                                 for metric in METRICS:
                                     daily = await compute(
@@ -422,7 +443,7 @@ async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_
 ) -> None:
     """Roll-ups left pending (a rebuild's, emptied) are filled from the daily read models by one
     transaction; a second one filling at the same moment waits for the first, then finds nothing to do,
-    so nothing is counted twice. Going back to 0010 refuses while they are pending."""
+    so nothing is counted twice. Going back to 0011 refuses while they are pending."""
     sites, catalogue_file, url = await _fresh_world("pending", "postgresql", fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=47)
@@ -455,12 +476,58 @@ async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_
     plain = create_engine(url)
     try:
         with pytest.raises(RuntimeError, match="has not filled the roll-ups yet"):
-            await downgrade(plain, MIGRATIONS, "0010")
+            await downgrade(plain, MIGRATIONS, "0011")
         async with plain.begin() as conn:
             await conn.execute(rollups_pending.delete())
-        await downgrade(plain, MIGRATIONS, "0010")
+        await downgrade(plain, MIGRATIONS, "0011")
         async with plain.connect() as conn:
             assert not await conn.run_sync(_has_table, rollups_pending.name)
         await upgrade(plain, MIGRATIONS)
     finally:
         await plain.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_the_histogram_blocks_migration_fills_the_blocks_and_goes_back(
+    backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """0011 packs the per-site histogram of 0007 (one row per bucket) into rows of 16 buckets keyed by
+    site, month, kind and block; going back to 0010 unpacks them into one row per bucket, and each way the
+    buckets equal the sums of their days."""
+    sites, catalogue_file, url = await _fresh_world("blocks", backend, fresh_database, tmp_path)
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        await _project(api, sites, seed=47)
+        before = await _bucket_rows_of(api)
+    plain = create_engine(url)
+    try:
+        if backend == "postgresql":
+            assert await _index_definitions(plain, duration_histogram_site_blocks.name) == [
+                "btree (site, month, kind, block)"
+            ]
+        await downgrade(plain, MIGRATIONS, "0010")
+        async with plain.connect() as conn:
+            assert not await conn.run_sync(_has_table, duration_histogram_site_blocks.name)
+            unpacked = {
+                (str(r.month), r.site, r.kind, str(r.bucket)): int(r._mapping["count"])
+                for r in await conn.execute(text("SELECT * FROM duration_histogram_site_monthly"))
+            }
+        if backend == "postgresql":
+            assert await _index_definitions(plain, "duration_histogram_site_monthly") == [
+                "btree (site, month, kind, bucket) INCLUDE (count)"
+            ]
+        await upgrade(plain, MIGRATIONS)
+        async with plain.connect() as conn:
+            assert not await conn.run_sync(_has_table, "duration_histogram_site_monthly")
+    finally:
+        await plain.dispose()
+    assert unpacked == before
+    # Buckets beyond the first block: the packing is exercised past the first 16 buckets.
+    assert max(int(key[3]) for key in before) >= BLOCK_BUCKETS
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        assert await _rollup_differences(api) == []
+        assert await _bucket_rows_of(api) == before
+
+
+async def _bucket_rows_of(api: ReportingApi) -> dict[tuple[str, ...], int]:
+    async with api.sessions() as session:
+        return await _bucket_rows(session, duration_histogram_site_blocks)

@@ -10,6 +10,8 @@ import pytest
 from mpp.reporting.domain.percentiles import (
     CAP_SECONDS,
     MAX_ERROR_SECONDS,
+    OVERFLOW_BUCKET,
+    BlockHistogram,
     bucket_of,
     bucket_upper,
     exact_percentile,
@@ -86,3 +88,41 @@ def test_a_ninety_percent_rank_is_computed_exactly() -> None:
     p90 = percentile(histogram(values), 0.9)
     assert p90 is not None
     assert p90.seconds == 269
+
+
+def _blocks(counts: Counter[int], size: int) -> BlockHistogram:
+    """``counts`` merged into a histogram of blocks, one bucket's block at a time, as rows arrive."""
+    blocked = BlockHistogram(size)
+    for bucket, n in counts.items():
+        block, at = divmod(bucket, size)
+        row = [0] * size
+        row[at] = n
+        blocked.add(block, row)
+    return blocked
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_histogram_of_blocks_has_the_percentiles_of_its_buckets(seed: int) -> None:
+    """Held 16 buckets to a block (the per-site roll-up's rows), a histogram gives the same nearest-rank
+    percentiles as bucket by bucket, over the overflow bucket and empty blocks too."""
+    rng = random.Random(seed)
+    spread = rng.choice([20, 200, OVERFLOW_BUCKET + 1])
+    counts = Counter({rng.randrange(spread): rng.randint(1, 50) for _ in range(rng.randint(1, 60))})
+    if rng.random() < 0.3:
+        counts[OVERFLOW_BUCKET] += rng.randint(1, 5)
+    blocked = _blocks(counts, 16)
+    if rng.random() < 0.3:
+        blocked.add(max(counts) // 16 + 3, [0] * 16)
+    assert dict(blocked) == dict(counts)
+    assert len(blocked) == len(counts)
+    assert blocked.total() == sum(counts.values())
+    for p in (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0):
+        assert percentile(blocked, p) == percentile(counts, p), p
+
+
+def test_an_empty_histogram_of_blocks_has_no_percentile() -> None:
+    blocked = BlockHistogram(16)
+    assert percentile(blocked, 0.5) is None
+    blocked.add(4, [0] * 16)
+    assert percentile(blocked, 0.9) is None
+    assert dict(blocked) == {}

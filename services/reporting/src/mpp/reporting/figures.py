@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mpp.contracts.masterdata import Catalogue
 from mpp.reporting.domain.facts import SERVICE, WAITING
 from mpp.reporting.domain.metrics import Metric, Totals, reads
+from mpp.reporting.domain.percentiles import BlockHistogram
 from mpp.reporting.domain.periods import Period, period_label, period_start
 from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.repository import Scope
+from mpp.reporting.persistence.tables import BLOCK_BUCKETS
 
 UNKNOWN = ""
 
@@ -168,8 +170,16 @@ async def _by_hour(session: AsyncSession, metric: Metric, scope: Scope, cells: _
     kind = _kind(metric)
     for day, hour, bucket, count in await repository.histogram_sums(session, scope, dims=["hour"], kind=kind):
         totals = cells(day, {"hour": hour})
-        totals.histograms.setdefault(kind, Counter())[bucket] += int(count)
+        _counter(totals, kind)[bucket] += int(count)
         totals.measures[f"{kind}_count"] += int(count)
+
+
+def _counter(totals: Totals, kind: str) -> Counter[int]:
+    """The cell's histogram of ``kind`` counted bucket by bucket (several rows' keys may share a cell)."""
+    held = totals.histograms.get(kind)
+    if not isinstance(held, Counter):
+        held = totals.histograms[kind] = Counter()
+    return held
 
 
 def _by_site(scope: Scope, group_by: GroupBy | None) -> bool:
@@ -245,8 +255,7 @@ async def _by_day(
         return
     hdims = [d for d in _union(_dims(m, by) for m in durations) if d in ("site", "agency", "service_type")]
     by_kind = {_kind(m): cells[m.id] for m in durations}
-    histograms: dict[tuple[Any, ...], Counter[int]] = {}
-    for day, *rest in await repository.histograms_sums(
+    rows = await repository.histograms_sums(
         session,
         scope,
         dims=hdims,
@@ -255,13 +264,42 @@ async def _by_day(
         by_time=first.by_time,
         rollups=first.rollups,
         regions=first.regions,
-    ):
+        blocks=True,
+    )
+    if repository.blocked(scope, hdims, rollups=first.rollups):
+        _merge_blocks(rows, hdims, by_kind)
+    else:
+        _merge_buckets(rows, hdims, by_kind)
+
+
+def _merge_blocks(rows: Sequence[tuple[Any, ...]], hdims: Sequence[str], by_kind: dict[str, _Cells]) -> None:
+    """Rows ``(day, *hdims, kind, block, *counts)`` into their cells' histograms, merged a block of 16
+    buckets at a time: a year by site is tens of thousands of rows, not the 650,000 buckets they hold."""
+    blocks: dict[tuple[Any, ...], BlockHistogram] = {}
+    at = 1 + len(hdims) + 1  # the block's position, after the day, the dimensions and the kind
+    for row in rows:
+        key = row[:at]
+        merged = blocks.get(key)
+        if merged is None:
+            kind = row[at - 1]
+            totals = by_kind[kind](row[0], dict(zip(hdims, row[1 : at - 1], strict=True)))
+            held = totals.histograms.get(kind)
+            if not isinstance(held, BlockHistogram):
+                held = totals.histograms[kind] = BlockHistogram(BLOCK_BUCKETS)
+            merged = blocks[key] = held
+        merged.add(row[at], row[at + 1 :])
+
+
+def _merge_buckets(rows: Sequence[Sequence[Any]], hdims: Sequence[str], by_kind: dict[str, _Cells]) -> None:
+    """Rows ``(day, *hdims, kind, bucket, count)`` into their cells' histograms."""
+    histograms: dict[tuple[Any, ...], Counter[int]] = {}
+    for day, *rest in rows:
         *values, kind, bucket, count = rest
         key = (kind, day, *values)
         histogram = histograms.get(key)
         if histogram is None:
             totals = by_kind[kind](day, dict(zip(hdims, values, strict=True)))
-            histogram = histograms[key] = totals.histograms.setdefault(kind, Counter())
+            histogram = histograms[key] = _counter(totals, kind)
         histogram[bucket] += int(count)
 
 

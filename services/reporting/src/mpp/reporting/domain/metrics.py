@@ -53,7 +53,9 @@ class Totals:
     hosted master data and the agencies and service types with activity."""
 
     measures: Counter[str] = field(default_factory=Counter)
-    histograms: dict[str, Counter[int]] = field(default_factory=dict)
+    histograms: dict[str, Mapping[int, int]] = field(default_factory=dict)
+    """Per duration kind, counts per bucket (a ``Counter``, or a ``BlockHistogram`` of the per-site
+    roll-up's rows)."""
     active_agencies: set[str] = field(default_factory=set)
     active_service_types: set[str] = field(default_factory=set)
     hosted: Mapping[str, Any] = field(default_factory=dict)

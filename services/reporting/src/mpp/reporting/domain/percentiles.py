@@ -14,10 +14,10 @@ observation lies in the overflow bucket the result is ``CAP_SECONDS`` flagged as
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 
 BUCKET_SECONDS = 10
 CAP_SECONDS = 8 * 3600
@@ -42,10 +42,72 @@ class Percentile:
     """True when the value lies beyond the cap: the duration is at least ``seconds``."""
 
 
+class BlockHistogram(Mapping[int, int]):
+    """A histogram held as blocks of ``size`` consecutive buckets (block ``k`` holds the counts of
+    buckets ``k * size`` to ``k * size + size - 1``), as the per-site roll-up stores it: merged a block at
+    a time and ranked a block at a time, so a histogram of a few hundred buckets costs a few dozen steps.
+    As a mapping it holds the buckets with a count."""
+
+    __slots__ = ("blocks", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.blocks: dict[int, Sequence[int]] = {}
+
+    def add(self, block: int, counts: Sequence[int]) -> None:
+        """Add the counts of one block's buckets (``size`` of them, in bucket order; a sequence that is
+        never changed afterwards, such as a row's tuple: it is held as it is until another adds up)."""
+        held = self.blocks.get(block)
+        if held is None:
+            self.blocks[block] = counts
+        else:
+            self.blocks[block] = [a + b for a, b in zip(held, counts, strict=True)]
+
+    def __getitem__(self, bucket: int) -> int:
+        block, at = divmod(bucket, self.size)
+        counts = self.blocks.get(block)
+        if counts is None or not counts[at]:
+            raise KeyError(bucket)
+        return counts[at]
+
+    def __iter__(self) -> Iterator[int]:
+        for block in sorted(self.blocks):
+            base = block * self.size
+            yield from (base + at for at, count in enumerate(self.blocks[block]) if count)
+
+    def __len__(self) -> int:
+        return sum(1 for counts in self.blocks.values() for count in counts if count)
+
+    def total(self) -> int:
+        return sum(map(sum, self.blocks.values()))
+
+    def percentile(self, p: float) -> Percentile | None:
+        """:func:`percentile` of this histogram, walking whole blocks up to the one holding the rank."""
+        total = self.total()
+        if total <= 0:
+            return None
+        rank = _rank(p, total)
+        seen = 0
+        for block in sorted(self.blocks):
+            counts = self.blocks[block]
+            within = sum(counts)
+            if seen + within < rank:
+                seen += within
+                continue
+            for at, count in enumerate(counts):
+                seen += count
+                if seen >= rank:
+                    bucket = block * self.size + at
+                    return Percentile(bucket_upper(bucket), bucket >= OVERFLOW_BUCKET)
+        raise AssertionError("unreachable: ranks never exceed the total")
+
+
 def percentile(histogram: Mapping[int, int], p: float) -> Percentile | None:
     """The nearest-rank ``p`` percentile (0 < p <= 1) of a histogram; none when it is empty."""
     if not 0 < p <= 1:
         raise ValueError("p must lie in (0, 1]")
+    if isinstance(histogram, BlockHistogram):
+        return histogram.percentile(p)
     total = sum(histogram.values())
     if total <= 0:
         return None
@@ -68,4 +130,13 @@ def exact_percentile(values: Iterable[int], p: float) -> int | None:
 
 def _rank(p: float, total: int) -> int:
     """ceil(p x total) in exact arithmetic (0.9 x 30 is 27, not 27.000000000000004), at least 1."""
-    return max(math.ceil(Fraction(str(p)) * total), 1)
+    numerator, denominator = _exact(p)
+    return max(-(-numerator * total // denominator), 1)
+
+
+@cache
+def _exact(p: float) -> tuple[int, int]:
+    """``p`` as the decimal fraction it is written as, numerator and denominator (a page computes
+    thousands of percentiles of a few ``p``: each is parsed once, and ranked in integers)."""
+    exact = Fraction(str(p))
+    return exact.numerator, exact.denominator

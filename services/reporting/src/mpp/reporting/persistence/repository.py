@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -36,12 +37,14 @@ from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.periods import DayRange, split_months
 from mpp.reporting.domain.projection import CountKey
 from mpp.reporting.persistence.tables import (
+    BLOCK_BUCKETS,
+    BLOCK_COUNTS,
     daily_counts,
     duration_histogram,
     duration_histogram_monthly,
     duration_histogram_national_daily,
     duration_histogram_national_monthly,
-    duration_histogram_site_monthly,
+    duration_histogram_site_blocks,
     duration_histogram_total_daily,
     duration_histogram_total_monthly,
     late_applications,
@@ -189,7 +192,8 @@ async def query_totals(
 # --- metric read models -----------------------------------------------------------------------
 
 _SQLITE_ROWS = 2000
-_PG_TYPES = {"day": "date", "month": "date", "hour": "smallint", "bucket": "integer"}
+_SQLITE_PARAMETERS = 32_000
+_PG_TYPES = {"day": "date", "month": "date", "hour": "smallint", "bucket": "integer", "block": "integer"}
 
 
 async def _add(
@@ -206,10 +210,22 @@ async def _add(
     if not rows:
         return
     keys = sorted(rows)
-    columns = {c: [k[i] for k in keys] for i, c in enumerate(key_columns)}
     value_columns = {value_column: [rows[k] for k in keys]}
     if paired is not None:
         value_columns["paired"] = [paired.get(k, 0) for k in keys]
+    await _add_columns(session, table, key_columns, keys, value_columns)
+
+
+async def _add_columns(
+    session: AsyncSession,
+    table: Table,
+    key_columns: Sequence[str],
+    keys: Sequence[Any],
+    value_columns: Mapping[str, Sequence[int]],
+) -> None:
+    """Add ``value_columns`` (column -> increments, in the order of ``keys``, key tuples in
+    ``key_columns`` order and sorted) to ``table``'s rows of ``keys``."""
+    columns = {c: [k[i] for k in keys] for i, c in enumerate(key_columns)}
     if session.get_bind().dialect.name == "postgresql":
         # Column arrays as parameters: the statement compiles once, whatever the batch size.
         params = {c: _array(v) for c, v in columns.items()}
@@ -233,8 +249,9 @@ async def _add(
         )
         return
     # SQLite binds at most 32,766 parameters per statement: a multi-row upsert per chunk of keys.
-    for first in range(0, len(keys), _SQLITE_ROWS):
-        chunk = range(first, min(first + _SQLITE_ROWS, len(keys)))
+    step = min(_SQLITE_ROWS, _SQLITE_PARAMETERS // (len(key_columns) + len(value_columns)))
+    for first in range(0, len(keys), step):
+        chunk = range(first, min(first + step, len(keys)))
         stmt = dialect_insert(session, table).values(
             [
                 {
@@ -267,8 +284,8 @@ _HISTOGRAM_ROLLUPS = (
     (duration_histogram_monthly, ("site", "month", "agency", "service_type", "kind", "bucket")),
     (duration_histogram_national_daily, ("kind", "day", "agency", "service_type", "bucket")),
     (duration_histogram_national_monthly, ("month", "agency", "service_type", "kind", "bucket")),
-    # Without agency or service type (see add_summed_histograms).
-    (duration_histogram_site_monthly, ("site", "month", "kind", "bucket")),
+    # Without agency or service type (see add_summed_histograms); 16 buckets to a row (_blocks_sql).
+    (duration_histogram_site_blocks, ("site", "month", "kind", "block")),
     (duration_histogram_total_daily, ("day", "kind", "bucket")),
     (duration_histogram_total_monthly, ("month", "kind", "bucket")),
 )
@@ -305,6 +322,29 @@ def _upsert_sql(
     )
 
 
+def _blocks_sql(table: Table, columns: Sequence[str], source_value: str) -> str:
+    """``INSERT INTO`` a roll-up of 16 buckets to a row (``tables.BLOCK_BUCKETS``) the rows of ``d``
+    (day, bucket and the count ``source_value``) summed per ``columns`` (``month`` and ``block`` from
+    ``d``'s day and bucket), in key order; a key already held adds up each count."""
+    size = BLOCK_BUCKETS
+    exprs = {
+        "month": "CAST(date_trunc('month', CAST(day AS timestamp)) AS date)",
+        "block": f"bucket / {size}",
+    }
+    keys = ", ".join(exprs.get(c, c) for c in columns)
+    positions = ", ".join(str(i + 1) for i in range(len(columns)))
+    sums = ", ".join(
+        f"sum(CASE WHEN bucket % {size} = {i} THEN {source_value} ELSE 0 END)" for i in range(size)
+    )
+    updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in BLOCK_COUNTS)
+    # Table and column names come from this module's own metadata, never from input.
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}, {', '.join(BLOCK_COUNTS)}) "  # noqa: S608
+        f"SELECT {keys}, {sums} FROM d GROUP BY {positions} ORDER BY {positions} "
+        f"ON CONFLICT ({', '.join(columns)}) DO UPDATE SET {updates}"
+    )
+
+
 _WORK_MEM = text("SET LOCAL work_mem = '64MB'")
 # The parameters of a family's value arrays, in the order of its value columns.
 _VALUE_PARAMS = ("_values", "_paired")
@@ -328,7 +368,12 @@ def _family_sql(
     source = f"d AS (SELECT * FROM unnest({arrays}) AS d({', '.join([*key_columns, *sources])}))"  # noqa: S608
     parts = [source]
     for i, (rollup, columns) in enumerate(rollups):
-        sql = _upsert_sql(rollup, columns, value_columns, source_columns=key_columns, source_values=sources)
+        if "block" in columns:
+            sql = _blocks_sql(rollup, columns, sources[0])
+        else:
+            sql = _upsert_sql(
+                rollup, columns, value_columns, source_columns=key_columns, source_values=sources
+            )
         parts.append(f"r{i} AS ({sql})")
     main = _upsert_sql(table, key_columns, value_columns, source_columns=key_columns, source_values=sources)
     return text(f"WITH {', '.join(parts)} {main}")
@@ -485,7 +530,7 @@ _FILL_SOURCES: tuple[tuple[Table, Table], ...] = (
     (duration_histogram_monthly, duration_histogram),
     (duration_histogram_national_daily, duration_histogram),
     (duration_histogram_national_monthly, duration_histogram_national_daily),
-    (duration_histogram_site_monthly, duration_histogram_monthly),
+    (duration_histogram_site_blocks, duration_histogram_monthly),
     (duration_histogram_total_daily, duration_histogram_national_daily),
     (duration_histogram_total_monthly, duration_histogram_total_daily),
 )
@@ -506,24 +551,36 @@ def _fill_sql(rollup: Table, columns: tuple[str, ...], source: Table, value_colu
     keys = tuple(c.name for c in source.primary_key.columns)
     monthly = "month" in keys
     rows = f"SELECT *, month AS day FROM {source.name}" if monthly else f"SELECT * FROM {source.name}"  # noqa: S608
-    upsert = _upsert_sql(rollup, columns, value_columns, source_columns=keys, source_values=value_columns)
+    if "block" in columns:
+        upsert = _blocks_sql(rollup, columns, value_columns[0])
+    else:
+        upsert = _upsert_sql(rollup, columns, value_columns, source_columns=keys, source_values=value_columns)
     return text(f"WITH d AS ({rows}) {upsert}")  # names from this module's own metadata, never from input
 
 
 async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:
     """Add one batch's histogram increments to the histogram roll-ups without agency or service type
-    (``duration_histogram_site_monthly``, ``duration_histogram_total_daily`` and ``_total_monthly``), in
+    (``duration_histogram_site_blocks``, ``duration_histogram_total_daily`` and ``_total_monthly``), in
     the caller's transaction like every other read model (SQLite; on PostgreSQL they are part of the
     histogram family's single statement, ``_HISTOGRAM_ROLLUPS``)."""
-    sites: Counter[tuple[Any, ...]] = Counter()
+    blocks: dict[tuple[Any, ...], list[int]] = {}
     days: Counter[tuple[Any, ...]] = Counter()
     months: Counter[tuple[Any, ...]] = Counter()
     for (day, site, _agency, _st, _hour, kind, bucket), n in facts.histogram.items():
         month = day.replace(day=1)
-        sites[(site, month, kind, bucket)] += n
+        block, at = divmod(bucket, BLOCK_BUCKETS)
+        counts = blocks.get((site, month, kind, block))
+        if counts is None:
+            counts = blocks[(site, month, kind, block)] = [0] * BLOCK_BUCKETS
+        counts[at] += n
         days[(day, kind, bucket)] += n
         months[(month, kind, bucket)] += n
-    await _add(session, duration_histogram_site_monthly, ("site", "month", "kind", "bucket"), "count", sites)
+    if blocks:
+        keys = sorted(blocks)
+        by_column = {c: [blocks[k][i] for k in keys] for i, c in enumerate(BLOCK_COUNTS)}
+        await _add_columns(
+            session, duration_histogram_site_blocks, ("site", "month", "kind", "block"), keys, by_column
+        )
     await _add(session, duration_histogram_total_daily, ("day", "kind", "bucket"), "count", days)
     await _add(session, duration_histogram_total_monthly, ("month", "kind", "bucket"), "count", months)
 
@@ -637,6 +694,10 @@ def _summed(
         sums = [_sum(v) for v in summed_values]
         joined_q: Select[Any] = select(*columns, *sums).select_from(source).where(condition)
         return _where(joined_q.group_by(*columns), t, scope, days)
+    if regions is None and _keyed(t, group):
+        # One row per group already (a site's months of a per-site roll-up): nothing to sum, and no hash
+        # of tens of thousands of groups with a numeric sum per column.
+        return _where(select(*group, *summed_values).where(condition), t, scope, days)
     q: Select[Any] = select(*group, *(_sum(v) for v in summed_values)).where(condition).group_by(*group)
     q = _where(q, t, scope, days)
     if regions is None:
@@ -647,6 +708,12 @@ def _summed(
     columns = [mapped.label("site") if c.name == "site" else c for c in keys]
     summed: Select[Any] = select(*columns, *(_sum(v) for v in totals)).group_by(*columns)
     return summed
+
+
+def _keyed(t: Table, group: Sequence[Any]) -> bool:
+    """Whether ``group`` holds every column of ``t``'s primary key, so each row is a group of its own."""
+    columns = {getattr(c, "element", c) for c in group}
+    return all(c in columns for c in t.primary_key.columns)
 
 
 def _sum(value: Any) -> Any:
@@ -873,13 +940,16 @@ async def histograms_sums(
     by_time: bool = True,
     rollups: bool = True,
     regions: Mapping[str, str] | None = None,
+    blocks: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Rows ``(day, *dims, kind, bucket, count)`` of the duration histograms of ``kinds`` in scope
     (``monthly``, ``by_time`` and ``regions`` as in :func:`fact_sums`). The roll-ups have no hour: by
     hour, the daily histogram answers. Without an agency or service type in the query, whole months of
-    sites come from the per-site roll-up and a national query from the nation's totals. A national deployment reading daily summaries too reads the
-    daily tables (by hour, the summaries' hourly histograms: days of summaries that do not split by hour
-    count only in other groupings)."""
+    sites come from the per-site roll-up and a national query from the nation's totals; with ``blocks``,
+    such a query (:func:`blocked`) gives rows ``(day, *dims, kind, block, *counts)`` of 16 buckets
+    instead (``tables.BLOCK_BUCKETS``: bucket ``block * 16 + i`` counts ``counts[i]``). A national
+    deployment reading daily summaries too reads the daily tables (by hour, the summaries' hourly
+    histograms: days of summaries that do not split by hour count only in other groupings)."""
 
     def wanted(t: Table) -> Any:
         return t.c.kind == kinds[0] if len(kinds) == 1 else t.c.kind.in_(sorted(kinds))
@@ -896,21 +966,25 @@ async def histograms_sums(
         )
         return _regional(rows, dims, regions, by_time)
     detail = _detail(scope, dims)
+    packed = blocked(scope, dims, rollups=rollups)
     parts = []
     for grain, days in plan(scope, dims, monthly=monthly, rollups=rollups and "hour" not in dims):
         t = _HISTOGRAMS[grain]
         if not detail and grain.national:
             t = duration_histogram_total_monthly if grain.monthly else duration_histogram_total_daily
         elif not detail and grain.monthly:
-            t = duration_histogram_site_monthly
+            t = duration_histogram_site_blocks
         time = t.c.month if grain.monthly else t.c.day
-        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, t.c.bucket]
+        # Read with roll-ups and without detail, every part comes in blocks of 16 buckets, as the
+        # per-site roll-up holds them (the daily tables alone answer bucket by bucket, as they always did).
+        position, counts = _blocks(t) if packed else (t.c.bucket, [t.c.count])
+        group = [*([time.label("t")] if by_time else []), *(t.c[d] for d in dims), t.c.kind, position]
         mapping = regions if "site" in dims else None
         parts.append(
             _summed(
                 t,
                 group,
-                [t.c.count],
+                counts,
                 wanted(t),
                 scope,
                 days,
@@ -918,7 +992,41 @@ async def histograms_sums(
                 joined=_postgres(session),
             )
         )
-    return await _rows(session, parts, by_time)
+    rows = await _rows(session, parts, by_time)
+    return _unblocked(rows) if packed and not blocks else rows
+
+
+def blocked(scope: Scope, dims: Sequence[str], *, rollups: bool = True) -> bool:
+    """Whether :func:`histograms_sums` gives this query's rows in blocks of 16 buckets when asked to."""
+    return rollups and not scope.summaries and not _detail(scope, dims)
+
+
+def _blocks(t: Table) -> tuple[Any, list[Any]]:
+    """A histogram table's block of 16 buckets (``tables.BLOCK_BUCKETS``) and the count of each bucket
+    of the block: its own columns for ``duration_histogram_site_blocks``, from its bucket otherwise."""
+    if "block" in t.c:
+        return t.c.block, [t.c[c] for c in BLOCK_COUNTS]
+    size: Any = literal_column(str(BLOCK_BUCKETS))
+    at = t.c.bucket.op("%")(size)
+    counts = [
+        case((at == literal_column(str(i)), t.c.count), else_=literal_column("0"))
+        for i in range(BLOCK_BUCKETS)
+    ]
+    return t.c.bucket.op("/")(size).label("block"), counts
+
+
+def _unblocked(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows ``(*key, block, *counts)`` as rows ``(*key, bucket, count)`` of the buckets with a count."""
+    size = BLOCK_BUCKETS
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for row in rows:
+        first = len(row) - size
+        key, base = row[: first - 1], row[first - 1] * size
+        for i, count in enumerate(row[first:]):
+            if count:
+                append((*key, base + i, count))
+    return out
 
 
 # --- late applications --------------------------------------------------------------------------

@@ -6,15 +6,15 @@ replays the topics, then fills every roll-up from them and deletes the row in on
 interrupted before that leaves the row: the service fills the roll-ups when it starts, before it projects
 anything. While the row is there, figures are read from the daily read models alone.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
