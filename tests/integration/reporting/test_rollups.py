@@ -35,23 +35,15 @@ from mpp.reporting.persistence import repository
 from mpp.reporting.persistence.repository import Scope
 from mpp.reporting.persistence.tables import (
     BLOCK_BUCKETS,
-    BLOCK_COUNTS,
-    duration_histogram,
-    duration_histogram_monthly,
-    duration_histogram_national_daily,
-    duration_histogram_national_monthly,
     duration_histogram_site_blocks,
-    duration_histogram_total_daily,
-    duration_histogram_total_monthly,
     late_applications,
     metric_facts,
     metric_facts_monthly,
-    metric_facts_national_daily,
-    metric_facts_national_monthly,
     metric_facts_site_monthly,
     rollups_pending,
 )
 from tests.integration.reporting.harness import ReportingApi, running_reporting
+from tests.integration.reporting.rollup_checks import ROLLUPS, bucket_rows, rollup_differences
 from tests.unit.reporting.builders import SiteInfo, catalogue_for, generate, sites_for
 
 pytestmark = pytest.mark.integration
@@ -72,40 +64,6 @@ DAYS = [
 ]
 FIRST, LAST = date(2025, 12, 25), date(2026, 5, 5)
 GROUPS = (None, GroupBy.SITE, GroupBy.PROVINCE, GroupBy.AGENCY, GroupBy.SERVICE_TYPE, GroupBy.WEEKDAY)
-
-# (roll-up, source, time column of the roll-up, key columns kept, value column)
-ROLLUPS = (
-    (metric_facts_monthly, metric_facts, "month", ("site", "agency", "service_type", "measure"), "value"),
-    (metric_facts_national_daily, metric_facts, "day", ("agency", "service_type", "measure"), "value"),
-    (metric_facts_national_monthly, metric_facts, "month", ("agency", "service_type", "measure"), "value"),
-    (metric_facts_site_monthly, metric_facts, "month", ("site", "measure"), "value"),
-    (metric_facts_site_monthly, metric_facts, "month", ("site", "measure"), "paired"),
-    (
-        duration_histogram_monthly,
-        duration_histogram,
-        "month",
-        ("site", "agency", "service_type", "kind", "bucket"),
-        "count",
-    ),
-    (
-        duration_histogram_national_daily,
-        duration_histogram,
-        "day",
-        ("agency", "service_type", "kind", "bucket"),
-        "count",
-    ),
-    (
-        duration_histogram_national_monthly,
-        duration_histogram,
-        "month",
-        ("agency", "service_type", "kind", "bucket"),
-        "count",
-    ),
-    # 16 buckets to a row: compared bucket by bucket (_bucket_rows).
-    (duration_histogram_site_blocks, duration_histogram, "month", ("site", "kind", "bucket"), "count"),
-    (duration_histogram_total_daily, duration_histogram, "day", ("kind", "bucket"), "count"),
-    (duration_histogram_total_monthly, duration_histogram, "month", ("kind", "bucket"), "count"),
-)
 
 
 async def _project(api: ReportingApi, sites: tuple[SiteInfo, ...], seed: int) -> None:
@@ -150,54 +108,6 @@ def _random_scope(rng: random.Random, sites: tuple[SiteInfo, ...]) -> Scope:
     return Scope(start=a, end=b, sites=chosen, agency=agency)
 
 
-async def _rollup_differences(api: ReportingApi) -> list[str]:
-    """Roll-up rows that differ from the sum of their days."""
-    problems = []
-    async with api.sessions() as session:
-        dialect = session.get_bind().dialect.name
-        for rollup, source, time, keys, value in ROLLUPS:
-            if time == "month":
-                month = (
-                    func.date(source.c.day, "start of month")
-                    if dialect == "sqlite"
-                    else func.cast(func.date_trunc("month", source.c.day), rollup.c.month.type)
-                )
-                when = month.label("t")
-            else:
-                when = source.c.day.label("t")
-            group = [when, *(source.c[k] for k in keys)]
-            expected = {
-                tuple(str(x) for x in row[:-1]): int(row[-1])
-                for row in (await session.execute(select(*group, func.sum(source.c[value])).group_by(*group)))
-            }
-            if "block" in rollup.c:
-                actual = await _bucket_rows(session, rollup)
-            else:
-                actual = {
-                    tuple(str(x) for x in row[:-1]): int(row[-1])
-                    for row in await session.execute(
-                        select(rollup.c[time], *(rollup.c[k] for k in keys), rollup.c[value])
-                    )
-                }
-            if not expected:
-                problems.append(f"{source.name} is empty")
-            if actual != expected:
-                problems.append(f"{rollup.name}: {len(actual)} rows, expected {len(expected)}")
-    return problems
-
-
-async def _bucket_rows(session: Any, blocks: Any) -> dict[tuple[str, ...], int]:
-    """The buckets with a count of a roll-up of 16 buckets to a row, as (month, site, kind, bucket)."""
-    out: dict[tuple[str, ...], int] = {}
-    for row in await session.execute(select(blocks)):
-        for i, column in enumerate(BLOCK_COUNTS):
-            count = int(row._mapping[column])
-            if count:
-                key = (str(row.month), row.site, row.kind, str(row.block * BLOCK_BUCKETS + i))
-                out[key] = count
-    return out
-
-
 async def test_figures_are_identical_whichever_table_answers(
     fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
@@ -206,7 +116,7 @@ async def test_figures_are_identical_whichever_table_answers(
     catalogue_file.write_text(catalogue_for(sites).model_dump_json())
     async with running_reporting(await fresh_database(), catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=23)
-        assert await _rollup_differences(api) == []
+        assert await rollup_differences(api.sessions) == []
         geography = api.app.state.reporting.geography
         rng = random.Random(5)
         compared = nonempty = 0
@@ -266,7 +176,7 @@ async def test_the_migration_fills_the_rollups_from_the_daily_rows(
         finally:
             await plain.dispose()
         async with running_reporting(url, catalogue_file=catalogue_file) as api:
-            assert await _rollup_differences(api) == []
+            assert await rollup_differences(api.sessions) == []
 
 
 async def test_upserts_keep_codes_with_quotes_commas_and_braces_exactly(
@@ -356,7 +266,7 @@ async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_ans
     sites, catalogue_file, url = await _fresh_world("persite", backend, fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=41)
-        assert await _rollup_differences(api) == []
+        assert await rollup_differences(api.sessions) == []
         statements: list[str] = []
 
         def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -422,7 +332,7 @@ async def test_the_site_facts_migration_fills_the_rollup_and_goes_back(
     finally:
         await plain.dispose()
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
-        assert await _rollup_differences(api) == []
+        assert await rollup_differences(api.sessions) == []
         async with api.sessions() as session:
             rows = (
                 await session.execute(select(func.count()).select_from(metric_facts_site_monthly))
@@ -451,7 +361,7 @@ async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_
             for rollup, _src, _time, _keys, _value in ROLLUPS:
                 await session.execute(rollup.delete())
             await repository.defer_rollups(session, datetime.now(UTC))
-        assert await _rollup_differences(api) != []
+        assert await rollup_differences(api.sessions) != []
 
         first = api.sessions()
         await first.begin()
@@ -467,7 +377,7 @@ async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_
         await first.commit()
         await first.close()
         assert await racing is False
-        assert await _rollup_differences(api) == []
+        assert await rollup_differences(api.sessions) == []
         async with api.sessions() as session:
             assert not await repository.rollups_are_pending(session)
 
@@ -524,10 +434,10 @@ async def test_the_histogram_blocks_migration_fills_the_blocks_and_goes_back(
     # Buckets beyond the first block: the packing is exercised past the first 16 buckets.
     assert max(int(key[3]) for key in before) >= BLOCK_BUCKETS
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
-        assert await _rollup_differences(api) == []
+        assert await rollup_differences(api.sessions) == []
         assert await _bucket_rows_of(api) == before
 
 
 async def _bucket_rows_of(api: ReportingApi) -> dict[tuple[str, ...], int]:
     async with api.sessions() as session:
-        return await _bucket_rows(session, duration_histogram_site_blocks)
+        return await bucket_rows(session, duration_histogram_site_blocks)
