@@ -83,7 +83,6 @@ class StandInSession:
     async def scalar(self, _statement: Any, _params: Any = None) -> None:
         """A single value (the roll-ups' pending mark): none stored."""
         self.statements += 1
-        return None
 
     def begin(self) -> StandInSession:
         return self
