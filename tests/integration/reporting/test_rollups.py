@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.kit.consumer import ReceivedEvent
-from mpp.kit.db import create_engine
+from mpp.kit.db import create_engine, statement_hook
 from mpp.kit.migrations import downgrade, upgrade
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS
@@ -272,8 +272,12 @@ async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_ans
         def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             statements.append(statement)
 
+        def sent(statement: str) -> None:  # the reads PostgreSQL answers come straight from the driver
+            statements.append(statement)
+
         engine = api.app.state.reporting.runtime.engine.sync_engine
         event.listen(engine, "before_cursor_execute", seen)
+        statement_hook.append(sent)
         geography = api.app.state.reporting.geography
         served = cells = 0
         chosen = frozenset({sites[0].code, sites[2].code})
@@ -302,6 +306,7 @@ async def test_the_per_site_facts_rollup_gives_the_daily_figures_wherever_it_ans
                                     cells += sum(1 for row in daily if any(row["figures"].values()))
         finally:
             event.remove(engine, "before_cursor_execute", seen)
+            statement_hook.remove(sent)
         # 4 ranges with whole months x (3 groupings by site, and the chosen sites under each of the 4)
         # x 2 periods.
         assert served == 4 * (3 + 4) * 2

@@ -20,13 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mpp.contracts.events.licensing import ApplicationSubmittedV1
 from mpp.contracts.examples import example_envelope
 from mpp.contracts.kafka import from_record, header_map, to_record
-from mpp.kit import consumer as consumer_module
+from mpp.kit import collector
 from mpp.kit.consumer import (
     EventConsumer,
     ReceivedEvent,
     TwoPhaseHandler,
-    _collector_paused,
-    _collector_running,
     dead_letter_headers,
 )
 from mpp.kit.db import CONFLICT_ATTEMPTS, is_conflict, is_transient, normalise_url, retrying_conflicts
@@ -183,9 +181,9 @@ class TestCollectorPausedDuringBatches:
     def test_off_while_any_batch_runs_and_restored_after_the_last(self) -> None:
         assert gc.isenabled()
         try:
-            with _collector_paused():
+            with collector.paused():
                 assert not gc.isenabled()
-                with _collector_paused():  # a second consumer's batch in the same process
+                with collector.paused():  # a second consumer's batch in the same process
                     assert not gc.isenabled()
                 assert not gc.isenabled()
             assert gc.isenabled()
@@ -195,14 +193,14 @@ class TestCollectorPausedDuringBatches:
     def test_left_off_when_the_process_had_turned_it_off(self) -> None:
         gc.disable()
         try:
-            with _collector_paused():
+            with collector.paused():
                 assert not gc.isenabled()
             assert not gc.isenabled()
         finally:
             gc.enable()
 
     def test_restored_when_the_batch_fails(self) -> None:
-        with pytest.raises(RuntimeError), _collector_paused():
+        with pytest.raises(RuntimeError), collector.paused():
             raise RuntimeError("handler error")
         assert gc.isenabled()
 
@@ -218,14 +216,14 @@ class TestCollectorPausedDuringBatches:
 
         monkeypatch.setattr(gc, "collect", counted_collect)
         try:
-            monkeypatch.setattr(consumer_module, "_COLLECTOR_OFF_MAX_S", 3600.0)
-            with _collector_paused():
-                with _collector_paused():
+            monkeypatch.setattr(collector, "OFF_MAX_S", 3600.0)
+            with collector.paused():
+                with collector.paused():
                     pass
                 assert collections == []  # off for less than the limit: nothing runs
-            monkeypatch.setattr(consumer_module, "_COLLECTOR_OFF_MAX_S", 0.0)
-            with _collector_paused():
-                with _collector_paused():
+            monkeypatch.setattr(collector, "OFF_MAX_S", 0.0)
+            with collector.paused():
+                with collector.paused():
                     pass
                 # The other batch still runs: one collection, and the collector stays off.
                 assert collections == [False]
@@ -237,8 +235,8 @@ class TestCollectorPausedDuringBatches:
 
     def test_on_while_an_outage_is_waited_out_and_off_again_after(self) -> None:
         try:
-            with _collector_paused():
-                with _collector_running():
+            with collector.paused():
+                with collector.running():
                     assert gc.isenabled()
                 assert not gc.isenabled()
             assert gc.isenabled()
@@ -246,12 +244,12 @@ class TestCollectorPausedDuringBatches:
             gc.enable()
 
     def test_a_wait_outside_any_batch_leaves_it_as_it_is(self) -> None:
-        with _collector_running():
+        with collector.running():
             assert gc.isenabled()
         assert gc.isenabled()
         gc.disable()
         try:
-            with _collector_paused(), _collector_running():
+            with collector.paused(), collector.running():
                 assert not gc.isenabled()
             assert not gc.isenabled()
         finally:

@@ -16,6 +16,7 @@ from mpp.reporting.domain.percentiles import (
     bucket_upper,
     exact_percentile,
     percentile,
+    percentiles,
 )
 
 pytestmark = pytest.mark.unit
@@ -126,3 +127,26 @@ def test_an_empty_histogram_of_blocks_has_no_percentile() -> None:
     blocked.add(4, [0] * 16)
     assert percentile(blocked, 0.9) is None
     assert dict(blocked) == {}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_several_percentiles_at_once_are_those_of_the_counted_observations(seed: int) -> None:
+    """Ranked together from running totals, by bucket or by block, percentiles are the nearest-rank ones
+    of the observations the histogram counts, taken one by one (zero counts and gaps included)."""
+    rng = random.Random(seed)
+    counts = Counter(
+        {rng.randrange(rng.choice([5, 300])): rng.randint(0, 9) for _ in range(rng.randint(1, 40))}
+    )
+    counts[rng.randrange(300)] += 1  # never empty
+    observed = sorted(b for b, n in counts.items() for _ in range(n))
+    ps = (0.5, 0.9, 0.01, 1.0, 0.333)
+    expected = [bucket_upper(exact_percentile(observed, p) or 0) for p in ps]
+    for held in (counts, _blocks(counts, 16), _blocks(counts, 7)):
+        found = percentiles(held, ps)
+        assert [f.seconds if f else None for f in found] == expected
+        assert found == [percentile(held, p) for p in ps]
+
+
+def test_a_percentile_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="p must lie"):
+        percentiles(Counter({1: 2}), (0.5, 1.5))

@@ -24,14 +24,12 @@ batch in the database is finished before the revocation completes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import logging
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -44,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.contracts.envelope import Envelope, UnknownEventType, registered_events
 from mpp.contracts.kafka import MalformedEvent, from_record, header_map
+from mpp.kit import collector
 from mpp.kit.db import dialect_insert, is_transient
 from mpp.kit.kafka import PLAINTEXT, KafkaSecurity
 from mpp.kit.observability import ServiceMetrics, context_from_traceparent
@@ -126,77 +125,6 @@ def dead_letter_headers(
     ]
 
 
-_paused_batches = 0
-_collector_was_enabled = False
-_collector_off_since = 0.0
-"""When the batches last turned the collector off (monotonic seconds)."""
-
-_COLLECTOR_OFF_MAX_S = 60.0
-"""Batches that overlap (a pipelined consumer under steady load, several consumers in one process) may keep
-the collector off with no pause between them: once it has been off this long, the end of a batch runs one
-collection (:func:`_release_collector`). A full collection with a batch of 50,000 events alive costs about
-half a second of CPU, so not much more often than this."""
-
-
-def _hold_collector() -> None:
-    """A batch starts: the collector goes off (see :func:`_collector_paused`)."""
-    global _paused_batches, _collector_was_enabled, _collector_off_since  # noqa: PLW0603 - one collector per process
-    if _paused_batches == 0:
-        _collector_was_enabled = gc.isenabled()
-        gc.disable()
-        _collector_off_since = time.monotonic()
-    _paused_batches += 1
-
-
-def _release_collector() -> None:
-    """A batch has ended (its objects dropped): the collector comes back once no batch holds it. If other
-    batches still hold it and it has been off for :data:`_COLLECTOR_OFF_MAX_S`, one full collection runs
-    now, so that garbage with cycles does not pile up while batches follow each other without a pause."""
-    global _paused_batches, _collector_off_since  # noqa: PLW0603 - one collector per process
-    _paused_batches -= 1
-    if not _collector_was_enabled:
-        return
-    if _paused_batches == 0:
-        gc.enable()
-    elif time.monotonic() - _collector_off_since >= _COLLECTOR_OFF_MAX_S:
-        gc.collect()
-        _collector_off_since = time.monotonic()
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch is read and applied (not while an outage is
-    waited out, see :func:`_collector_running`). A batch allocates envelopes, payloads and increments by
-    the ten thousand and frees them by reference counting; the collector would otherwise scan the live
-    ones over and over (a fifth to a third of a batch's CPU), and turning it back on while they are still
-    alive makes it scan them all once more (a few microseconds per event): the batch's objects are
-    dropped before it ends. Garbage with cycles waits for the end of the batch. Nested or concurrent
-    batches (several consumers in one process, or a pipelined consumer's batch read while the previous
-    one is written) keep it off until the last one ends. A pipelined batch holds it from its parse to
-    the end of its apply without this context (:meth:`_Batch.hold`)."""
-    _hold_collector()
-    try:
-        yield
-    finally:
-        _release_collector()
-
-
-@contextlib.contextmanager
-def _collector_running() -> Iterator[None]:
-    """The collector on while an outage is waited out in the middle of a batch (it may last minutes, and
-    the rest of the process goes on allocating), and off again after if a batch still runs."""
-    global _collector_off_since  # noqa: PLW0603 - one collector per process
-    resume = _paused_batches > 0 and _collector_was_enabled
-    if resume:
-        gc.enable()
-    try:
-        yield
-    finally:
-        if resume and _paused_batches > 0:
-            gc.disable()
-            _collector_off_since = time.monotonic()
-
-
 _TOP_UP_FETCHES = 32
 """At most this many extra fetches of already buffered records per batch."""
 
@@ -234,13 +162,13 @@ class _Batch:
     def hold(self) -> None:
         if not self.held:
             self.held = True
-            _hold_collector()
+            collector.hold()
 
     def release(self) -> None:
         """Give the collector back (once per batch, whatever happened to it)."""
         if self.held:
             self.held = False
-            _release_collector()
+            collector.release()
 
     def applied(self, count_topics: bool) -> None:
         """The batch is in the database: its events and what was prepared from them are dropped (what is
@@ -490,7 +418,7 @@ class EventConsumer:
         :meth:`drain` waits for it. ``more(room, wait)`` fetches records to add to the batch, up to
         ``room``; ``wait`` says the previous batch is still running (a short wait for records is free).
 
-        The collector stays off from the batch's parse to the end of its apply (:func:`_collector_paused`)."""
+        The collector stays off from the batch's parse to the end of its apply (:func:`mpp.kit.collector.paused`)."""
         batch = _Batch(time.perf_counter(), prepare=self._pipelined and self._two_phase is not None)
         batch.hold()
         self._reading = batch
@@ -957,7 +885,7 @@ class EventConsumer:
                 },
             )
             # Polling with every partition paused returns nothing but keeps the group membership alive.
-            with _collector_running():
+            with collector.running():
                 try:
                     await self.consumer.getmany(timeout_ms=int(backoff * 1000))
                 except KafkaError:

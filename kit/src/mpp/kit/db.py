@@ -228,11 +228,11 @@ async def ping(engine: AsyncEngine) -> bool:
 
 
 StatementHook = Any
-"""A callable taking no argument, called once per statement sent straight to the driver."""
+"""A callable taking the SQL text, called once per statement sent straight to the driver."""
 
 statement_hook: list[StatementHook] = []
-"""Hooks told of every statement a :class:`DriverSql` sends (benchmarks count statements with it; the
-engine's ``before_cursor_execute`` event never sees them)."""
+"""Hooks told of every statement a :class:`DriverSql` sends (benchmarks and tests count or read statements
+with it; the engine's ``before_cursor_execute`` event never sees them)."""
 
 
 class DriverSql:
@@ -279,17 +279,17 @@ class DriverSql:
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         for hook in statement_hook:
-            hook()
+            hook(sql)
         rows: list[Any] = await (await self._driver()).fetch(sql, *args)
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         for hook in statement_hook:
-            hook()
+            hook(sql)
         return await (await self._driver()).fetchrow(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
         for hook in statement_hook:
-            hook()
+            hook(sql)
         status: str = await (await self._driver()).execute(sql, *args)
         return status

@@ -17,7 +17,7 @@ from typing import Any
 
 from mpp.reporting.domain import ikm
 from mpp.reporting.domain.facts import SERVICE, WAITING
-from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS, percentile
+from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS, percentiles
 
 PRIORITY_GROUPS = ("lansia", "disabilitas", "ibu_hamil", "anak", "korban_bencana")
 CHANNELS = ("walk_in", "online", "mpp_digital")
@@ -221,10 +221,13 @@ def _m10(t: Totals) -> dict[str, Any]:
     return {"permits_issued": m["permits_issued"], "documents_issued": m["documents_issued"]}
 
 
+_EMPTY: Mapping[int, int] = {}
+
+
 def _durations(kind: str) -> Callable[[Totals], dict[str, Any]]:
     def compute(t: Totals) -> dict[str, Any]:
-        histogram = t.histograms.get(kind, Counter())
-        median, p90 = percentile(histogram, 0.5), percentile(histogram, 0.9)
+        histogram = t.histograms.get(kind, _EMPTY)
+        median, p90 = percentiles(histogram, (0.5, 0.9))
         count = t.measures[f"{kind}_count"] if t.measures else sum(histogram.values())
         return {
             "count": count,

@@ -14,10 +14,12 @@ observation lies in the overflow bucket the result is ``CAP_SECONDS`` flagged as
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from itertools import accumulate
 
 BUCKET_SECONDS = 10
 CAP_SECONDS = 8 * 3600
@@ -81,43 +83,52 @@ class BlockHistogram(Mapping[int, int]):
     def total(self) -> int:
         return sum(map(sum, self.blocks.values()))
 
-    def percentile(self, p: float) -> Percentile | None:
-        """:func:`percentile` of this histogram, walking whole blocks up to the one holding the rank."""
-        total = self.total()
+    def percentiles(self, ps: Sequence[float]) -> list[Percentile | None]:
+        """:func:`percentiles` of this histogram: each rank found among the blocks' running totals by
+        bisection, then walked within its block only."""
+        order = sorted(self.blocks)
+        counts = [self.blocks[b] for b in order]
+        running = list(accumulate(map(sum, counts)))
+        total = running[-1] if running else 0
         if total <= 0:
-            return None
-        rank = _rank(p, total)
-        seen = 0
-        for block in sorted(self.blocks):
-            counts = self.blocks[block]
-            within = sum(counts)
-            if seen + within < rank:
-                seen += within
-                continue
-            for at, count in enumerate(counts):
-                seen += count
-                if seen >= rank:
-                    bucket = block * self.size + at
-                    return Percentile(bucket_upper(bucket), bucket >= OVERFLOW_BUCKET)
-        raise AssertionError("unreachable: ranks never exceed the total")
+            return [None for _ in ps]
+        found: list[Percentile | None] = []
+        for p in ps:
+            rank = _rank(p, total)
+            at = bisect_left(running, rank)
+            seen = running[at - 1] if at else 0
+            within = bisect_left(list(accumulate(counts[at], initial=seen)), rank) - 1
+            bucket = order[at] * self.size + within
+            found.append(Percentile(bucket_upper(bucket), bucket >= OVERFLOW_BUCKET))
+        return found
+
+    def percentile(self, p: float) -> Percentile | None:
+        """:func:`percentile` of this histogram."""
+        return self.percentiles((p,))[0]
 
 
 def percentile(histogram: Mapping[int, int], p: float) -> Percentile | None:
     """The nearest-rank ``p`` percentile (0 < p <= 1) of a histogram; none when it is empty."""
-    if not 0 < p <= 1:
-        raise ValueError("p must lie in (0, 1]")
+    return percentiles(histogram, (p,))[0]
+
+
+def percentiles(histogram: Mapping[int, int], ps: Sequence[float]) -> list[Percentile | None]:
+    """:func:`percentile` of each of ``ps``, from one walk of the histogram's running totals."""
+    for p in ps:
+        if not 0 < p <= 1:
+            raise ValueError("p must lie in (0, 1]")
     if isinstance(histogram, BlockHistogram):
-        return histogram.percentile(p)
-    total = sum(histogram.values())
+        return histogram.percentiles(ps)
+    buckets = sorted(histogram)
+    running = list(accumulate(histogram[b] for b in buckets))
+    total = running[-1] if running else 0
     if total <= 0:
-        return None
-    rank = _rank(p, total)
-    seen = 0
-    for bucket in sorted(histogram):
-        seen += histogram[bucket]
-        if seen >= rank:
-            return Percentile(bucket_upper(bucket), bucket >= OVERFLOW_BUCKET)
-    raise AssertionError("unreachable: ranks never exceed the total")
+        return [None for _ in ps]
+    found: list[Percentile | None] = []
+    for p in ps:
+        bucket = buckets[bisect_left(running, _rank(p, total))]
+        found.append(Percentile(bucket_upper(bucket), bucket >= OVERFLOW_BUCKET))
+    return found
 
 
 def exact_percentile(values: Iterable[int], p: float) -> int | None:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     BigInteger,
+    CompoundSelect,
     Select,
     String,
     Table,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mpp.kit.db import dialect_insert
+from mpp.kit.db import DriverSql, dialect_insert
 from mpp.reporting.domain.facts import PAIRED, Facts, LateApplication, paired_rows
 from mpp.reporting.domain.percentiles import MAX_ERROR_SECONDS
 from mpp.reporting.domain.periods import DayRange, split_months
@@ -885,8 +886,30 @@ def _unpaired(rows: list[tuple[Any, ...]], measures: Sequence[str], pairs: bool)
 async def _rows(session: AsyncSession, parts: Sequence[Select[Any]], by_time: bool) -> list[tuple[Any, ...]]:
     """The rows of every part, in one statement."""
     q = parts[0] if len(parts) == 1 else union_all(*parts)
-    rows = (await session.execute(q)).all()
+    rows: Sequence[Sequence[Any]]
+    if _postgres(session):
+        rows = await _driver_rows(session, q)
+    else:
+        rows = (await session.execute(q)).all()
     return [tuple(r) for r in rows] if by_time else [(None, *r) for r in rows]
+
+
+async def _driver_rows(
+    session: AsyncSession, q: Select[Any] | CompoundSelect[Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of a read, fetched by asyncpg itself within the session's transaction
+    (:class:`DriverSql`): a year of sites' histograms is tens of thousands of rows of twenty columns, and
+    building SQLAlchemy's rows from the driver's records costs several times what the driver's own fetch
+    does. The statement is compiled as SQLAlchemy would send it; its values (dates, codes, numbers) need
+    no conversion on the way."""
+    compiled = q.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    processors: Mapping[str, Any] = compiled._bind_processors
+    args = []
+    for name in compiled.positiontup or ():
+        convert = processors.get(name)
+        args.append(convert(params[name]) if callable(convert) else params[name])
+    return await DriverSql(session).fetch(compiled.string, *args)
 
 
 async def hourly_sums(
