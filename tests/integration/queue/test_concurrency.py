@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.contracts.events.queue import CancelledBy
 from mpp.contracts.masterdata import Counter, load_demo_catalogue
@@ -29,6 +28,7 @@ from tests.integration.queue.harness import (
     running_queue,
     supervisor,
 )
+from tests.support.locks import until_a_lock_is_awaited
 
 pytestmark = pytest.mark.integration
 
@@ -221,19 +221,6 @@ class TestVisitsEndOnce:
             }
 
 
-async def _until_a_lock_is_awaited(engine: AsyncEngine) -> None:
-    """Until some session of the test's database waits for a row lock."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with engine.connect() as conn:
-        for _ in range(500):
-            if await conn.scalar(query):
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError("nobody waited for a lock")
-
-
 class TestDeadlockVictimsRunAgain:
     async def test_a_cancel_rolled_back_to_break_a_deadlock_runs_again_and_is_answered(
         self, queue: QueueApi, caplog: pytest.LogCaptureFixture
@@ -248,7 +235,7 @@ class TestDeadlockVictimsRunAgain:
                 text("SELECT 1 FROM visits WHERE id = :id FOR UPDATE"), {"id": visit["visit_id"]}
             )
             cancel = asyncio.create_task(queue.client.post(f"/v1/public/tickets/{ticket_id}/cancel"))
-            await _until_a_lock_is_awaited(queue.engine)
+            await until_a_lock_is_awaited(queue.engine)
             # Granted once the cancel's transaction is rolled back (this side is not the victim).
             await other.execute(text("SELECT 1 FROM tickets WHERE id = :id FOR UPDATE"), {"id": ticket_id})
             await other.rollback()
@@ -297,7 +284,7 @@ class TestBatchesTakeVisitsInOrder:
             await lock_visits_first(first, uow)
             await run(first[:1], uow)
             racing = asyncio.create_task(other())
-            await _until_a_lock_is_awaited(queue.engine)
+            await until_a_lock_is_awaited(queue.engine)
             await run(first[1:], uow)
             await uow.commit()
         await racing  # no deadlock: it waited for the first transaction's visits, then ran

@@ -7,13 +7,21 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from starlette.types import Message
 
 from mpp.kit.auth import Principal, Role, bearer_principal, issue_token, require_roles
-from mpp.kit.http import DomainError, add_inner_middleware, create_http_app, error_response
+from mpp.kit.http import (
+    EDGE_CONFLICT_ATTEMPTS,
+    DomainError,
+    add_inner_middleware,
+    create_http_app,
+    error_response,
+)
 from mpp.kit.observability import ServiceMetrics, configure_logging, setup_tracing
 from mpp.kit.settings import ServiceSettings
 
@@ -81,6 +89,25 @@ def _build_app(readiness: Callable[[], Awaitable[dict[str, bool]]] | None = None
     @app.post("/raw")
     async def raw(request: Request) -> dict[str, int]:
         return {"size": len(await request.body())}
+
+    app.state.runs = []
+
+    @app.post("/deadlocked/{times}")
+    async def deadlocked(times: int, command: SubmitApplication) -> dict[str, Any]:
+        """Rolled back as a deadlock's victim the first ``times`` runs of the request."""
+        app.state.runs.append(command.copies)
+        if len(app.state.runs) <= times:
+            raise DBAPIError("UPDATE visits SET ...", (), _DriverError("40P01"))
+        return {"runs": app.state.runs}
+
+    @app.get("/deadlocked-while-answering")
+    async def deadlocked_while_answering() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            app.state.runs.append(1)
+            yield b"["
+            raise DBAPIError("SELECT ...", (), _DriverError("40P01"))
+
+        return StreamingResponse(chunks(), media_type="application/json")
 
     return app
 
@@ -266,6 +293,66 @@ class TestErrorMapping:
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
         assert response.json()["error"]["code"] == "unavailable"
+
+
+class TestDeadlockVictimsRunAgain:
+    """A request whose transaction PostgreSQL rolled back as a deadlock's victim runs again at the edge,
+    its body replayed, instead of answering 503 (every service, not only the queue's own retries)."""
+
+    async def test_the_rerun_reads_the_same_body_and_answers(self, caplog: pytest.LogCaptureFixture) -> None:
+        app = _build_app()
+        body = {"applicant": {"nik": NIK, "name": "Siti"}, "copies": 3}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            with caplog.at_level(logging.WARNING, logger="mpp.kit.db"):
+                response = await client.post("/deadlocked/2", json=body)
+
+        assert response.status_code == 200
+        assert response.json() == {"runs": [3, 3, 3]}
+        retried = [r for r in caplog.records if r.getMessage() == "db.transaction.conflict_retried"]
+        assert [getattr(r, "attempt", None) for r in retried] == [1, 2]
+        assert {getattr(r, "what", None) for r in retried} == {"HTTP POST"}
+
+    async def test_a_request_that_keeps_losing_gets_the_503_after_its_last_run(self) -> None:
+        app = _build_app()
+        body = {"applicant": {"nik": NIK, "name": "Siti"}, "copies": 1}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            response = await client.post("/deadlocked/99", json=body)
+
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert len(app.state.runs) == EDGE_CONFLICT_ATTEMPTS
+
+    async def test_a_request_that_has_begun_answering_is_not_run_again(self) -> None:
+        app = _build_app()
+        sent: list[Message] = []
+
+        requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> Message:
+            return requests.pop() if requests else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/deadlocked-while-answering",
+            "raw_path": b"/deadlocked-while-answering",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [],
+            "client": ("127.0.0.1", 5000),
+            "server": ("mpp.test", 80),
+        }
+        with pytest.raises(DBAPIError):
+            await app(scope, receive, send)
+
+        assert [m["type"] for m in sent].count("http.response.start") == 1
+        assert app.state.runs == [1]
 
 
 class TestCharactersTheDatabaseCannotStore:

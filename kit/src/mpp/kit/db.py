@@ -159,17 +159,22 @@ def is_conflict(error: BaseException) -> bool:
 
 
 async def retrying_conflicts(
-    attempt: Callable[[], Awaitable[T]], *, attempts: int = CONFLICT_ATTEMPTS, what: str = "transaction"
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    what: str = "transaction",
+    rerunnable: Callable[[], bool] | None = None,
 ) -> T:
     """Run ``attempt`` (one whole transaction, from its start to its commit) and run it again, after a
     short random pause, when PostgreSQL rolled it back as a deadlock's victim or for a serialization
     failure. ``attempt`` must do nothing outside its transaction that a rerun would repeat (events go
-    through the outbox, so they do not). The last conflict is raised when every attempt had one."""
+    through the outbox, so they do not). The last conflict is raised when every attempt had one, or as
+    soon as ``rerunnable`` says the failed attempt cannot run again (it has answered already)."""
     for n in range(1, attempts):
         try:
             return await attempt()
         except Exception as error:
-            if not is_conflict(error):
+            if not is_conflict(error) or (rerunnable is not None and not rerunnable()):
                 raise
             _logger.warning(
                 "db.transaction.conflict_retried",

@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from mpp.kit.auth import AuthError, ForbiddenError, TokenVerifier
-from mpp.kit.db import is_transient
+from mpp.kit.db import is_transient, retrying_conflicts
 from mpp.kit.observability import ServiceMetrics, context_from_traceparent, correlation_id, redact
 from mpp.kit.settings import ServiceSettings
 
@@ -43,6 +43,9 @@ _logger = logging.getLogger(__name__)
 CORRELATION_HEADER: Final = "X-Correlation-Id"
 _UNMATCHED_ROUTE: Final = "unmatched"
 _PROBE_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+EDGE_CONFLICT_ATTEMPTS: Final = 3
+"""How many times the edge runs a request whose transaction PostgreSQL rolls back as a deadlock's victim or
+for a serialization failure (:meth:`_EdgeMiddleware._run`); the last conflict is answered with 503."""
 _CORRELATION_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
 
 _MESSAGE_INVALID_INPUT: Final = "Data yang dikirim tidak valid"
@@ -255,7 +258,9 @@ class _Exchange:
         "cid_header",
         "downstream",
         "max_bytes",
+        "read",
         "received",
+        "replayed",
         "started",
         "status",
         "too_large",
@@ -268,19 +273,32 @@ class _Exchange:
         self.cid_header = cid_header
         self.max_bytes = max_bytes
         self.received = 0
+        self.read: list[Message] = []
+        """The body's messages as the application read them, for a rerun (:meth:`rewind`)."""
+        self.replayed = 0
         self.too_large = False
         self.started = False
         # Stays 500 if the application returns without answering.
         self.status = 500
 
     async def receive(self) -> Message:
+        if self.replayed < len(self.read):
+            self.replayed += 1
+            return self.read[self.replayed - 1]
         message = await self.upstream()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.received > self.max_bytes:
                 self.too_large = True
                 raise _BodyTooLargeError
+            if not self.read or self.read[-1].get("more_body", False):  # up to the body's last part
+                self.read.append(message)
+                self.replayed += 1
         return message
+
+    def rewind(self) -> None:
+        """The application runs the request again: it reads the same body from the start."""
+        self.replayed = 0
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -396,7 +414,7 @@ class _EdgeMiddleware:
             await exchange.respond(400, self._invalid_character_body, close=True)
         else:
             try:
-                await self.app(scope, exchange.receive, exchange.send)
+                await self._run(scope, exchange)
             except _BodyTooLargeError:
                 pass
             except Exception as exc:
@@ -427,6 +445,29 @@ class _EdgeMiddleware:
                     await exchange.respond(500, body)
         if exchange.too_large and not exchange.started:
             await exchange.respond(413, self._too_large_body, close=True)
+
+    async def _run(self, scope: Scope, exchange: _Exchange) -> None:
+        """Run the application; run the whole request again (up to :data:`EDGE_CONFLICT_ATTEMPTS` times,
+        its body replayed) when PostgreSQL rolled its transaction back as a deadlock's victim or for a
+        serialization failure before anything was answered. A client would do the same on the 503 it
+        would get otherwise; every service's commands write their events through the outbox, in the
+        transaction that was rolled back. Commands that retry their own transactions (the queue's) come
+        here only once those retries are spent."""
+
+        async def attempt() -> None:
+            run = dict(scope)  # the router writes the route and its parameters into the scope
+            try:
+                await self.app(run, exchange.receive, exchange.send)
+            finally:
+                scope.update(run)
+                exchange.rewind()
+
+        await retrying_conflicts(
+            attempt,
+            attempts=EDGE_CONFLICT_ATTEMPTS,
+            what=f"HTTP {scope['method']}",
+            rerunnable=lambda: not exchange.started and not exchange.too_large,
+        )
 
 
 def _has_nul(scope: Scope) -> bool:
