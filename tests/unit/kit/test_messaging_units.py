@@ -199,6 +199,23 @@ class TestCollectorPausedDuringBatches:
         finally:
             gc.enable()
 
+    async def test_a_coroutine_marked_pausing_runs_with_it_off_and_gives_it_back(self) -> None:
+        seen: list[bool] = []
+
+        @collector.pausing
+        async def read(fail: bool) -> int:
+            seen.append(gc.isenabled())
+            await asyncio.sleep(0)
+            if fail:
+                raise RuntimeError("read failed")
+            return 7
+
+        assert await read(False) == 7
+        with pytest.raises(RuntimeError):
+            await read(True)
+        assert seen == [False, False]
+        assert gc.isenabled()
+
     def test_restored_when_the_batch_fails(self) -> None:
         with pytest.raises(RuntimeError), collector.paused():
             raise RuntimeError("handler error")

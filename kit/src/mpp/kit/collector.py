@@ -7,9 +7,14 @@ freely (several consumers, a consumer and a request): the collector comes back w
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _holders = 0
 _was_enabled = False
@@ -80,3 +85,14 @@ def running() -> Iterator[None]:
         if resume and _holders > 0:
             gc.disable()
             _off_since = time.monotonic()
+
+
+def pausing(work: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A coroutine function run with the collector held off (:func:`paused`) from its start to its end."""
+
+    @functools.wraps(work)
+    async def held(*args: P.args, **kwargs: P.kwargs) -> T:
+        with paused():
+            return await work(*args, **kwargs)
+
+    return held

@@ -323,6 +323,7 @@ async def compute(
     return found[metric.id]
 
 
+@collector.pausing
 async def compute_many(
     session: AsyncSession,
     geography: Geography,
@@ -339,22 +340,6 @@ async def compute_many(
     The cyclic garbage collector is held off meanwhile (:func:`mpp.kit.collector.paused`): a year of
     sites is tens of thousands of rows, every one freed by reference counting when the figures are
     made, which the collector would otherwise scan over and over (a third of such a read's time)."""
-    with collector.paused():
-        return await _compute_many(
-            session, geography, metrics, scope, period=period, group_by=group_by, rollups=rollups
-        )
-
-
-async def _compute_many(
-    session: AsyncSession,
-    geography: Geography,
-    metrics: Sequence[Metric],
-    scope: Scope,
-    *,
-    period: Period,
-    group_by: GroupBy | None,
-    rollups: bool,
-) -> dict[str, list[dict[str, Any]]]:
     if group_by is GroupBy.HOUR:
         unsupported = next((m for m in metrics if m.hourly is None), None)
         if unsupported is not None:
