@@ -232,7 +232,7 @@ async def ping(engine: AsyncEngine) -> bool:
         return False
 
 
-StatementHook = Any
+StatementHook = Callable[[str], object]
 """A callable taking the SQL text, called once per statement sent straight to the driver."""
 
 statement_hook: list[StatementHook] = []

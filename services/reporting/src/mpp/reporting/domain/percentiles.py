@@ -102,10 +102,6 @@ class BlockHistogram(Mapping[int, int]):
             found.append(Percentile(bucket_upper(bucket), bucket >= OVERFLOW_BUCKET))
         return found
 
-    def percentile(self, p: float) -> Percentile | None:
-        """:func:`percentile` of this histogram."""
-        return self.percentiles((p,))[0]
-
 
 def percentile(histogram: Mapping[int, int], p: float) -> Percentile | None:
     """The nearest-rank ``p`` percentile (0 < p <= 1) of a histogram; none when it is empty."""
