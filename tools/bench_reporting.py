@@ -65,7 +65,7 @@ from mpp.reporting.domain.periods import Period
 from mpp.reporting.domain.projection import DEFAULT_TZ, PROJECTED_TYPES
 from mpp.reporting.domain.sla import catalogue_sla
 from mpp.reporting.figures import Geography, compute
-from mpp.reporting.persistence.repository import Scope, defer_rollups, fill_pending_rollups
+from mpp.reporting.persistence.repository import Scope, defer_rollups, fill_pending_rollups_concurrently
 from mpp.reporting.persistence.tables import BLOCK_BUCKETS, BLOCK_COUNTS, consumer_offsets, inbox
 from tools.bench_lifecycle import HttpPool, LifecycleConfig, Service, fresh_databases
 from tools.bench_support import WATCHED_PIDS, Meter, SqlTimer, percentile, profile_report, profiled
@@ -965,8 +965,7 @@ async def _project_all(
                 fill_s = None
                 if rollups_at_end:
                     filled = time.perf_counter()
-                    async with session_factory(engine)() as session, session.begin():
-                        await fill_pending_rollups(session)
+                    await fill_pending_rollups_concurrently(session_factory(engine))
                     fill_s = round(time.perf_counter() - filled, 2)
                 meter.stop()
             statements = {

@@ -402,6 +402,61 @@ async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_
         await plain.dispose()
 
 
+async def test_pending_rollups_filled_on_several_connections_equal_their_days_and_a_failure_keeps_the_mark(
+    fresh_database: Callable[[], Awaitable[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The concurrent fill (end of a rebuild, service start) runs roll-ups on separate connections at
+    once, each after what it is summed from; a fill that fails part-way leaves the mark, so figures keep
+    coming from the daily read models and the next fill empties and fills every roll-up again. A second
+    filler racing the first finds nothing to do."""
+    sites, catalogue_file, url = await _fresh_world("concurrent", "postgresql", fresh_database, tmp_path)
+    async with running_reporting(url, catalogue_file=catalogue_file) as api:
+        await _project(api, sites, seed=53)
+        async with api.sessions() as session, session.begin():
+            for rollup, _src, _time, _keys, _value in ROLLUPS:
+                await session.execute(rollup.delete())
+            await repository.defer_rollups(session, datetime.now(UTC))
+
+        real_fill = repository._fill_one
+        running: set[str] = set()
+        overlapping: list[set[str]] = []
+        order: list[str] = []
+        failures = [RuntimeError("the database went away")]
+
+        async def watched(session: Any, rollup: Any, *args: Any) -> None:
+            running.add(rollup.name)
+            if len(running) > 1:
+                overlapping.append(set(running))
+            try:
+                await asyncio.sleep(0.05)  # long enough for the other connection to start its own
+                if rollup.name == "duration_histogram_national_monthly" and failures:
+                    raise failures.pop()
+                await real_fill(session, rollup, *args)
+                order.append(rollup.name)
+            finally:
+                running.discard(rollup.name)
+
+        monkeypatch.setattr(repository, "_fill_one", watched)
+        with pytest.raises(ExceptionGroup):
+            await repository.fill_pending_rollups_concurrently(api.sessions)
+        async with api.sessions() as session:
+            assert await repository.rollups_are_pending(session)  # the mark stayed
+
+        order.append("retry")
+        racing = asyncio.create_task(repository.fill_pending_rollups_concurrently(api.sessions))
+        assert await repository.fill_pending_rollups_concurrently(api.sessions, connections=3) != await racing
+        assert await rollup_differences(api.sessions) == []
+        async with api.sessions() as session:
+            assert not await repository.rollups_are_pending(session)
+        assert overlapping, "no two roll-ups were filled at the same time"
+        assert max(len(names) for names in overlapping) <= 3
+        filled = order[order.index("retry") + 1 :]
+        assert len(filled) == len(repository._FILLS)
+        for rollup, source in repository._FILL_SOURCES:
+            if source.name in filled:  # summed from a finer roll-up: filled after it
+                assert filled.index(source.name) < filled.index(rollup.name)
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 async def test_the_histogram_blocks_migration_fills_the_blocks_and_goes_back(
     backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path

@@ -108,8 +108,7 @@ async def _fill_pending_rollups(sessions: async_sessionmaker[AsyncSession]) -> N
     """A rebuild that stopped before its end left the roll-ups to fill: fill them now (the projector's
     first batch would, but no batch may come for a while)."""
     started = time.monotonic()
-    async with sessions() as session, session.begin():
-        filled = await repository.fill_pending_rollups(session)
+    filled = await repository.fill_pending_rollups_concurrently(sessions)
     if filled:
         log.info("reporting.rollups.filled", extra={"seconds": round(time.monotonic() - started, 2)})
 

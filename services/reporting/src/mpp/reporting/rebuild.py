@@ -13,10 +13,11 @@ The rebuild works in place, in the service's own database and under the projecto
    in one transaction per batch (pipelined: a batch is read and folded while the previous one is
    written), so a rebuild that is interrupted (even by ``kill -9``) resumes where it stopped when the
    service starts, and duplicates on the log are skipped exactly as the service skips them;
-5. at the noted ends it fills every roll-up from the daily read models and clears the mark, in one
-   transaction (a rebuild stopped before that leaves the mark, and the service fills them when it starts,
-   before it adds anything to them; until then figures are read from the daily read models), then prints
-   a summary; the service's projector, once started, goes on from there.
+5. at the noted ends it fills every roll-up from the daily read models, a few at once on separate
+   connections, and clears the mark once they have all committed (a rebuild stopped before that leaves
+   the mark, and the service fills them again when it starts, before it adds anything to them; until then
+   figures are read from the daily read models), then prints a summary; the service's projector, once
+   started, goes on from there.
 
 A partition's *origin* is an offset the log of this deployment starts at (rows of the consumer
 ``<group>#origin`` in ``consumer_offsets``: the last offset *before* the origin). Without one, a partition
@@ -45,7 +46,7 @@ from mpp.reporting.config import ReportingSettings
 from mpp.reporting.domain.facts import FACT_TYPES
 from mpp.reporting.domain.projection import PROJECTED_TYPES
 from mpp.reporting.persistence.projector_lock import ProjectorLock
-from mpp.reporting.persistence.repository import fill_pending_rollups
+from mpp.reporting.persistence.repository import fill_pending_rollups_concurrently
 from mpp.reporting.persistence.tables import consumer_offsets, inbox, read_models, rollups_pending
 from mpp.reporting.projection_metrics import ProjectionMetrics
 
@@ -155,12 +156,11 @@ async def _reset(engine: AsyncEngine, group: str, starts: dict[TopicPartition, i
 
 
 async def _fill_rollups(engine: AsyncEngine) -> float | None:
-    """Fill the roll-ups from the replayed daily read models, in one transaction (see
-    :func:`~mpp.reporting.persistence.repository.fill_pending_rollups`); the seconds it took, None when
-    they were kept batch by batch (SQLite)."""
+    """Fill the roll-ups from the replayed daily read models, on a few connections at once (see
+    :func:`~mpp.reporting.persistence.repository.fill_pending_rollups_concurrently`); the seconds it took,
+    None when they were kept batch by batch (SQLite)."""
     started = time.monotonic()
-    async with session_factory(engine)() as session, session.begin():
-        filled = await fill_pending_rollups(session)
+    filled = await fill_pending_rollups_concurrently(session_factory(engine))
     return time.monotonic() - started if filled else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from sqlalchemy import (
     union_all,
     values,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mpp.kit.db import DriverSql, dialect_insert
 from mpp.reporting.domain.facts import PAIRED, Facts, LateApplication, paired_rows
@@ -510,15 +511,67 @@ async def fill_pending_rollups(session: AsyncSession) -> bool:
     """Fill every roll-up from the daily read models if they are pending, in the caller's transaction,
     and mark them kept again; false when there was nothing to do. Two processes filling at once: the
     second waits for the first's row lock and then finds nothing to do."""
+    if not await _take_pending_mark(session):
+        return False
+    for fill in _FILLS:
+        await _fill_one(session, *fill)
+    return True
+
+
+FILL_CONNECTIONS = 2
+"""Connections :func:`fill_pending_rollups_concurrently` fills roll-ups on at once by default."""
+
+
+async def fill_pending_rollups_concurrently(
+    sessions: async_sessionmaker[AsyncSession], connections: int = FILL_CONNECTIONS
+) -> bool:
+    """:func:`fill_pending_rollups` on up to ``connections`` connections at once (PostgreSQL runs each
+    statement on one core): the mark is taken in a transaction of its own, each roll-up is emptied and
+    filled in its own transaction once what it is summed from is filled, and the mark is cleared last,
+    when every roll-up has committed. Stopped before that (a failure, ``kill -9``), the mark stays, and
+    the next fill empties and fills every roll-up again; until then figures are read from the daily
+    read models. A second filler waits for the mark's row lock and then finds nothing to do, as with
+    :func:`fill_pending_rollups`. Used where no batch of the projector needs the same transaction: at
+    the end of a rebuild and when the service starts."""
+    async with sessions() as session, session.begin():
+        if not await _take_pending_mark(session):
+            return False
+        filled = {rollup: asyncio.Event() for rollup, *_ in _FILLS}
+        slots = asyncio.Semaphore(max(connections, 1))
+
+        async def fill(
+            rollup: Table, columns: tuple[str, ...], source: Table, values: tuple[str, ...]
+        ) -> None:
+            if source in filled:  # summed from a finer roll-up: that one first
+                await filled[source].wait()
+            async with slots, sessions() as worker, worker.begin():
+                await _fill_one(worker, rollup, columns, source, values)
+            filled[rollup].set()
+
+        # A failure cancels the other fills; the mark's transaction then rolls back with the mark kept.
+        async with asyncio.TaskGroup() as group:
+            for item in _FILLS:
+                group.create_task(fill(*item), name=f"fill {item[0].name}")
+    return True
+
+
+async def _take_pending_mark(session: AsyncSession) -> bool:
+    """Delete the pending mark in the caller's transaction (its row lock makes another filler wait);
+    false when there is none, or another filler has just cleared it."""
     if not await rollups_are_pending(session):
         return False
-    if not (await session.execute(delete(rollups_pending).returning(rollups_pending.c.since))).first():
-        return False
+    return (
+        await session.execute(delete(rollups_pending).returning(rollups_pending.c.since))
+    ).first() is not None
+
+
+async def _fill_one(
+    session: AsyncSession, rollup: Table, columns: tuple[str, ...], source: Table, values: tuple[str, ...]
+) -> None:
+    """Empty ``rollup`` and sum it again from the whole of ``source``, in the caller's transaction."""
     await session.execute(_WORK_MEM)
-    for rollup, columns, source, value_columns in _FILLS:
-        await session.execute(delete(rollup))
-        await session.execute(_fill_sql(rollup, columns, source, value_columns))
-    return True
+    await session.execute(delete(rollup))
+    await session.execute(_fill_sql(rollup, columns, source, values))
 
 
 # What each roll-up is summed from when filled: the daily table, or a finer roll-up filled before it (far
