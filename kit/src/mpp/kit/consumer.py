@@ -262,13 +262,18 @@ class EventConsumer:
         self._inbox_retention = inbox_retention
         self._security = security
         self._last_purge = time.monotonic()
-        # Answers the ids already claimed (duplicates, usually none) rather than the thousands claimed now.
+        # Answers how many ids it claimed, rather than the thousands claimed: all of them, usually.
         self._claim_text = text(
-            "WITH ids AS (SELECT unnest(CAST(CAST(:ids AS text) AS varchar[])) AS event_id), "  # noqa: S608
-            f"claimed AS (INSERT INTO {inbox.name} (consumer, event_id, processed_at) "
-            "SELECT :consumer, event_id, :now FROM ids ORDER BY event_id "
-            "ON CONFLICT DO NOTHING RETURNING event_id) "
-            "SELECT event_id FROM ids EXCEPT SELECT event_id FROM claimed"
+            f"WITH claimed AS (INSERT INTO {inbox.name} (consumer, event_id, processed_at) "  # noqa: S608
+            "SELECT :consumer, event_id, :now "
+            "FROM unnest(CAST(CAST(:ids AS text) AS varchar[])) AS ids(event_id) ORDER BY event_id "
+            "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM claimed"
+        )
+        # When some were not claimed (duplicates): those of the ids the inbox held before this transaction
+        # (its own rows carry its transaction id).
+        self._held_text = text(
+            f"SELECT event_id FROM {inbox.name} WHERE consumer = :consumer "  # noqa: S608
+            "AND event_id = ANY(CAST(CAST(:ids AS text) AS varchar[])) AND xmin <> pg_current_xact_id()::xid"
         )
         self._upserts: dict[str, Any] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -721,12 +726,16 @@ class EventConsumer:
             # One statement with one array parameter, sent as an array literal (event ids are UUIDs:
             # nothing to quote): compiling a multi-row VALUES list, or binding a list element by element,
             # costs more than the insert itself.
-            result = await session.execute(
-                self._claim_text,
-                {"consumer": self.group_id, "ids": "{" + ",".join(unique) + "}", "now": now},
+            ids = "{" + ",".join(unique) + "}"
+            claimed = await session.scalar(
+                self._claim_text, {"consumer": self.group_id, "ids": ids, "now": now}
             )
-            seen = set(result.scalars().all())
-            fresh = [ev for eid, ev in unique.items() if eid not in seen]
+            if claimed == len(unique):
+                fresh = list(unique.values())
+            else:
+                held = await session.execute(self._held_text, {"consumer": self.group_id, "ids": ids})
+                seen = set(held.scalars().all())
+                fresh = [ev for eid, ev in unique.items() if eid not in seen]
         else:
             result = await session.execute(
                 dialect_insert(session, self._inbox)
