@@ -239,13 +239,11 @@ async def _add_columns(
             ]
         )
         names = ", ".join(key_columns)
-        updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in value_columns)
         # Table and column names come from this module's own metadata, never from input.
         await session.execute(
             text(
                 f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) "  # noqa: S608
-                f"SELECT * FROM unnest({arrays}) "
-                f"ON CONFLICT ({names}) DO UPDATE SET {updates}"
+                f"SELECT * FROM unnest({arrays})" + _adding(table, key_columns, value_columns)
             ),
             params,
         )
@@ -300,10 +298,12 @@ def _upsert_sql(
     *,
     source_columns: Sequence[str],
     source_values: Sequence[str],
+    adding: bool = True,
 ) -> str:
     """``INSERT INTO table`` the rows of ``d`` summed per ``columns`` (``month`` is the first of ``day``'s
-    month), in key order so concurrent writers lock rows in the same order; a key already held adds up.
-    ``source_values`` are ``d``'s columns of ``value_columns``."""
+    month), in key order so concurrent writers lock rows in the same order; a key already held adds up
+    (``adding``; without it, into an empty table, a plain insert). ``source_values`` are ``d``'s columns
+    of ``value_columns``."""
     exprs = [
         "CAST(date_trunc('month', CAST(day AS timestamp)) AS date)" if c == "month" else c for c in columns
     ]
@@ -316,18 +316,21 @@ def _upsert_sql(
         if aggregated
         else f"SELECT {names}, {', '.join(source_values)} FROM d ORDER BY {positions}"  # noqa: S608
     )
-    updates = ", ".join(f"{v} = {table.name}.{v} + excluded.{v}" for v in value_columns)
     # Table and column names come from this module's own metadata, never from input.
-    return (
-        f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) {select_rows} "
-        f"ON CONFLICT ({names}) DO UPDATE SET {updates}"
-    )
+    insert = f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) {select_rows}"
+    return insert + _adding(table, columns, value_columns) if adding else insert
 
 
-def _blocks_sql(table: Table, columns: Sequence[str], source_value: str) -> str:
+def _adding(table: Table, key_columns: Sequence[str], value_columns: Sequence[str]) -> str:
+    """The ``ON CONFLICT`` clause of an insert into ``table`` that adds its values to a key already held."""
+    updates = ", ".join(f"{v} = {table.name}.{v} + excluded.{v}" for v in value_columns)
+    return f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}"
+
+
+def _blocks_sql(table: Table, columns: Sequence[str], source_value: str, adding: bool = True) -> str:
     """``INSERT INTO`` a roll-up of 16 buckets to a row (``tables.BLOCK_BUCKETS``) the rows of ``d``
     (day, bucket and the count ``source_value``) summed per ``columns`` (``month`` and ``block`` from
-    ``d``'s day and bucket), in key order; a key already held adds up each count."""
+    ``d``'s day and bucket), in key order; a key already held adds up each count (``adding``)."""
     size = BLOCK_BUCKETS
     exprs = {
         "month": "CAST(date_trunc('month', CAST(day AS timestamp)) AS date)",
@@ -338,13 +341,12 @@ def _blocks_sql(table: Table, columns: Sequence[str], source_value: str) -> str:
     sums = ", ".join(
         f"sum(CASE WHEN bucket % {size} = {i} THEN {source_value} ELSE 0 END)" for i in range(size)
     )
-    updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in BLOCK_COUNTS)
     # Table and column names come from this module's own metadata, never from input.
-    return (
+    insert = (
         f"INSERT INTO {table.name} ({', '.join(columns)}, {', '.join(BLOCK_COUNTS)}) "  # noqa: S608
-        f"SELECT {keys}, {sums} FROM d GROUP BY {positions} ORDER BY {positions} "
-        f"ON CONFLICT ({', '.join(columns)}) DO UPDATE SET {updates}"
+        f"SELECT {keys}, {sums} FROM d GROUP BY {positions} ORDER BY {positions}"
     )
+    return insert + _adding(table, columns, BLOCK_COUNTS) if adding else insert
 
 
 _WORK_MEM = text("SET LOCAL work_mem = '64MB'")
@@ -600,16 +602,19 @@ _FILLS = tuple(
 
 @cache
 def _fill_sql(rollup: Table, columns: tuple[str, ...], source: Table, value_columns: tuple[str, ...]) -> Any:
-    """``rollup`` summed from the whole of ``source`` by the statement that sums a batch into it (its
-    ``month`` is computed from a ``day``: a monthly source's month serves as one)."""
+    """``rollup`` (emptied) summed from the whole of ``source`` by the statement that sums a batch into it
+    (its ``month`` is computed from a ``day``: a monthly source's month serves as one), a plain insert:
+    each key comes once out of the sums, and finding none already held costs an index probe a row."""
     keys = tuple(c.name for c in source.primary_key.columns)
     monthly = "month" in keys
     rows = f"SELECT *, month AS day FROM {source.name}" if monthly else f"SELECT * FROM {source.name}"  # noqa: S608
     if "block" in columns:
-        upsert = _blocks_sql(rollup, columns, value_columns[0])
+        insert = _blocks_sql(rollup, columns, value_columns[0], adding=False)
     else:
-        upsert = _upsert_sql(rollup, columns, value_columns, source_columns=keys, source_values=value_columns)
-    return text(f"WITH d AS ({rows}) {upsert}")  # names from this module's own metadata, never from input
+        insert = _upsert_sql(
+            rollup, columns, value_columns, source_columns=keys, source_values=value_columns, adding=False
+        )
+    return text(f"WITH d AS ({rows}) {insert}")  # names from this module's own metadata, never from input
 
 
 async def add_summed_histograms(session: AsyncSession, facts: Facts) -> None:
