@@ -248,6 +248,26 @@ class TestDirectReading:
         assert direct == validated
         assert direct.site == "mpp-lain"
 
+    def test_every_spelling_of_an_id_reads_as_the_same_uuid_either_way(self) -> None:
+        envelope = example_envelope(EVENTS[0])
+        _key, value, headers = to_record(envelope)
+        text = str(envelope.id)
+        spellings = [
+            text.upper(),
+            text.replace("-", ""),
+            "{" + text + "}",
+            "urn:uuid:" + text,
+            text[:8] + text[9:],  # a hyphen left out: only the model's reading takes it
+            text.replace("-", "", 1) + "-",
+        ]
+        for spelling in spellings:
+            changed = [(k, spelling.encode() if k == "ce_id" else v) for k, v in headers]
+            direct, validated = _read_both(value, changed)
+            assert isinstance(validated, Envelope)
+            assert validated.id == envelope.id
+            assert direct is None or direct == validated
+            assert from_record(value, changed).id == envelope.id
+
     def test_a_header_that_is_not_utf8_reads_as_before(self) -> None:
         _key, value, headers = to_record(example_envelope(EVENTS[0]))
         headers = [(k, b"mpp-\xff" if k == "ce_site" else v) for k, v in headers]
