@@ -15,6 +15,7 @@ from mpp.contracts import (
     UnknownEventType,
     from_record,
     kafka,
+    new_event_id,
     registered_events,
     to_record,
 )
@@ -326,3 +327,42 @@ class TestDirectReading:
         _key, value, headers = to_record(envelope)
 
         assert from_record(value, iter(headers)) == envelope  # type: ignore[arg-type]
+
+
+class TestEventIds:
+    """Event ids are version 7 UUIDs: the creation time first, so ids made later sort later (as UUIDs
+    and as text), and random bits after it, so ids made in the same millisecond still differ."""
+
+    def test_a_new_id_is_a_version_7_uuid_carrying_its_creation_time(self) -> None:
+        before = datetime.now(UTC)
+        event_id = new_event_id()
+        after = datetime.now(UTC)
+
+        assert event_id.version == 7
+        assert event_id.variant == uuid.RFC_4122
+        made = datetime.fromtimestamp((event_id.int >> 80) / 1000, UTC)
+        assert before - timedelta(milliseconds=1) <= made <= after
+
+    def test_ids_made_in_different_milliseconds_sort_by_time_and_none_repeat(self) -> None:
+        ids = []
+        for _ in range(20):
+            now = datetime.now(UTC)
+            while datetime.now(UTC) - now < timedelta(milliseconds=2):
+                pass
+            ids.append(new_event_id())
+        same_moment = [new_event_id() for _ in range(10_000)]
+
+        assert ids == sorted(ids)
+        assert [str(i) for i in ids] == sorted(str(i) for i in ids)
+        assert len(set(same_moment)) == len(same_moment)
+
+    def test_an_envelope_gets_a_new_id_unless_given_one(self) -> None:
+        payload = example_payload(EVENTS[0])
+        made = Envelope.wrap(payload, producer="mpp.test", agency="dpmptsp", site="mpp-a", subject="s-1")
+        given = uuid.uuid4()
+        kept = Envelope.wrap(
+            payload, producer="mpp.test", agency="dpmptsp", site="mpp-a", subject="s-1", event_id=given
+        )
+
+        assert made.id.version == 7
+        assert kept.id == given

@@ -11,6 +11,7 @@ from mpp.contracts.envelope import (
     Envelope,
     EventPayload,
     UnknownEventType,
+    new_event_id,
     payload_class,
     registered_events,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "UnknownEventType",
     "events",
     "from_record",
+    "new_event_id",
     "payload_class",
     "registered_events",
     "to_record",

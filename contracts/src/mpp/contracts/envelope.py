@@ -7,6 +7,8 @@ a breaking change becomes a new class with a new version.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -87,6 +89,18 @@ def registered_events(*, include_external: bool = False) -> list[type[EventPaylo
     return sorted(classes, key=lambda c: (c.domain, c.event_type, c.event_version))
 
 
+def new_event_id() -> uuid.UUID:
+    """A new event id: a UUID of version 7 (RFC 9562), the creation time in milliseconds followed by 74
+    random bits. Ids made later sort later, in their text form too, so the inboxes and outboxes that key
+    on them add each batch's ids near the end of their index rather than all over it."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
+    return uuid.UUID(int=value & _NOT_VERSION_VARIANT | _VERSION_7_VARIANT)
+
+
+_NOT_VERSION_VARIANT = ~(0xF << 76 | 0x3 << 62)
+_VERSION_7_VARIANT = 0x7 << 76 | 0x2 << 62
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -101,7 +115,8 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: uuid.UUID = Field(
-        default_factory=uuid.uuid4, description="Unique event id; consumers deduplicate on it."
+        default_factory=new_event_id,
+        description="Unique event id (producers make version 7 UUIDs, ordered by time); consumers deduplicate on it.",
     )
     type: str = Field(description="Event type, e.g. ApplicationSubmitted.")
     version: int = Field(ge=1, description="Payload schema version.")
@@ -151,7 +166,7 @@ class Envelope(BaseModel):
         traceparent: str | None = None,
     ) -> Envelope:
         """Build an envelope whose type and version come from the payload's class."""
-        eid = event_id or uuid.uuid4()
+        eid = event_id or new_event_id()
         return cls(
             id=eid,
             type=payload.event_type,
