@@ -353,6 +353,14 @@ async def _index_definitions(engine: AsyncEngine, table: str) -> list[str]:
         return [str(r[0]).split(" USING ", 1)[1] for r in found.all()]
 
 
+async def _empty_and_defer_rollups(api: ReportingApi) -> None:
+    """The roll-ups as a rebuild leaves them: emptied, and marked pending."""
+    async with api.sessions() as session, session.begin():
+        for rollup, _src, _time, _keys, _value in ROLLUPS:
+            await session.execute(rollup.delete())
+        await repository.defer_rollups(session, datetime.now(UTC))
+
+
 async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_locks_first(
     fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> None:
@@ -362,10 +370,7 @@ async def test_pending_rollups_are_filled_once_from_the_daily_tables_by_whoever_
     sites, catalogue_file, url = await _fresh_world("pending", "postgresql", fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=47)
-        async with api.sessions() as session, session.begin():
-            for rollup, _src, _time, _keys, _value in ROLLUPS:
-                await session.execute(rollup.delete())
-            await repository.defer_rollups(session, datetime.now(UTC))
+        await _empty_and_defer_rollups(api)
         assert await rollup_differences(api.sessions) != []
 
         first = api.sessions()
@@ -412,10 +417,7 @@ async def test_pending_rollups_filled_on_several_connections_equal_their_days_an
     sites, catalogue_file, url = await _fresh_world("concurrent", "postgresql", fresh_database, tmp_path)
     async with running_reporting(url, catalogue_file=catalogue_file) as api:
         await _project(api, sites, seed=53)
-        async with api.sessions() as session, session.begin():
-            for rollup, _src, _time, _keys, _value in ROLLUPS:
-                await session.execute(rollup.delete())
-            await repository.defer_rollups(session, datetime.now(UTC))
+        await _empty_and_defer_rollups(api)
 
         real_fill = repository._fill_one
         running: set[str] = set()

@@ -243,7 +243,7 @@ async def _add_columns(
         await session.execute(
             text(
                 f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) "  # noqa: S608
-                f"SELECT * FROM unnest({arrays})" + _adding(table, key_columns, value_columns)
+                f"SELECT * FROM unnest({arrays})" + _adding(table, key_columns, list(value_columns))
             ),
             params,
         )
