@@ -243,7 +243,7 @@ async def _add_columns(
         await session.execute(
             text(
                 f"INSERT INTO {table.name} ({names}, {', '.join(value_columns)}) "  # noqa: S608
-                f"SELECT * FROM unnest({arrays})" + _adding(table, key_columns, list(value_columns))
+                f"SELECT * FROM unnest({arrays})" + _adding(table, key_columns, value_columns)
             ),
             params,
         )
@@ -321,7 +321,7 @@ def _upsert_sql(
     return insert + _adding(table, columns, value_columns) if adding else insert
 
 
-def _adding(table: Table, key_columns: Sequence[str], value_columns: Sequence[str]) -> str:
+def _adding(table: Table, key_columns: Sequence[str], value_columns: Iterable[str]) -> str:
     """The ``ON CONFLICT`` clause of an insert into ``table`` that adds its values to a key already held."""
     updates = ", ".join(f"{v} = {table.name}.{v} + excluded.{v}" for v in value_columns)
     return f" ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}"
@@ -515,6 +515,7 @@ async def fill_pending_rollups(session: AsyncSession) -> bool:
     second waits for the first's row lock and then finds nothing to do."""
     if not await _take_pending_mark(session):
         return False
+    await session.execute(_WORK_MEM)
     for fill in _FILLS:
         await _fill_one(session, *fill)
     return True
@@ -547,6 +548,7 @@ async def fill_pending_rollups_concurrently(
             if source in filled:  # summed from a finer roll-up: that one first
                 await filled[source].wait()
             async with slots, sessions() as worker, worker.begin():
+                await worker.execute(_WORK_MEM)
                 await _fill_one(worker, rollup, columns, source, values)
             filled[rollup].set()
 
@@ -571,7 +573,6 @@ async def _fill_one(
     session: AsyncSession, rollup: Table, columns: tuple[str, ...], source: Table, values: tuple[str, ...]
 ) -> None:
     """Empty ``rollup`` and sum it again from the whole of ``source``, in the caller's transaction."""
-    await session.execute(_WORK_MEM)
     await session.execute(delete(rollup))
     await session.execute(_fill_sql(rollup, columns, source, values))
 
