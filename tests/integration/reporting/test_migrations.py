@@ -20,10 +20,12 @@ from mpp.reporting.app import MIGRATIONS
 from mpp.reporting.persistence.tables import (
     consumer_offsets,
     daily_counts,
+    duration_histogram,
     inbox,
     late_applications,
     metadata,
     metric_facts,
+    metric_hourly,
 )
 from tests.integration.reporting.harness import ReportingApi, running_reporting
 
@@ -316,3 +318,47 @@ async def test_the_paired_measures_migration_moves_seconds_into_their_firsts_row
         assert "btree (day, measure, agency, service_type) INCLUDE (value)" in set(
             indexes["metric_facts_national_daily"]
         )
+
+
+async def _fillfactors(url: str) -> dict[str, list[str] | None]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' "
+                    "AND relname IN ('metric_facts', 'metric_hourly', 'duration_histogram', 'inbox')"
+                )
+            )
+            return {name: options for name, options in rows.all()}
+    finally:
+        await engine.dispose()
+
+
+async def test_the_room_for_updates_migration_leaves_room_on_the_daily_read_models_pages(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """After 0013 the daily read models (whose rows later batches add to) fill their pages to 70%, as
+    their table definitions declare; other tables are untouched; going back to 0012 fills them again."""
+    url = await fresh_database()
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, MIGRATIONS, "0013")
+    finally:
+        await engine.dispose()
+    room = ["fillfactor=70"]
+    assert await _fillfactors(url) == {
+        "metric_facts": room,
+        "metric_hourly": room,
+        "duration_histogram": room,
+        "inbox": None,
+    }
+    for table in (metric_facts, metric_hourly, duration_histogram):
+        assert table.dialect_options["postgresql"]["with"] == {"fillfactor": 70}
+
+    engine = create_engine(url)
+    try:
+        await downgrade(engine, MIGRATIONS, "0012")
+    finally:
+        await engine.dispose()
+    assert set((await _fillfactors(url)).values()) == {None}

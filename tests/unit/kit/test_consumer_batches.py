@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from sqlalchemy import MetaData
 
-from mpp.kit.consumer import EventConsumer, _Batch, _Flight
+from mpp.kit.consumer import _FREE_EVERY, EventConsumer, _Batch, _Flight, _free
 from mpp.kit.db import add_runtime_tables
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -80,13 +80,22 @@ async def test_a_batch_stops_at_max_records() -> None:
 
 
 def _read_batch() -> _Batch:
+    """Four events; B's last one repeats A's first (the same event id)."""
     batch = _Batch(0.0)
     batch.events = [
-        SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o)  # type: ignore[misc]
-        for tp, o in ((A, 1), (B, 10), (A, 2), (B, 11))
+        SimpleNamespace(  # type: ignore[misc]
+            topic=tp.topic, partition=tp.partition, offset=o, envelope=SimpleNamespace(id=f"id-{n}")
+        )
+        for tp, o, n in ((A, 1, 1), (B, 10, 2), (A, 2, 3), (B, 11, 1))
     ]
+    for ev in batch.events:
+        batch.ids.setdefault(str(ev.envelope.id), ev)
     batch.last = {A: 2, B: 11}
     return batch
+
+
+def _ids(batch: _Batch) -> list[tuple[str, int]]:
+    return [(eid, ev.offset) for eid, ev in batch.ids.items()]
 
 
 async def test_a_batch_tried_again_leaves_out_the_partitions_revoked_meanwhile() -> None:
@@ -100,6 +109,8 @@ async def test_a_batch_tried_again_leaves_out_the_partitions_revoked_meanwhile()
     assert [(ev.partition, ev.offset) for ev in batch.events] == [(1, 10), (1, 11)]
     assert batch.last == {B: 11}
     assert batch.stale
+    # What its inbox claim records: the kept events by id, B's copy of the repeated one now first.
+    assert _ids(batch) == [("id-2", 10), ("id-1", 11)]
     # An attempt that was already running keeps the offsets it started with.
     assert running_attempt_offsets == {A: 2, B: 11}
 
@@ -117,3 +128,27 @@ async def test_a_pipelined_batch_that_failed_leaves_out_the_revoked_partitions_b
     await consumer._on_revoked([B])
     assert [(ev.partition, ev.offset) for ev in batch.events] == [(0, 1), (0, 2)]
     assert batch.last == {A: 2}
+    assert _ids(batch) == [("id-1", 1), ("id-3", 2)]
+
+
+async def test_an_applied_batch_is_freed_a_slice_at_a_time_while_the_loop_goes_on() -> None:
+    """Freeing 50,000 events at once holds the loop for about 0.15 s; the next batch's transaction
+    must not wait for it."""
+    batch = _read_batch()
+    batch.events = [SimpleNamespace(n=n) for n in range(3 * _FREE_EVERY + 5)]  # type: ignore[misc]
+    events, ids = batch.events, batch.ids
+    dropped = batch.applied(count_topics=False)
+    assert (batch.events, batch.ids, batch.prepared) == ([], {}, None)
+    assert dropped[0] is events and dropped[1] is ids
+
+    seen: list[int] = []
+
+    async def other_work() -> None:
+        for _ in range(8):
+            seen.append(len(events))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(_free(dropped), other_work())
+    assert (events, ids, dropped) == ([], {}, [])
+    # The other task ran between slices: it saw the list shrink one slice at a time.
+    assert seen[:4] == [2 * _FREE_EVERY + 5, _FREE_EVERY + 5, 5, 0]

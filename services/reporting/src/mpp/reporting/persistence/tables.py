@@ -90,6 +90,7 @@ def _facts_table(
     collated: bool = True,
     key: Sequence[str] | None = None,
     paired: bool = True,
+    storage: dict[str, int] | None = None,
 ) -> Table:
     """A measure per key; ``key`` orders the primary key (which then also holds the values, so reads led
     by its first columns need no other index), the columns' own order by default.
@@ -109,6 +110,7 @@ def _facts_table(
         Column("value", BigInteger, nullable=False),
         *([Column("paired", BigInteger, nullable=False, server_default="0")] if paired else []),
         *extra,
+        postgresql_with=storage or {},
     )
 
 
@@ -128,7 +130,7 @@ def _histogram_table(
     )
 
 
-def _hourly_table(name: str, *, collated: bool = True) -> Table:
+def _hourly_table(name: str, *, collated: bool = True, storage: dict[str, int] | None = None) -> Table:
     return Table(
         name,
         metadata,
@@ -136,12 +138,17 @@ def _hourly_table(name: str, *, collated: bool = True) -> Table:
         Column("hour", SmallInteger, primary_key=True),
         Column("measure", _code(64, collated=collated), primary_key=True),
         Column("value", BigInteger, nullable=False),
+        postgresql_with=storage or {},
     )
 
 
-metric_facts = _facts_table("metric_facts", "day", site=True)
+# Migration 0013_room_for_updates: the daily read models leave room on each page for their rows' next
+# versions, which then need no new index entries.
+ROOM_FOR_UPDATES = {"fillfactor": 70}
 
-metric_hourly = _hourly_table("metric_hourly")
+metric_facts = _facts_table("metric_facts", "day", site=True, storage=ROOM_FOR_UPDATES)
+
+metric_hourly = _hourly_table("metric_hourly", storage=ROOM_FOR_UPDATES)
 
 duration_histogram = Table(
     "duration_histogram",
@@ -151,6 +158,7 @@ duration_histogram = Table(
     Column("kind", _code(16, collated=True), primary_key=True),
     Column("bucket", Integer, primary_key=True),
     Column("count", BigInteger, nullable=False),
+    postgresql_with=ROOM_FOR_UPDATES,
 )
 
 late_applications = Table(
