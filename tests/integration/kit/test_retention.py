@@ -61,6 +61,9 @@ class TestOutboxRetention:
         assert len(await read_all(kafka_bootstrap, personal)) == 5
 
 
+OLD, RECENT = "0190c0de-0000-7000-8000-000000000001", "0190c0de-0000-7000-8000-000000000002"
+
+
 class TestInboxRetention:
     async def test_only_entries_older_than_the_window_are_forgotten(
         self, fresh_database: Callable[[], Awaitable[str]]
@@ -72,9 +75,9 @@ class TestInboxRetention:
             await conn.execute(
                 insert(inbox),
                 [
-                    {"consumer": "g", "event_id": "old", "processed_at": now - timedelta(days=31)},
-                    {"consumer": "g", "event_id": "recent", "processed_at": now - timedelta(days=29)},
-                    {"consumer": "other", "event_id": "old", "processed_at": now - timedelta(days=90)},
+                    {"consumer": "g", "event_id": OLD, "processed_at": now - timedelta(days=31)},
+                    {"consumer": "g", "event_id": RECENT, "processed_at": now - timedelta(days=29)},
+                    {"consumer": "other", "event_id": OLD, "processed_at": now - timedelta(days=90)},
                 ],
             )
         consumer = EventConsumer(
@@ -92,7 +95,7 @@ class TestInboxRetention:
         async with engine.connect() as conn:
             kept = set((await conn.execute(select(inbox.c.consumer, inbox.c.event_id))).all())
         await engine.dispose()
-        assert kept == {("g", "recent"), ("other", "old")}
+        assert kept == {("g", RECENT), ("other", OLD)}
 
 
 async def _noop() -> None:

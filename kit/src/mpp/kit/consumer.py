@@ -286,14 +286,14 @@ class EventConsumer:
         self._claim_text = text(
             f"WITH claimed AS (INSERT INTO {inbox.name} (consumer, event_id, processed_at) "  # noqa: S608
             "SELECT :consumer, event_id, :now "
-            "FROM unnest(CAST(CAST(:ids AS text) AS varchar[])) AS ids(event_id) ORDER BY event_id "
+            "FROM unnest(CAST(CAST(:ids AS text) AS uuid[])) AS ids(event_id) ORDER BY event_id "
             "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM claimed"
         )
         # When some were not claimed (duplicates): those of the ids the inbox held before this transaction
         # (its own rows carry its transaction id).
         self._held_text = text(
-            f"SELECT event_id FROM {inbox.name} WHERE consumer = :consumer "  # noqa: S608
-            "AND event_id = ANY(CAST(CAST(:ids AS text) AS varchar[])) AND xmin <> pg_current_xact_id()::xid"
+            f"SELECT CAST(event_id AS text) FROM {inbox.name} WHERE consumer = :consumer "  # noqa: S608
+            "AND event_id = ANY(CAST(CAST(:ids AS text) AS uuid[])) AND xmin <> pg_current_xact_id()::xid"
         )
         self._upserts: dict[str, Any] = {}
         self._consumer: AIOKafkaConsumer | None = None

@@ -185,6 +185,10 @@ async def retrying_conflicts(
     return await attempt()
 
 
+EVENT_ID = String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
+"""An event id column: PostgreSQL's ``uuid``, text of the canonical form elsewhere; read as text."""
+
+
 def add_runtime_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     """Define the outbox, inbox and consumer-offset tables on a service's metadata."""
     outbox = Table(
@@ -209,7 +213,9 @@ def add_runtime_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
         "inbox",
         metadata,
         Column("consumer", String(200), primary_key=True),
-        Column("event_id", String(36), primary_key=True),
+        # Text in the API (the id's canonical form), 16 bytes in a PostgreSQL index (see
+        # :func:`mpp.kit.migrations.inbox_ids_as_uuid`).
+        Column("event_id", EVENT_ID, primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
     offsets = Table(
