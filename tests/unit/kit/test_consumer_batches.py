@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from sqlalchemy import MetaData
 
-from mpp.kit.consumer import _FREE_EVERY, EventConsumer, _Batch, _Flight, _free
+from mpp.kit.consumer import _FETCH_STEP, _FREE_EVERY, EventConsumer, _Batch, _Flight, _free
 from mpp.kit.db import add_runtime_tables
 
 A, B = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -152,3 +152,55 @@ async def test_an_applied_batch_is_freed_a_slice_at_a_time_while_the_loop_goes_o
     assert (events, ids, dropped) == ([], {}, [])
     # The other task ran between slices: it saw the list shrink one slice at a time.
     assert seen[:4] == [2 * _FREE_EVERY + 5, _FREE_EVERY + 5, 5, 0]
+
+
+def _counting(consumer: EventConsumer) -> None:
+    """The consumer's parse replaced by a count of the records fetched."""
+
+    async def extend(batch: _Batch, fetched: dict[TopicPartition, list[int]], _epoch: int) -> None:
+        batch.records += sum(len(records) for records in fetched.values())
+
+    consumer._extend = extend  # type: ignore[method-assign,assignment]
+
+
+async def test_a_pipelined_batch_stops_growing_once_the_previous_one_has_committed() -> None:
+    """While the previous batch is in the database the next one takes what arrives; once that one has
+    committed, the database waits for this one, which starts with what it has."""
+    consumer = _consumer(100_000, _Buffered([]))
+    _counting(consumer)
+    previous = asyncio.Event()
+
+    async def in_the_database() -> None:
+        await previous.wait()
+
+    consumer._inflight = _Flight(_Batch(0.0), asyncio.create_task(in_the_database()), span=None)
+    calls: list[tuple[int, bool]] = []
+
+    async def more(room: int, wait: bool) -> dict[TopicPartition, list[int]]:
+        calls.append((room, wait))
+        if len(calls) == 2:
+            previous.set()  # the previous batch commits during this fetch
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        return {A: [0] * room}
+
+    batch = _Batch(0.0)
+    await consumer._grow(batch, more)
+    # Each fetch hands over at most _FETCH_STEP records: decoding them holds the loop.
+    assert calls == [(_FETCH_STEP, True), (_FETCH_STEP, True)]
+    assert batch.records == 2 * _FETCH_STEP
+
+
+async def test_a_first_pipelined_batch_takes_what_is_buffered_a_step_at_a_time() -> None:
+    consumer = _consumer(5 * _FETCH_STEP - 10, _Buffered([]))
+    _counting(consumer)
+    calls: list[tuple[int, bool]] = []
+
+    async def more(room: int, wait: bool) -> dict[TopicPartition, list[int]]:
+        calls.append((room, wait))
+        return {A: [0] * room}
+
+    batch = _Batch(0.0)
+    await consumer._grow(batch, more)
+    assert calls == [(_FETCH_STEP, False)] * 4 + [(_FETCH_STEP - 10, False)]
+    assert batch.records == 5 * _FETCH_STEP - 10

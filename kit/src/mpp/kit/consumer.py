@@ -128,9 +128,13 @@ def dead_letter_headers(
 _TOP_UP_FETCHES = 32
 """At most this many extra fetches of already buffered records per batch."""
 
-_YIELD_EVERY = 1000
+_YIELD_EVERY = 250
 """A pipelined consumer lets the event loop run after this many records read (and prepared), so the
-transaction of the batch in the database sends its next statement promptly."""
+transaction of the batch in the database sends its next statement promptly (about 5 ms of reading)."""
+
+_FETCH_STEP = 2000
+"""A pipelined consumer takes at most this many records per fetch call: the client decodes what it
+hands over in one go, without letting the loop run (35,000 records hold it for about 90 ms)."""
 
 _WAIT_MS = 10
 """How long one fetch waits for more records while the previous batch is still in the database."""
@@ -360,7 +364,9 @@ class EventConsumer:
         try:
             while not stop.is_set():
                 try:
-                    batches = await self.consumer.getmany(timeout_ms=200, max_records=self._max_records)
+                    batches = await self.consumer.getmany(
+                        timeout_ms=200, max_records=_FETCH_STEP if self._pipelined else self._max_records
+                    )
                     if batches and not self._pipelined:
                         batches = await self._top_up(batches)
                 except KafkaError as exc:
@@ -480,14 +486,17 @@ class EventConsumer:
         batch: _Batch,
         more: Callable[[int, bool], Awaitable[dict[TopicPartition, list[Any]]]],
     ) -> None:
-        """Add records to the batch: those already fetched (a few fetches, never waiting) and, while the
-        previous batch is still in the database, whatever arrives meanwhile, up to ``max_records``."""
+        """Add records to the batch, up to ``max_records``: while the previous batch is still in the
+        database, whatever arrives meanwhile; once it has committed, nothing more (the database waits for
+        this one); with no previous batch, those already fetched (a few fetches, never waiting)."""
         extra = 0
+        waited = False
         while batch.records < self._max_records:
             waiting = self._inflight is not None and not self._inflight.task.done()
-            if not waiting and extra >= _TOP_UP_FETCHES:
+            waited = waited or waiting
+            if not waiting and (waited or extra >= _TOP_UP_FETCHES):
                 break
-            fetched = await more(self._max_records - batch.records, waiting)
+            fetched = await more(min(self._max_records - batch.records, _FETCH_STEP), waiting)
             if fetched:
                 # Records a fetch returns belong to the assignment of its return (the Kafka client
                 # drops what it had fetched for partitions since revoked).
