@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mpp.kit.consumer import ReceivedEvent
-from mpp.kit.db import create_engine, statement_hook
+from mpp.kit.db import create_engine, session_factory, statement_hook
 from mpp.kit.migrations import downgrade, upgrade
 from mpp.reporting.api.messaging import projector
 from mpp.reporting.app import MIGRATIONS
@@ -503,3 +503,29 @@ async def test_the_histogram_blocks_migration_fills_the_blocks_and_goes_back(
 async def _bucket_rows_of(api: ReportingApi) -> dict[tuple[str, ...], int]:
     async with api.sessions() as session:
         return await bucket_rows(session, duration_histogram_site_blocks)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_a_batch_starts_by_asking_whether_the_rollups_are_pending_and_with_its_work_memory(
+    backend: str, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
+) -> None:
+    """One round trip: the answer of :func:`rollups_are_pending` and, on PostgreSQL, the transaction's
+    work memory for the batch's statements (its own transaction's only)."""
+    _sites, _catalogue, url = await _fresh_world("start", backend, fresh_database, tmp_path)
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, MIGRATIONS)
+        sessions = session_factory(engine)
+        for pending in (False, True):
+            if pending:
+                async with sessions() as session, session.begin():
+                    await repository.defer_rollups(session, datetime.now(UTC))
+            async with sessions() as session, session.begin():
+                assert await repository.start_batch(session) is pending
+                if backend == "postgresql":
+                    assert await session.scalar(text("SHOW work_mem")) == "64MB"
+            if backend == "postgresql":
+                async with sessions() as session:
+                    assert await session.scalar(text("SHOW work_mem")) != "64MB"
+    finally:
+        await engine.dispose()

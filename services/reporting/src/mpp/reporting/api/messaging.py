@@ -31,7 +31,7 @@ from mpp.reporting.persistence.repository import (
     add_facts,
     add_late,
     fill_pending_rollups,
-    rollups_are_pending,
+    start_batch,
 )
 from mpp.reporting.persistence.summaries import mark_changed, replace_summary, stored_revision
 from mpp.reporting.projection_metrics import ProjectionMetrics
@@ -79,14 +79,14 @@ def projector(
             await fence(session)
         facts = folded.facts
         await add_counts(session, folded.counts)
-        pending = await rollups_are_pending(session)
+        pending = await start_batch(session)
         if pending and fenced:
             # A rebuild stopped before it filled the roll-ups: they are filled (here or by another
             # process, whichever locks first) before anything is added to them.
             await fill_pending_rollups(session)
             pending = False
         # During a rebuild the daily read models only; the rebuild fills the roll-ups at its end.
-        await add_facts(session, facts, rollups=not pending)
+        await add_facts(session, facts, rollups=not pending, started=True)
         await add_late(session, facts.late.values())
         if published_sites:
             # Keys are (day, site, agency, service type, measure).

@@ -350,6 +350,8 @@ def _blocks_sql(table: Table, columns: Sequence[str], source_value: str, adding:
 
 
 _WORK_MEM = text("SET LOCAL work_mem = '64MB'")
+# The same setting (for the transaction) and whether the roll-ups are pending, in one round trip.
+_BATCH_START = text("SELECT set_config('work_mem', '64MB', true), EXISTS (SELECT FROM rollups_pending)")
 # The parameters of a family's value arrays, in the order of its value columns.
 _VALUE_PARAMS = ("_values", "_paired")
 
@@ -409,23 +411,31 @@ async def _add_family(
 _FACT_VALUES = ("value", "paired")
 
 
-async def add_facts(session: AsyncSession, facts: Facts, *, rollups: bool = True) -> None:
+async def _add_facts_postgresql(session: AsyncSession, facts: Facts, *, rollups: bool, started: bool) -> None:
+    # Three statements per batch: the roll-ups are summed by PostgreSQL from the daily increments, with
+    # room to sort and aggregate a large batch (a rebuild's) in memory rather than in temp files.
+    if not started:
+        await session.execute(_WORK_MEM)
+    fact_values, paired = paired_rows(facts.counts)
+    fact_rollups, histogram_rollups = (_FACT_ROLLUPS, _HISTOGRAM_ROLLUPS) if rollups else ((), ())
+    await _add_family(
+        session, metric_facts, _FACT_KEYS, _FACT_VALUES, fact_values, fact_rollups, paired=paired
+    )
+    await _add_family(session, metric_hourly, _HOUR_KEYS, ("value",), facts.hourly)
+    await _add_family(
+        session, duration_histogram, _HISTOGRAM_KEYS, ("count",), facts.histogram, histogram_rollups
+    )
+
+
+async def add_facts(
+    session: AsyncSession, facts: Facts, *, rollups: bool = True, started: bool = False
+) -> None:
     """Add one batch's fact increments to the metric read models and their roll-ups (the caller's
     transaction holds them all, so every roll-up always equals the sum of its days). ``rollups=False``
-    (PostgreSQL, while :func:`rollups_are_pending`) writes the daily read models only."""
+    (PostgreSQL, while :func:`rollups_are_pending`) writes the daily read models only. ``started``: the
+    transaction began with :func:`start_batch`."""
     if session.get_bind().dialect.name == "postgresql":
-        # Three statements per batch: the roll-ups are summed by PostgreSQL from the daily increments,
-        # with room to sort and aggregate a large batch (a rebuild's) in memory rather than in temp files.
-        await session.execute(_WORK_MEM)
-        fact_values, paired = paired_rows(facts.counts)
-        fact_rollups, histogram_rollups = (_FACT_ROLLUPS, _HISTOGRAM_ROLLUPS) if rollups else ((), ())
-        await _add_family(
-            session, metric_facts, _FACT_KEYS, _FACT_VALUES, fact_values, fact_rollups, paired=paired
-        )
-        await _add_family(session, metric_hourly, _HOUR_KEYS, ("value",), facts.hourly)
-        await _add_family(
-            session, duration_histogram, _HISTOGRAM_KEYS, ("count",), facts.histogram, histogram_rollups
-        )
+        await _add_facts_postgresql(session, facts, rollups=rollups, started=started)
         return
     if not rollups:
         raise ValueError("the roll-ups are deferred on PostgreSQL only")
@@ -501,6 +511,15 @@ async def rollups_are_pending(session: AsyncSession) -> bool:
     """Whether the roll-ups are left to fill (a rebuild is under way or was interrupted): the daily read
     models alone then hold the figures."""
     return bool(await session.scalar(select(exists().select_from(rollups_pending))))
+
+
+async def start_batch(session: AsyncSession) -> bool:
+    """:func:`rollups_are_pending`, and on PostgreSQL the transaction's work memory for
+    :func:`add_facts` (``started=True``) in the same round trip: a projector batch's statements wait
+    on a busy event loop for their answers, so the fewer the better."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await rollups_are_pending(session)
+    return bool((await session.execute(_BATCH_START)).one()[1])
 
 
 async def defer_rollups(session: AsyncSession, since: datetime) -> None:
