@@ -1,3 +1,4 @@
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -6,12 +7,16 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mpp.kit.observability import (
     DeadLetterReason,
     ServiceMetrics,
+    SpanReadingTracerProvider,
     bind_correlation_id,
     configure_logging,
     context_from_traceparent,
@@ -220,7 +225,72 @@ def _parent_span_id(span: trace.Span) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
+@functools.cache
+def _recorded() -> InMemorySpanExporter:
+    """The process-wide provider's spans, recorded from the first call on."""
+    exporter = InMemorySpanExporter()
+    setup_tracing("test", None).add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+class TestSpanRecording:
+    """Spans are recorded once a span processor reads them; until then they only carry their ids."""
+
+    def test_without_a_processor_spans_carry_ids_for_logs_and_messages_but_record_nothing(
+        self, root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        provider = SpanReadingTracerProvider(Resource.create({}))
+        tracer = provider.get_tracer("test")
+        configure_logging("queue", "INFO", json=True)
+        with tracer.start_as_current_span("publish", attributes={"a": 1}) as span:
+            traceparent = inject_traceparent()
+            logging.getLogger("mpp.queue").info("queue.ticket.called")
+        context = span.get_span_context()
+        assert not span.is_recording() and not provider.recording
+        assert context.is_valid
+        assert traceparent is not None
+        _version, trace_id, span_id, flags = traceparent.split("-")
+        assert (trace_id, span_id) == (f"{context.trace_id:032x}", f"{context.span_id:016x}")
+        assert int(flags, 16) & 0x01 == 0  # not sampled
+        [line] = _json_lines(capsys.readouterr().err)
+        assert line["trace_id"] == format(context.trace_id, "032x")
+
+        with tracer.start_as_current_span("consume", context=context_from_traceparent(traceparent)) as child:
+            pass
+        assert child.get_span_context().trace_id == context.trace_id
+
+    def test_with_a_processor_every_span_is_recorded_whatever_its_parents_flag(self) -> None:
+        provider = SpanReadingTracerProvider(Resource.create({}))
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("test")
+        # The producing service records nothing (no exporter): its traceparent says "not sampled".
+        unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+        with tracer.start_as_current_span("consume", context=context_from_traceparent(unsampled)) as span:
+            span.set_attribute("messaging.batch.message_count", 3)
+        assert provider.recording
+        [finished] = exporter.get_finished_spans()
+        assert finished.name == "consume"
+        assert finished.attributes == {"messaging.batch.message_count": 3}
+        assert finished.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+        assert finished.parent is not None and finished.parent.span_id == 0xB7AD6B7169203331
+
+    def test_a_configured_sampler_decides_once_recording(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+        provider = SpanReadingTracerProvider(Resource.create({}))
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with provider.get_tracer("test").start_as_current_span("work") as span:
+            pass
+        assert not span.is_recording()
+        assert exporter.get_finished_spans() == ()
+
+
 class TestTracePropagation:
+    @pytest.fixture(autouse=True)
+    def _recording(self) -> None:
+        _recorded()
+
     def test_no_traceparent_outside_a_span(self) -> None:
         setup_tracing("test", None)
 
