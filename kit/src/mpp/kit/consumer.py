@@ -128,9 +128,9 @@ def dead_letter_headers(
 _TOP_UP_FETCHES = 32
 """At most this many extra fetches of already buffered records per batch."""
 
-_YIELD_EVERY = 250
+_YIELD_EVERY = 100
 """A pipelined consumer lets the event loop run after this many records read (and prepared), so the
-transaction of the batch in the database sends its next statement promptly (about 5 ms of reading)."""
+transaction of the batch in the database sends its next statement promptly (about 2 ms of reading)."""
 
 _FETCH_STEP = 500
 """A pipelined consumer takes at most this many records per fetch call: the client decodes what it
