@@ -63,6 +63,10 @@ class _Result:
     def all(self) -> list[Any]:
         return []
 
+    def one(self) -> tuple[Any, ...]:
+        """The row of a batch's first statement: the work memory set, no roll-ups pending."""
+        return ("64MB", False)
+
 
 class StandInSession:
     """Answers every statement at once, as a PostgreSQL session with nothing stored would: no claimed
