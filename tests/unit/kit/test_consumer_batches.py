@@ -191,6 +191,29 @@ async def test_a_pipelined_batch_stops_growing_once_the_previous_one_has_committ
     assert batch.records == 2 * _FETCH_STEP
 
 
+async def test_a_batch_read_after_the_previous_one_committed_takes_nothing_more() -> None:
+    consumer = _consumer(100_000, _Buffered([]))
+    _counting(consumer)
+
+    async def committed() -> None:
+        return None
+
+    task = asyncio.create_task(committed())
+    await task
+    consumer._inflight = _Flight(_Batch(0.0), task, span=None)  # committed, not yet settled
+    calls: list[tuple[int, bool]] = []
+
+    async def more(room: int, wait: bool) -> dict[TopicPartition, list[int]]:
+        calls.append((room, wait))
+        return {A: [0] * room}
+
+    batch = _Batch(0.0)
+    batch.records = 700
+    await consumer._grow(batch, more)
+    assert calls == []
+    assert batch.records == 700
+
+
 async def test_a_first_pipelined_batch_takes_what_is_buffered_a_step_at_a_time() -> None:
     consumer = _consumer(5 * _FETCH_STEP - 10, _Buffered([]))
     _counting(consumer)

@@ -490,11 +490,12 @@ class EventConsumer:
         database, whatever arrives meanwhile; once it has committed, nothing more (the database waits for
         this one); with no previous batch, those already fetched (a few fetches, never waiting)."""
         extra = 0
-        waited = False
+        # A previous batch in the database (or just committed, not yet settled): once it has committed,
+        # it waits for this one.
+        behind = self._inflight is not None
         while batch.records < self._max_records:
             waiting = self._inflight is not None and not self._inflight.task.done()
-            waited = waited or waiting
-            if not waiting and (waited or extra >= _TOP_UP_FETCHES):
+            if not waiting and (behind or extra >= _TOP_UP_FETCHES):
                 break
             fetched = await more(min(self._max_records - batch.records, _FETCH_STEP), waiting)
             if fetched:
